@@ -1,0 +1,253 @@
+"""Data exchanged with an inference engine, independent of any backend or of LSP.
+
+Every figure in `Metrics` comes from the engine's own accounting (Ollama's final
+NDJSON line, an OpenAI `usage` block, or the embedded model's tokenizer); nothing here
+is estimated from text length.  `to_json()` methods produce the camelCase shapes that
+the CLI's `--json` output and the LSP commands share (public interface: keep keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EngineKind = Literal["ollama", "openai", "embedded"]
+Capability = str  # "completion", "insert", "tools", "thinking", "vision", "embedding", ...
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One installed model, as `/api/tags` lists it, enriched by `/api/show` when known."""
+
+    name: str
+    size_bytes: int | None = None
+    parameters: int | None = None  # exact count from model_info["general.parameter_count"]
+    context_length: int | None = None  # model_info["<arch>.context_length"]
+    family: str | None = None
+    quantization: str | None = None
+    capabilities: tuple[Capability, ...] = ()
+    parameter_size: str | None = None  # Ollama's human string, e.g. "7.6B"
+    digest: str | None = None
+    modified_at: str | None = None
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def to_json(self) -> JsonDict:
+        return {
+            "name": self.name,
+            "sizeBytes": self.size_bytes,
+            "parameters": self.parameters,
+            "contextLength": self.context_length,
+            "family": self.family,
+            "quantization": self.quantization,
+            "capabilities": list(self.capabilities),
+        }
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    """A model loaded in memory (`/api/ps`)."""
+
+    name: str
+    size_bytes: int | None = None
+    size_vram: int | None = None
+    expires_at: str | None = None
+    context_length: int | None = None
+
+    def to_json(self) -> JsonDict:
+        return {
+            "name": self.name,
+            "sizeBytes": self.size_bytes,
+            "sizeVram": self.size_vram,
+            "expiresAt": self.expires_at,
+            "contextLength": self.context_length,
+        }
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling options; `None` means "leave the engine's default" and is not sent."""
+
+    temperature: float | None = None
+    num_predict: int | None = None
+    num_ctx: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    top_p: float | None = None
+
+    def to_ollama(self) -> JsonDict:
+        """The `options` object of Ollama's native API (`stop` must be a JSON array)."""
+        out: JsonDict = {}
+        if self.temperature is not None:
+            out["temperature"] = self.temperature
+        if self.top_p is not None:
+            out["top_p"] = self.top_p
+        if self.num_predict is not None:
+            out["num_predict"] = self.num_predict
+        if self.num_ctx is not None:
+            out["num_ctx"] = self.num_ctx
+        if self.stop:
+            out["stop"] = list(self.stop)
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+KeepAlive = str | float | int | None
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A single-prompt generation (`/api/generate`); `suffix` asks for fill-in-the-middle."""
+
+    model: str
+    prompt: str
+    system: str | None = None
+    suffix: str | None = None
+    raw: bool = False
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+    keep_alive: KeepAlive = None
+    think: bool | None = False  # code tasks do not want hidden reasoning tokens
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A conversation (`/api/chat`)."""
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+    keep_alive: KeepAlive = None
+    think: bool | None = False
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What one generation cost, from the engine's own numbers plus client-measured TTFT."""
+
+    model: str
+    prompt_tokens: int | None = None
+    tokens_generated: int | None = None
+    time_to_first_token_ms: float | None = None  # measured by the client
+    latency_ms: float | None = None  # wall time seen by the client
+    load_ms: float | None = None
+    tokens_per_second: float | None = None  # eval_count / eval_duration * 1e9
+    done_reason: str | None = None
+    total_duration_ms: float | None = None  # engine-side total
+    eval_duration_ms: float | None = None  # engine-side time spent generating
+
+    def to_json(self, text: str | None = None) -> JsonDict:
+        """The CLI's generate shape; `text` is included when given."""
+        out: JsonDict = {}
+        if text is not None:
+            out["text"] = text
+        out.update(
+            {
+                "model": self.model,
+                "promptTokens": self.prompt_tokens,
+                "tokensGenerated": self.tokens_generated,
+                "timeToFirstTokenMs": _round(self.time_to_first_token_ms),
+                "latencyMs": _round(self.latency_ms),
+                "loadMs": _round(self.load_ms),
+                "tokensPerSecond": _round(self.tokens_per_second),
+                "doneReason": self.done_reason,
+            }
+        )
+        return out
+
+    def summary(self) -> str:
+        """One human line, e.g. `212 tokens · 4.1 s · 51.7 tok/s`."""
+        tokens = self.tokens_generated if self.tokens_generated is not None else 0
+        seconds = (self.latency_ms or 0.0) / 1000.0
+        rate = f"{self.tokens_per_second:.1f} tok/s" if self.tokens_per_second else "– tok/s"
+        return f"{tokens} tokens · {seconds:.1f} s · {rate}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a streamed generation; the last one has `done=True` and `metrics`."""
+
+    text: str = ""
+    thinking: str = ""
+    done: bool = False
+    metrics: Metrics | None = None
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    text: str
+    metrics: Metrics
+    thinking: str = ""
+
+    def to_json(self) -> JsonDict:
+        return self.metrics.to_json(self.text)
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One line of `/api/pull`: status, and byte counts while a layer downloads."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+    @property
+    def percentage(self) -> int | None:
+        if not self.total:
+            return None
+        return max(0, min(100, int(100 * (self.completed or 0) / self.total)))
+
+    def to_json(self) -> JsonDict:
+        return {
+            "status": self.status,
+            "digest": self.digest,
+            "total": self.total,
+            "completed": self.completed,
+            "percentage": self.percentage,
+        }
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Is an engine serving, where, and if not, why (a sentence a person can act on)."""
+
+    available: bool
+    host: str
+    engine: EngineKind
+    version: str | None = None
+    models: tuple[ModelInfo, ...] = ()
+    running: tuple[RunningModel, ...] = ()
+    error: str | None = None
+    reason: str | None = None  # why this engine was chosen (engine = "auto")
+    offline: bool = False  # nothing answered at `host` (as opposed to answering badly)
+
+    @property
+    def state(self) -> Literal["available", "offline", "error"]:
+        if self.available:
+            return "available"
+        return "offline" if self.offline else "error"
+
+    def to_json(self) -> JsonDict:
+        return {
+            "available": self.available,
+            "host": self.host,
+            "engine": self.engine,
+            "version": self.version,
+            "models": [m.to_json() for m in self.models],
+            "running": [r.to_json() for r in self.running],
+            "error": self.error,
+            "reason": self.reason,
+        }
