@@ -1,0 +1,250 @@
+"""Merge configuration layers into `Settings`, field by field, with clear issues.
+
+Pure logic (no I/O): `loader.py` reads the files, the server feeds editor settings.
+Layers arrive lowest precedence first.  A value that fails its parser is reported
+once (`ConfigIssue`, pointing at the TOML line when there is one) and ignored, so the
+field keeps the value of the sources below it — normally its default.  The
+workspace-host rule is applied last, because it depends on the merged
+`allowRemoteHostFromWorkspace` of the user's own sources.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aethel_lsp.config.hosts import is_loopback_host
+from aethel_lsp.config.schema import (
+    FIELDS_BY_KEY,
+    HOST_KEYS,
+    TABLES,
+    USER_ONLY_KEYS,
+    InvalidValue,
+    Settings,
+    build_settings,
+    default_values,
+)
+
+
+class ConfigSource(str, enum.Enum):
+    """Where a value came from, lowest precedence first (the order of docs/configuration.md)."""
+
+    DEFAULT = "default"
+    ENV = "env"  # OLLAMA_HOST
+    USER_FILE = "user"  # ~/.config/aethel-lsp/config.toml
+    WORKSPACE_FILE = "workspace"  # aethel.toml or [tool.aethel-lsp] in pyproject.toml
+    INIT_OPTIONS = "initializationOptions"
+    EDITOR = "editor"  # workspace/configuration, section "aethel"
+
+    @property
+    def is_workspace(self) -> bool:
+        return self is ConfigSource.WORKSPACE_FILE
+
+
+# Top-level keys editor extensions use for themselves (not settings of the server).
+_EDITOR_OWN_KEYS = frozenset({"trace", "server", "serverPath", "path"})
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem with one value: shown once to the user, and on the TOML line."""
+
+    message: str
+    source: ConfigSource
+    key: str | None = None
+    path: Path | None = None  # the config file, when the value came from one
+    line: int | None = None  # 1-based line in `path`
+    severity: Literal["error", "warning"] = "error"
+
+    def where(self) -> str:
+        if self.path is not None:
+            return f"{self.path}:{self.line}" if self.line else str(self.path)
+        return _SOURCE_LABEL[self.source]
+
+
+_SOURCE_LABEL = {
+    ConfigSource.DEFAULT: "the defaults",
+    ConfigSource.ENV: "the OLLAMA_HOST environment variable",
+    ConfigSource.USER_FILE: "your user config",
+    ConfigSource.WORKSPACE_FILE: "the workspace config",
+    ConfigSource.INIT_OPTIONS: "the editor's initializationOptions",
+    ConfigSource.EDITOR: "the editor settings (aethel.*)",
+}
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """The raw values of one source, flattened to dotted camelCase keys."""
+
+    source: ConfigSource
+    values: Mapping[str, Any]
+    path: Path | None = None
+    lines: Mapping[str, int] = field(default_factory=dict)  # key -> 1-based line
+    issues: tuple[ConfigIssue, ...] = ()  # problems found while reading (syntax, unknown keys)
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    settings: Settings
+    issues: tuple[ConfigIssue, ...]
+    origins: Mapping[str, ConfigSource]  # key -> the source whose value won
+    files: tuple[Path, ...] = ()  # config files that were read
+
+    def origin(self, key: str) -> ConfigSource:
+        return self.origins.get(key, ConfigSource.DEFAULT)
+
+
+def flatten(
+    raw: Mapping[str, Any],
+    source: ConfigSource,
+    *,
+    path: Path | None = None,
+    lines: Mapping[str, int] | None = None,
+) -> ConfigLayer:
+    """Nested tables / dotted keys -> a layer; unknown keys become warnings with a hint."""
+    values: dict[str, Any] = {}
+    issues: list[ConfigIssue] = []
+    line_of = dict(lines or {})
+
+    def walk(table: Mapping[str, Any], prefix: str) -> None:
+        for name, value in table.items():
+            key = f"{prefix}{name}"
+            if key in FIELDS_BY_KEY:
+                values[key] = value
+            elif key in TABLES and isinstance(value, Mapping):
+                walk(value, key + ".")
+            elif not prefix and source is not ConfigSource.WORKSPACE_FILE and key in (
+                _EDITOR_OWN_KEYS
+            ):
+                continue
+            elif value is None and source in (ConfigSource.EDITOR, ConfigSource.INIT_OPTIONS):
+                continue  # editors send null for unset settings
+            else:
+                issues.append(_unknown_key(key, source, path, line_of.get(key)))
+
+    walk(raw, "")
+    # Editors send `null` for settings the user did not set: those mean "not set here".
+    values = {k: v for k, v in values.items() if v is not None}
+    return ConfigLayer(source, values, path, line_of, tuple(issues))
+
+
+def _unknown_key(
+    key: str, source: ConfigSource, path: Path | None, line: int | None
+) -> ConfigIssue:
+    close = difflib.get_close_matches(key, list(FIELDS_BY_KEY), n=1)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    where = str(path) if path else _SOURCE_LABEL[source]
+    return ConfigIssue(
+        f"Unknown setting `{key}` in {where}: it is ignored.{hint}",
+        source,
+        key,
+        path,
+        line,
+        "warning",
+    )
+
+
+@dataclass
+class _Candidate:
+    value: Any
+    layer: ConfigLayer
+
+
+def resolve(layers: list[ConfigLayer]) -> ResolvedConfig:
+    """Merge `layers` (lowest precedence first) into typed settings plus issues."""
+    values = default_values()
+    origins = {key: ConfigSource.DEFAULT for key in values}
+    history: dict[str, list[_Candidate]] = {}
+    issues: list[ConfigIssue] = []
+    invalid: list[tuple[str, Any, InvalidValue, ConfigLayer]] = []
+
+    for layer in layers:
+        issues.extend(layer.issues)
+        for key, raw in layer.values.items():
+            if key in USER_ONLY_KEYS and layer.source.is_workspace:
+                issues.append(
+                    ConfigIssue(
+                        f"`{key}` is ignored in {layer.path or 'a workspace file'}: "
+                        "only your own settings (user config file, editor settings) may set it.",
+                        layer.source,
+                        key,
+                        layer.path,
+                        layer.lines.get(key),
+                        "warning",
+                    )
+                )
+                continue
+            try:
+                parsed = FIELDS_BY_KEY[key].parse(raw)
+            except InvalidValue as exc:
+                invalid.append((key, raw, exc, layer))
+                continue
+            values[key] = parsed
+            origins[key] = layer.source
+            history.setdefault(key, []).append(_Candidate(parsed, layer))
+
+    allow_remote = bool(values["allowRemoteHostFromWorkspace"])
+    for key in HOST_KEYS:
+        issue = _enforce_workspace_host(key, values, origins, history, allow_remote)
+        if issue is not None:
+            issues.append(issue)
+
+    for key, raw, error, layer in invalid:
+        issues.append(
+            ConfigIssue(
+                f"Invalid setting `{key}` = {raw!r} in {_layer_label(layer)}: {error}. "
+                f"Using {values[key]!r} instead.",
+                layer.source,
+                key,
+                layer.path,
+                layer.lines.get(key),
+            )
+        )
+
+    files = tuple(layer.path for layer in layers if layer.path is not None)
+    return ResolvedConfig(build_settings(values), tuple(issues), origins, files)
+
+
+def _layer_label(layer: ConfigLayer) -> str:
+    return str(layer.path) if layer.path else _SOURCE_LABEL[layer.source]
+
+
+def _enforce_workspace_host(
+    key: str,
+    values: dict[str, Any],
+    origins: dict[str, ConfigSource],
+    history: dict[str, list[_Candidate]],
+    allow_remote: bool,
+) -> ConfigIssue | None:
+    """Refuse a non-loopback host set by a workspace file, unless the user allowed it.
+
+    A repository's `aethel.toml` must not be able to send the user's code elsewhere.
+    The refused value is replaced by the best value from the user's own sources.
+    """
+    value = values[key]
+    if not origins[key].is_workspace or not value or allow_remote or is_loopback_host(value):
+        return None
+    candidates = history.get(key, [])
+    winner = candidates[-1]
+    fallback = [c for c in candidates if not c.layer.source.is_workspace]
+    if fallback:
+        values[key] = fallback[-1].value
+        origins[key] = fallback[-1].layer.source
+    else:
+        values[key] = FIELDS_BY_KEY[key].default
+        origins[key] = ConfigSource.DEFAULT
+    return ConfigIssue(
+        f"Refused `{key}` = {value!r} from {winner.layer.path or 'the workspace config'}: "
+        "a workspace file may not send your code to a host that is not on this machine. "
+        f"Using {values[key]!r}. If you trust this repository, set "
+        "`allowRemoteHostFromWorkspace = true` in your user config "
+        "(~/.config/aethel-lsp/config.toml) or your editor settings.",
+        ConfigSource.WORKSPACE_FILE,
+        key,
+        winner.layer.path,
+        winner.layer.lines.get(key),
+    )

@@ -1,0 +1,29 @@
+"""`create_server()`: a fresh aethel-lsp server with every feature registered.
+
+This module only wires features together.  Each feature module exposes
+`register(server)`; to add one, import it and append it to `FEATURES` (one line).
+Nothing is created at import time, so tests and the CLI get independent servers.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from aethel_lsp.features import code_actions, commands, lifecycle, models
+from aethel_lsp.session import AethelServer
+
+# Order matters only for readability; features never depend on each other.
+FEATURES: tuple[ModuleType, ...] = (
+    lifecycle,  # initialize, settings sources, reload on change, aethel/status
+    models,  # aethel.modelStatus / throughput / listModels / selectModel / pullModel
+    commands,  # aethel.explainSelection / generateContract / improve / document / fixWithAI
+    code_actions,  # textDocument/codeAction (instant, never calls the model)
+)
+
+
+def create_server() -> AethelServer:
+    """A new, unstarted server (`server.start_io()` / `start_tcp(host, port)` to run it)."""
+    server = AethelServer()
+    for feature in FEATURES:
+        feature.register(server)
+    return server
