@@ -8,7 +8,9 @@ that the engine stops generating tokens nobody will read.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TypeVar
 
 from aethel_lsp.engine.types import (
     ChatRequest,
@@ -21,6 +23,8 @@ from aethel_lsp.engine.types import (
     PullProgress,
     RunningModel,
 )
+
+T = TypeVar("T")
 
 
 class Engine(abc.ABC):
@@ -58,6 +62,24 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def pull(self, model: str) -> AsyncIterator[PullProgress]: ...
 
+    async def list_models_detailed(self) -> list[ModelInfo]:
+        """Installed models enriched with `show` (capabilities, exact sizes).
+
+        A model whose details cannot be read is kept as listed, so one broken model
+        does not hide the others.
+        """
+        from aethel_lsp.engine.errors import EngineError
+
+        detailed: list[ModelInfo] = []
+        for listed in await self.list_models():
+            try:
+                shown = await self.show(listed.name)
+            except EngineError:
+                detailed.append(listed)
+                continue
+            detailed.append(merge_model_info(listed, shown))
+        return detailed
+
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         return await collect(self.stream_generate(request), request.model)
 
@@ -66,6 +88,22 @@ class Engine(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections / model memory."""
+
+
+def merge_model_info(listed: ModelInfo, shown: ModelInfo) -> ModelInfo:
+    """`shown`'s details with what only the listing knows (size on disk, digest, date)."""
+    return dataclasses.replace(
+        shown,
+        name=listed.name,
+        size_bytes=listed.size_bytes if listed.size_bytes is not None else shown.size_bytes,
+        digest=listed.digest or shown.digest,
+        modified_at=listed.modified_at or shown.modified_at,
+        capabilities=shown.capabilities or listed.capabilities,
+        context_length=shown.context_length or listed.context_length,
+        family=shown.family or listed.family,
+        quantization=shown.quantization or listed.quantization,
+        parameter_size=shown.parameter_size or listed.parameter_size,
+    )
 
 
 async def collect(chunks: AsyncIterator[Chunk], model: str) -> GenerateResult:
@@ -82,3 +120,18 @@ async def collect(chunks: AsyncIterator[Chunk], model: str) -> GenerateResult:
                 break
             return GenerateResult("".join(parts), chunk.metrics, "".join(thinking))
     raise MalformedResponse(f"The stream from model {model} ended before its final line.")
+
+
+async def closing_stream(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Wrap any async iterator in an async generator whose `aclose()` closes the inner one.
+
+    Wrappers (auto, metered) use this with `contextlib.aclosing` so that closing the
+    outer stream, or cancelling the task iterating it, closes the HTTP response below.
+    """
+    try:
+        async for item in items:
+            yield item
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()

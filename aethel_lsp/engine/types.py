@@ -251,3 +251,16 @@ class EngineStatus:
             "error": self.error,
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class EngineTimeouts:
+    """How long to wait in each phase of a request, in seconds.
+
+    A first token can take a minute (the engine may be loading a model from disk), while a
+    stall between two tokens means something is wrong, hence separate budgets.
+    """
+
+    connect_s: float = 3.0
+    first_token_s: float = 120.0
+    between_tokens_s: float = 30.0

@@ -1,0 +1,331 @@
+"""Shared HTTP plumbing of the HTTP backends: deadlines, streamed lines, transport errors.
+
+Timeouts are enforced here with asyncio deadlines rather than httpx read timeouts,
+because the three budgets we care about (connect, first token, between tokens) are
+phases of one streamed response, and because a deadline also works with
+`httpx.MockTransport`, so the unit tests can prove every timeout without a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, cast
+
+import httpx
+
+from aethel_lsp.engine.errors import (
+    EngineError,
+    EngineOffline,
+    EngineTimeout,
+    InvalidRequest,
+    MalformedResponse,
+)
+from aethel_lsp.engine.types import EngineTimeouts, JsonDict
+
+T = TypeVar("T")
+
+# Ollama emits progress lines every ~60 ms while downloading, but verifying the digest
+# of a 40 GB model can take minutes without a line.
+PULL_IDLE_S = 600.0
+MAX_ERROR_TEXT = 400
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """What to say when a phase runs out of time (the caller knows host and model)."""
+
+    phase: str
+    seconds: float
+    message: str
+
+
+async def within(awaitable: Awaitable[T], deadline: Deadline, host: str) -> T:
+    """Await with a time budget; running out raises `EngineTimeout(phase=...)`."""
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(max(deadline.seconds, 0.0)):
+                return await awaitable
+        return await asyncio.wait_for(awaitable, max(deadline.seconds, 0.0))
+    except TimeoutError as exc:
+        raise EngineTimeout(deadline.message, phase=deadline.phase, host=host) from exc
+
+
+def request_timeout(timeouts: EngineTimeouts, *, streaming: bool) -> httpx.Timeout:
+    """httpx's own timeouts: connect always; reads only for non-streamed requests.
+
+    Streamed reads are bounded by `within()` deadlines per phase instead (see module doc).
+    """
+    read = None if streaming else timeouts.between_tokens_s
+    return httpx.Timeout(
+        connect=timeouts.connect_s,
+        read=read,
+        write=timeouts.between_tokens_s,
+        pool=timeouts.connect_s,
+    )
+
+
+@contextlib.contextmanager
+def translate_transport_errors(host: str, offline_message: str, timeouts: EngineTimeouts,
+                               what: str) -> Iterator[None]:
+    """The one place where httpx's transport exceptions become engine errors.
+
+    A refused or unroutable connection is `EngineOffline` (never "model not found"); a
+    connection dropped after the engine answered is a truncated (malformed) response.
+    """
+    try:
+        yield
+    except EngineError:
+        raise
+    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise EngineTimeout(
+            f"Could not connect to {host} within {timeouts.connect_s:g} s. {offline_message}",
+            phase="connect",
+            host=host,
+        ) from exc
+    except httpx.ConnectError as exc:
+        raise EngineOffline(offline_message, host=host) from exc
+    except httpx.TimeoutException as exc:
+        raise EngineTimeout(
+            f"{host} did not answer {what} within {timeouts.between_tokens_s:g} s; "
+            "it may be overloaded — try again, or raise `timeouts.betweenTokensMs`.",
+            phase="read",
+            host=host,
+        ) from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        raise MalformedResponse(
+            f"The connection to {host} broke during {what} ({exc}); the answer is incomplete — "
+            "try again, and check the server's log if it keeps happening.",
+            host=host,
+        ) from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise InvalidRequest(f"{host} is not a usable URL ({exc}); fix the `host` setting.",
+                             host=host) from exc
+    except httpx.HTTPError as exc:
+        raise EngineError(f"Talking to {host} failed during {what}: {exc}", host=host) from exc
+
+
+def error_text(body: str) -> str:
+    """The human message inside an error body: Ollama's `{"error": "..."}`, OpenAI's
+    `{"error": {"message": "..."}}`, or the raw text (shortened)."""
+    text = body.strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:MAX_ERROR_TEXT]
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, str):
+            return err
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+    return text[:MAX_ERROR_TEXT]
+
+
+def parse_json_object(text: str, *, host: str, what: str) -> JsonDict:
+    """A JSON object or `MalformedResponse` naming what was expected."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise MalformedResponse(
+            f"{host} sent something that is not JSON in {what}: {text[:120]!r}; "
+            "is the host really the engine you configured?",
+            host=host,
+        ) from exc
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{host} sent JSON that is not an object in {what}.", host=host)
+    return data
+
+
+class StreamClock:
+    """Client-side timing of one generation: start, first token, end (`perf_counter`)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first_token: float | None = None
+
+    def mark_token(self) -> None:
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+
+    def ttft_ms(self) -> float | None:
+        return None if self.first_token is None else (self.first_token - self.start) * 1000.0
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.start) * 1000.0
+
+    def since_first_token_s(self) -> float | None:
+        if self.first_token is None:
+            return None
+        return time.perf_counter() - self.first_token
+
+
+async def timed_lines(
+    response: httpx.Response,
+    *,
+    first: Callable[[], Deadline],
+    between: Deadline,
+    host: str,
+) -> AsyncIterator[str]:
+    """Non-blank lines of a streamed body, the first within `first()`, the rest within `between`.
+
+    `first` is a callable so that the budget left for the first line accounts for the
+    time already spent waiting for the response headers.
+    """
+    body = cast(AsyncGenerator[str, None], response.aiter_lines())
+    async with contextlib.aclosing(body) as lines:
+        got_first = False
+        while True:
+            deadline = between if got_first else first()
+            line = await within(anext(lines, None), deadline, host)
+            if line is None:
+                return
+            if not line.strip():
+                continue
+            got_first = True
+            yield line
+
+
+BUSY_STATUSES = (503, 429)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retry of a busy engine (HTTP 503/429): `attempts` tries in all, backoff doubling."""
+
+    attempts: int = 3
+    backoff_s: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        return float(self.backoff_s * 2.0**attempt)
+
+
+class StatusTranslator(Protocol):
+    """A backend's translation of HTTP failures into engine errors (its one place)."""
+
+    def offline_message(self) -> str: ...
+
+    def from_status(
+        self, status: int, body: str, *, model: str | None, attempts: int, path: str
+    ) -> EngineError: ...
+
+
+class HttpSession:
+    """One backend's HTTP conversation: JSON requests and streamed lines, with retries,
+    deadlines and error translation shared by every HTTP backend."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        host: str,
+        timeouts: EngineTimeouts,
+        retry: RetryPolicy,
+        errors: StatusTranslator,
+    ) -> None:
+        self.client = client
+        self.host = host
+        self.timeouts = timeouts
+        self.retry = retry
+        self.errors = errors
+
+    def transport_errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return translate_transport_errors(self.host, self.errors.offline_message(),
+                                          self.timeouts, what)
+
+    async def request(
+        self, method: str, path: str, body: JsonDict | None, *, what: str, model: str | None
+    ) -> httpx.Response:
+        """A whole request; busy answers are retried, other failures translated."""
+        for attempt in range(self.retry.attempts):
+            with self.transport_errors(what):
+                response = await self.client.request(method, path, json=body)
+            if response.status_code in BUSY_STATUSES and attempt + 1 < self.retry.attempts:
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            if response.status_code >= 400:
+                raise self.errors.from_status(response.status_code, response.text, model=model,
+                                              attempts=attempt + 1, path=path)
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def request_json(
+        self, method: str, path: str, body: JsonDict | None, *, what: str, model: str | None
+    ) -> JsonDict:
+        response = await self.request(method, path, body, what=what, model=model)
+        return parse_json_object(response.text, host=self.host, what=what)
+
+    async def stream_lines(
+        self,
+        path: str,
+        body: JsonDict,
+        *,
+        model: str,
+        clock: StreamClock,
+        what: str,
+        idle_s: float | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """POST and yield the body's non-blank lines; the response is closed however this
+        generator ends (exhausted, error, `aclose()`, or its task cancelled)."""
+        with self.transport_errors(what):
+            response = await self._open_stream(path, body, model=model, clock=clock,
+                                               idle_s=idle_s)
+            try:
+                async for line in timed_lines(
+                    response,
+                    first=lambda: self.first_deadline(model, clock, idle_s),
+                    between=self.between_deadline(model, idle_s),
+                    host=self.host,
+                ):
+                    yield line
+            finally:
+                await response.aclose()
+
+    async def _open_stream(
+        self, path: str, body: JsonDict, *, model: str, clock: StreamClock, idle_s: float | None
+    ) -> httpx.Response:
+        """Send, waiting for headers within the first-token budget; retry while busy."""
+        for attempt in range(self.retry.attempts):
+            request = self.client.build_request(
+                "POST", path, json=body, timeout=request_timeout(self.timeouts, streaming=True)
+            )
+            response = await within(
+                self.client.send(request, stream=True),
+                self.first_deadline(model, clock, idle_s),
+                self.host,
+            )
+            if response.status_code < 400:
+                return response
+            text = (await response.aread()).decode("utf-8", "replace")
+            await response.aclose()
+            if response.status_code in BUSY_STATUSES and attempt + 1 < self.retry.attempts:
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            raise self.errors.from_status(response.status_code, text, model=model,
+                                          attempts=attempt + 1, path=path)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def first_deadline(self, model: str, clock: StreamClock, idle_s: float | None) -> Deadline:
+        budget = idle_s if idle_s is not None else self.timeouts.first_token_s
+        left = budget - clock.elapsed_ms() / 1000.0
+        return Deadline(
+            "first_token", left,
+            f"Model '{model}' at {self.host} sent no first token within {budget:g} s "
+            "(loading a large model can take a minute) — try again, pick a smaller model, "
+            "or raise `timeouts.firstTokenMs`.",
+        )
+
+    def between_deadline(self, model: str, idle_s: float | None) -> Deadline:
+        budget = idle_s if idle_s is not None else self.timeouts.between_tokens_s
+        return Deadline(
+            "between_tokens", budget,
+            f"Model '{model}' at {self.host} stalled: nothing arrived for {budget:g} s "
+            "after the stream started — try again, or raise `timeouts.betweenTokensMs`.",
+        )

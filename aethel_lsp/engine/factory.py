@@ -1,0 +1,65 @@
+"""The one factory: a tagged `EngineConfig` in, the matching `Engine` out.
+
+Backends are chosen by `kind` only here, so nothing else in the code base needs to know
+which classes exist; the embedded backend is imported lazily (optional extra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from aethel_lsp.engine.auto import EMBEDDED_INSTALL_HINT, AutoEngine, load_embedded_engine
+from aethel_lsp.engine.base import Engine
+from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest
+from aethel_lsp.engine.ollama import OllamaEngine
+from aethel_lsp.engine.openai_compat import OpenAIEngine
+from aethel_lsp.engine.types import EngineTimeouts
+
+EngineChoice = Literal["auto", "ollama", "openai", "embedded"]
+
+__all__ = ["EngineChoice", "EngineConfig", "EngineTimeouts", "create_engine"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which engine to talk to and how; the resolved form of the user's settings."""
+
+    kind: EngineChoice = "auto"
+    host: str | None = None  # any OLLAMA_HOST form; None = http://127.0.0.1:11434
+    openai_base_url: str = ""
+    openai_api_key_env: str = ""
+    embedded_model_path: str | None = None
+    embedded_threads: int = 0
+    timeouts: EngineTimeouts = field(default_factory=EngineTimeouts)
+
+
+def create_engine(
+    config: EngineConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Engine:
+    """Build the engine `config.kind` names (`transport` is the test seam for HTTP backends)."""
+    if config.kind == "ollama":
+        return OllamaEngine(config.host, timeouts=config.timeouts, transport=transport)
+    if config.kind == "openai":
+        return OpenAIEngine(config.openai_base_url, api_key_env=config.openai_api_key_env,
+                            timeouts=config.timeouts, transport=transport)
+    if config.kind == "embedded":
+        return _embedded(config)
+    if config.kind == "auto":
+        ollama = OllamaEngine(config.host, timeouts=config.timeouts, transport=transport)
+        return AutoEngine(ollama, embedded_loader=lambda: load_embedded_engine(
+            config.embedded_model_path, config.embedded_threads))
+    raise InvalidRequest(f"Unknown engine {config.kind!r}: use auto, ollama, openai or embedded.")
+
+
+def _embedded(config: EngineConfig) -> Engine:
+    engine, why_not = load_embedded_engine(config.embedded_model_path, config.embedded_threads)
+    if engine is None:
+        raise EngineNotInstalled(
+            f"The embedded engine cannot run: {why_not} (install it with "
+            f"`{EMBEDDED_INSTALL_HINT}`, or use engine = \"ollama\").",
+            host="embedded",
+        )
+    return engine
