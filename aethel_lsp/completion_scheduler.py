@@ -1,0 +1,777 @@
+"""Inline completion without waste: who gets an answer, when, and from which stream.
+
+This module knows nothing about LSP (no pygls): the inline-completion feature turns each
+`textDocument/inlineCompletion` request into an `InlineRequest` and awaits
+`CompletionScheduler.complete()`, which always returns an `Outcome` (empty text means
+"no suggestion").  The rules, all per document ("lane"):
+
+* **Latest wins.** A new request answers the previous pending one *at once* with an
+  empty result (never dropped: every LSP request gets exactly one response).
+* **Typed-through cache.** A small LRU keeps shown suggestions with an anchor (the text
+  around the cursor when they were made).  If the user has since typed the start of
+  one, the rest is served with no engine request at all.
+* **Stream reuse.** If the upstream generation of a superseded request is still running
+  and the new request's prefix extends its prompt by text the model has produced (or
+  may still produce), the new request adopts that stream instead of starting another.
+  Otherwise the stream is closed at once, so the GPU stops working on text nobody sees.
+* **Adaptive debounce.** Automatic requests wait a little before asking the engine;
+  the wait follows the user's typing rhythm (between `debounce_min_ms` and
+  `debounce_max_ms`), so a burst of keystrokes costs no upstream request at all.
+* **Time budget.** `num_predict` caps the answer; at the deadline the complete lines
+  available so far are returned, and the stream keeps running (for the cache) until
+  the next request decides its fate.  An answer that a stop rule has already settled
+  is returned at once and its stream closed.
+* **Model loads are never cancelled by a keystroke.**  While a cold model has not
+  produced its first token, superseding its request does not close the stream (which
+  would abort the load in Ollama's scheduler and make the next request load again);
+  the stream is closed as soon as the first token shows the model is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aethel_lsp.engine.base import Engine
+from aethel_lsp.engine.errors import EngineError
+from aethel_lsp.engine.types import Chunk, GenerationOptions, KeepAlive, Metrics, ModelInfo
+from aethel_lsp.prompts.context import (
+    ContextBudget,
+    OpenDocument,
+    SnippetIndex,
+    build_context,
+)
+from aethel_lsp.prompts.fim import (
+    FimMode,
+    FimPlan,
+    build_chat_request,
+    build_generate_request,
+    choose_mode,
+)
+from aethel_lsp.prompts.postprocess import (
+    PostprocessContext,
+    clean,
+    complete_lines,
+    strip_leading_fence,
+    strip_special_tokens,
+)
+
+ANCHOR_CHARS = 256  # how much text around the cursor identifies a prompt
+MAX_TYPED_THROUGH = 400  # longer typed-through distances are not worth matching
+ORPHAN_GRACE_S = 0.05  # a cancelled request's stream waits this long for a successor
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The completion settings the scheduler needs (built from `config.Settings`)."""
+
+    model: str
+    max_tokens: int = 64
+    deadline_ms: int = 1500
+    debounce_min_ms: int = 30
+    debounce_max_ms: int = 200
+    prefix_tokens: int = 1024
+    suffix_tokens: int = 256
+    other_documents: bool = True
+    temperature: float = 0.1
+    keep_alive: KeepAlive = "30m"
+    num_ctx: int | None = None
+
+
+@dataclass(frozen=True)
+class InlineRequest:
+    """One request for text at `offset` (code points into `text`)."""
+
+    uri: str
+    language_id: str
+    text: str
+    offset: int
+    invoked: bool = False  # explicitly asked for: no debounce
+    lane: str = "inline"  # latest-wins scope within a document
+    documents: Callable[[], Sequence[OpenDocument]] | None = None
+
+
+class Source(str, enum.Enum):
+    CACHE = "cache"  # typed-through hit: no engine request
+    REUSED = "reused"  # adopted a running stream
+    FRESH = "fresh"  # a new engine request
+    SUPERSEDED = "superseded"  # a newer request for the document arrived
+    EMPTY = "empty"  # nothing to offer (no model, nothing generated)
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    text: str
+    source: Source
+    elapsed_ms: float = 0.0
+    mode: FimMode | None = None
+    partial: bool = False  # cut at the deadline
+    message: str = ""
+    metrics: Metrics | None = None
+
+
+SUPERSEDED = Outcome("", Source.SUPERSEDED)
+
+
+# --- anchors and the typed-through cache ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Identifies "the document around the cursor" cheaply: the prefix length, its last
+    characters and the first characters after the cursor."""
+
+    prefix_len: int
+    prefix_tail: str
+    suffix_head: str
+
+    @classmethod
+    def of(cls, text: str, offset: int) -> Anchor:
+        return cls(
+            offset,
+            text[max(0, offset - ANCHOR_CHARS) : offset],
+            text[offset : offset + ANCHOR_CHARS],
+        )
+
+    def typed_since(self, text: str, offset: int) -> str | None:
+        """What was typed at the cursor since this anchor, or None if the document
+        differs in another way (cursor moved back, text after the cursor changed...)."""
+        typed_len = offset - self.prefix_len
+        if typed_len < 0 or typed_len > MAX_TYPED_THROUGH:
+            return None
+        start = self.prefix_len - len(self.prefix_tail)
+        if text[start : self.prefix_len] != self.prefix_tail:
+            return None
+        if text[offset : offset + len(self.suffix_head)] != self.suffix_head:
+            return None
+        return text[self.prefix_len : offset]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    uri: str
+    model: str
+    anchor: Anchor
+    text: str  # the cleaned suggestion as shown at the anchor
+
+
+class CompletionCache:
+    """An LRU of suggestions, looked up by "has the user typed the start of one?"."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._entries: OrderedDict[tuple[str, str, Anchor], CacheEntry] = OrderedDict()
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, entry: CacheEntry) -> None:
+        if not entry.text:
+            return
+        key = (entry.uri, entry.model, entry.anchor)
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def lookup(self, uri: str, model: str, text: str, offset: int) -> str | None:
+        """The rest of a cached suggestion the user is typing through, if any."""
+        for key in reversed(self._entries):
+            entry = self._entries[key]
+            if entry.uri != uri or entry.model != model:
+                continue
+            typed = entry.anchor.typed_since(text, offset)
+            if typed is None or not entry.text.startswith(typed):
+                continue
+            rest = entry.text[len(typed) :]
+            if not rest.strip():
+                continue  # fully accepted: ask for a new suggestion
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return rest
+        self.misses += 1
+        return None
+
+    def forget(self, uri: str) -> None:
+        for key in [k for k in self._entries if k[0] == uri]:
+            del self._entries[key]
+
+
+# --- adaptive debounce ----------------------------------------------------------------
+
+
+class TypingRhythm:
+    """Per-lane estimate of the time between keystrokes (an exponential average).
+
+    The debounce is 1.5x that interval, clamped to the configured bounds: long enough
+    that the next keystroke of a burst usually arrives first, short enough that a
+    slow typist is not kept waiting.  A pause longer than `reset_s` forgets the rhythm.
+    """
+
+    def __init__(self, reset_s: float = 1.0) -> None:
+        self._last: float | None = None
+        self._ema: float | None = None
+        self._reset_s = reset_s
+
+    def note(self, now: float) -> None:
+        if self._last is not None:
+            gap = now - self._last
+            if gap > self._reset_s:
+                self._ema = None
+            else:
+                self._ema = gap if self._ema is None else 0.5 * self._ema + 0.5 * gap
+        self._last = now
+
+    def debounce_s(self, min_ms: int, max_ms: int) -> float:
+        low, high = min(min_ms, max_ms) / 1000.0, max(min_ms, max_ms) / 1000.0
+        if self._ema is None:
+            return (low + high) / 2.0
+        return max(low, min(high, 1.5 * self._ema))
+
+
+def keep_alive_seconds(value: KeepAlive) -> float | None:
+    """Ollama's keep_alive as seconds (None = forever or unknown).
+
+    >>> keep_alive_seconds("30m"), keep_alive_seconds(90), keep_alive_seconds("1h30m")
+    (1800.0, 90.0, 5400.0)
+    """
+    if value is None:
+        return 300.0  # Ollama's default
+    if isinstance(value, (int, float)):
+        return None if value < 0 else float(value)
+    total = 0.0
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(-?\d+(?:\.\d+)?)(ms|h|m|s)", value.strip())
+    if not parts:
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return None if number < 0 else number
+    for number, unit in parts:
+        total += float(number) * units[unit]
+    return None if total < 0 else total
+
+
+# --- one upstream generation ----------------------------------------------------------
+
+
+class Generation:
+    """One streamed engine request, shared by every request that extends its prompt."""
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        lane: str,
+        model: str,
+        plan: FimPlan,
+        anchor: Anchor,
+        post: PostprocessContext,
+        chunks: AsyncIterator[Chunk],
+        loading: bool,
+        clock: Callable[[], float],
+        on_first_token: Callable[[Generation], None],
+        on_finish: Callable[[Generation], None],
+    ) -> None:
+        self.uri = uri
+        self.lane = lane
+        self.model = model
+        self.plan = plan
+        self.anchor = anchor
+        self.post = post
+        self.loading = loading
+        self.raw = ""
+        self.started_at = clock()
+        self.first_token_at: float | None = None
+        self.finished = False  # the stream ended (normally, by error, or closed)
+        self.completed = False  # the engine sent its final line
+        self.closed = False  # closed by us before the engine finished
+        self.closed_at: float | None = None
+        self.error: BaseException | None = None
+        self.metrics: Metrics | None = None
+        self.close_on_first_token = False
+        self._clock = clock
+        self._chunks = chunks
+        self._on_first_token = on_first_token
+        self._on_finish = on_finish
+        self._waiters: list[asyncio.Future[None]] = []
+        self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def chat(self) -> bool:
+        return self.plan.mode is FimMode.CHAT
+
+    def visible(self) -> str:
+        """The answer so far as the user would see its start (tokens and fence removed)."""
+        text = strip_special_tokens(self.raw)
+        return strip_leading_fence(text) if self.chat else text
+
+    def changed(self) -> asyncio.Future[None]:
+        """A future resolved at the next token (or when the stream ends)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.finished:
+            fut.set_result(None)
+        else:
+            self._waiters.append(fut)
+        return fut
+
+    def close(self) -> None:
+        """Stop the upstream request now (cancelling the task closes the HTTP stream)."""
+        if self.finished or self.closed:
+            return
+        self.closed = True
+        self.closed_at = self._clock()
+        self.task.cancel()
+
+    def release(self) -> bool:
+        """Close unless the model is still loading; True if closed now."""
+        if self.loading and self.first_token_at is None and not self.finished:
+            self.close_on_first_token = True
+            return False
+        self.close()
+        return True
+
+    def _notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _run(self) -> None:
+        try:
+            async for chunk in self._chunks:
+                if self.first_token_at is None and (chunk.text or chunk.thinking or chunk.done):
+                    self.first_token_at = self._clock()
+                    self._on_first_token(self)
+                    if self.close_on_first_token:
+                        self.closed = True
+                        self.closed_at = self._clock()
+                        return
+                self.raw += chunk.text
+                if chunk.done:
+                    self.completed = True
+                    self.metrics = chunk.metrics
+                self._notify()
+                if chunk.done:
+                    break
+        except asyncio.CancelledError:
+            pass  # closed by us: the engine closes its HTTP stream on cancellation
+        except (EngineError, OSError) as exc:
+            self.error = exc
+        finally:
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            self.finished = True
+            self._notify()
+            self._on_finish(self)
+
+
+# --- the scheduler --------------------------------------------------------------------
+
+
+@dataclass
+class _Lane:
+    """Latest-wins state of one (document, lane)."""
+
+    seq: int = 0
+    pending: asyncio.Future[Outcome] | None = None
+    generation: Generation | None = None
+    rhythm: TypingRhythm = field(default_factory=TypingRhythm)
+    orphan_timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class SchedulerStats:
+    requests: int = 0
+    cache_hits: int = 0
+    reused: int = 0
+    upstream_requests: int = 0
+    superseded: int = 0
+    streams_closed: int = 0
+    loads_protected: int = 0
+
+
+class CompletionScheduler:
+    """Runs inline completions against an engine under the rules in the module doc."""
+
+    def __init__(
+        self,
+        engine: Callable[[], Engine | None],
+        settings: Callable[[], SchedulerSettings],
+        *,
+        log: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        cache_capacity: int = 64,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._log = log or (lambda _message: None)
+        self._clock = clock
+        self.cache = CompletionCache(cache_capacity)
+        self.stats = SchedulerStats()
+        self.snippets = SnippetIndex()
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._plans: dict[str, FimPlan] = {}
+        self._warm: dict[str, float] = {}  # model -> last time it answered
+        self._background: set[Generation] = set()
+        self.generations: list[Generation] = []  # recent ones, for tests and the bench
+
+    # -- public API --------------------------------------------------------------
+
+    async def complete(self, request: InlineRequest) -> Outcome:
+        """Answer one request; never raises except for cancellation of the caller."""
+        started = self._clock()
+        settings = self._settings()
+        lane = self._lanes.setdefault((request.uri, request.lane), _Lane())
+        lane.rhythm.note(started)
+        self.stats.requests += 1
+        # 1. Latest wins: answer the previous request of this lane now.
+        if lane.pending is not None and not lane.pending.done():
+            lane.pending.set_result(SUPERSEDED)
+            self.stats.superseded += 1
+        if lane.orphan_timer is not None:
+            lane.orphan_timer.cancel()
+            lane.orphan_timer = None
+        lane.seq += 1
+        seq = lane.seq
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        lane.pending = fut
+        try:
+            return await self._complete(request, settings, lane, fut, started)
+        except asyncio.CancelledError:
+            if lane.seq == seq:
+                self._orphan(lane)
+            raise
+        finally:
+            if lane.pending is fut:
+                lane.pending = None
+
+    def forget_document(self, uri: str) -> None:
+        """The document was closed: close its streams and drop its cache entries."""
+        for key in [k for k in self._lanes if k[0] == uri]:
+            lane = self._lanes.pop(key)
+            if lane.pending is not None and not lane.pending.done():
+                lane.pending.set_result(SUPERSEDED)
+            if lane.generation is not None:
+                self._release(lane.generation)
+        self.cache.forget(uri)
+
+    def forget_models(self) -> None:
+        """Settings or engine changed: FIM plans and warmth must be found again."""
+        self._plans.clear()
+        self._warm.clear()
+
+    async def aclose(self) -> None:
+        for lane in self._lanes.values():
+            if lane.generation is not None:
+                lane.generation.close()
+        for generation in list(self._background):
+            generation.close()
+
+    # -- the steps ---------------------------------------------------------------
+
+    async def _complete(
+        self,
+        request: InlineRequest,
+        settings: SchedulerSettings,
+        lane: _Lane,
+        fut: asyncio.Future[Outcome],
+        started: float,
+    ) -> Outcome:
+        model = settings.model
+        if not model:
+            self._drop_generation(lane, None)
+            return Outcome("", Source.EMPTY, message="No model is configured for completion.")
+        # 2. Typed-through: the user is typing a suggestion we already have.
+        hit = self.cache.lookup(request.uri, model, request.text, request.offset)
+        running = lane.generation
+        typed = self._extends(running, request, model)
+        if running is not None and typed is None:
+            self._drop_generation(lane, running)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            return Outcome(hit, Source.CACHE, self._ms(started))
+        # 3. Adopt the running stream if this request extends its prompt.
+        if running is not None and typed is not None and lane.generation is running:
+            outcome = await self._answer_from(running, typed, request, settings, fut, started)
+            if outcome is not None:
+                if outcome.source is Source.FRESH:
+                    outcome = Outcome(
+                        outcome.text,
+                        Source.REUSED,
+                        outcome.elapsed_ms,
+                        outcome.mode,
+                        outcome.partial,
+                        outcome.message,
+                        outcome.metrics,
+                    )
+                    self.stats.reused += 1
+                return outcome
+            self._drop_generation(lane, running)  # diverged from what the user typed
+        # 4. Debounce automatic requests; a newer request answers us meanwhile.
+        if not request.invoked:
+            delay = lane.rhythm.debounce_s(settings.debounce_min_ms, settings.debounce_max_ms)
+            done, _ = await asyncio.wait({fut}, timeout=delay)
+            if done:
+                return fut.result()
+        engine = self._engine()
+        if engine is None:
+            return Outcome("", Source.EMPTY, self._ms(started), message="No engine is available.")
+        # 5. A new upstream request.
+        try:
+            plan = await self._plan(engine, model)
+        except asyncio.CancelledError:
+            raise
+        if fut.done():
+            return fut.result()
+        generation = self._start(engine, plan, request, settings)
+        lane.generation = generation
+        outcome = await self._answer_from(generation, "", request, settings, fut, started)
+        return outcome if outcome is not None else Outcome("", Source.EMPTY, self._ms(started))
+
+    def _extends(
+        self, running: Generation | None, request: InlineRequest, model: str
+    ) -> str | None:
+        """What the user typed since `running`'s prompt, if it may still be what the
+        model is writing; None if `running` cannot serve this request."""
+        if running is None or running.closed or running.model != model:
+            return None
+        if running.finished and not running.completed:
+            return None
+        typed = running.anchor.typed_since(request.text, request.offset)
+        if typed is None:
+            return None
+        seen = running.visible()
+        if seen.startswith(typed) or (typed.startswith(seen) and not running.finished):
+            return typed
+        return None
+
+    async def _answer_from(
+        self,
+        generation: Generation,
+        typed: str,
+        request: InlineRequest,
+        settings: SchedulerSettings,
+        fut: asyncio.Future[Outcome],
+        started: float,
+    ) -> Outcome | None:
+        """Wait until `generation` settles the answer, the deadline passes, or a newer
+        request supersedes us.  None: the stream diverged from what the user typed."""
+        deadline = started + settings.deadline_ms / 1000.0
+        post = _post_context(request)
+        while True:
+            seen = generation.visible()
+            if not seen.startswith(typed):
+                if typed.startswith(seen) and not generation.finished:
+                    pass  # the model has not caught up with the typing yet
+                else:
+                    return None
+            cleaned = (
+                clean(seen[len(typed) :], post, chat=generation.chat)
+                if seen.startswith(typed)
+                else None
+            )
+            if generation.finished:
+                if generation.error is not None:
+                    return Outcome(
+                        "",
+                        Source.ERROR,
+                        self._ms(started),
+                        generation.plan.mode,
+                        message=str(generation.error),
+                    )
+                text = cleaned.text if cleaned is not None else ""
+                return Outcome(
+                    text,
+                    Source.FRESH,
+                    self._ms(started),
+                    generation.plan.mode,
+                    metrics=generation.metrics,
+                )
+            if cleaned is not None and cleaned.final:
+                # A stop rule settled the answer: the rest of the stream is waste.
+                generation.close()
+                self.stats.streams_closed += 1
+                self._cache_generation(generation, typed, cleaned.text, request)
+                return Outcome(cleaned.text, Source.FRESH, self._ms(started), generation.plan.mode)
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                partial = ""
+                if cleaned is not None:
+                    lines = complete_lines(seen[len(typed) :])
+                    partial = clean(lines, post, chat=generation.chat).text if lines else ""
+                return Outcome(
+                    partial, Source.FRESH, self._ms(started), generation.plan.mode, partial=True
+                )
+            changed = generation.changed()
+            waiting: set[asyncio.Future[Any]] = {fut, changed}
+            try:
+                await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+            if fut.done():
+                return fut.result()
+
+    async def _plan(self, engine: Engine, model: str) -> FimPlan:
+        plan = self._plans.get(model)
+        if plan is not None:
+            return plan
+        info: ModelInfo | None
+        try:
+            info = await engine.show(model)
+        except EngineError as exc:
+            info = None
+            self._log(
+                f"Could not read the capabilities of {model} ({exc}); guessing from its name."
+            )
+        plan = choose_mode(model, info)
+        if info is not None:
+            self._plans[model] = plan
+        self._log(plan.describe())
+        return plan
+
+    def _start(
+        self, engine: Engine, plan: FimPlan, request: InlineRequest, settings: SchedulerSettings
+    ) -> Generation:
+        documents = request.documents() if (request.documents and settings.other_documents) else ()
+        context = build_context(
+            uri=request.uri,
+            language_id=request.language_id,
+            before=request.text[: request.offset],
+            after=request.text[request.offset :],
+            budget=ContextBudget(
+                settings.prefix_tokens, settings.suffix_tokens, settings.other_documents
+            ),
+            documents=documents,
+            index=self.snippets,
+        )
+        options = GenerationOptions(
+            temperature=settings.temperature,
+            num_predict=settings.max_tokens,
+            num_ctx=settings.num_ctx,
+        )
+        chunks: AsyncIterator[Chunk]
+        if plan.mode is FimMode.CHAT:
+            chunks = engine.stream_chat(
+                build_chat_request(plan, context.prompt, options, settings.keep_alive)
+            )
+        else:
+            chunks = engine.stream_generate(
+                build_generate_request(plan, context.prompt, options, settings.keep_alive)
+            )
+        self.stats.upstream_requests += 1
+        loading = self._is_cold(plan.model, settings.keep_alive)
+        generation = Generation(
+            uri=request.uri,
+            lane=request.lane,
+            model=plan.model,
+            plan=plan,
+            anchor=Anchor.of(request.text, request.offset),
+            post=_post_context(request),
+            chunks=chunks,
+            loading=loading,
+            clock=self._clock,
+            on_first_token=self._first_token,
+            on_finish=self._finished,
+        )
+        self.generations.append(generation)
+        del self.generations[:-256]
+        return generation
+
+    # -- stream lifecycle --------------------------------------------------------
+
+    def _drop_generation(self, lane: _Lane, generation: Generation | None) -> None:
+        generation = generation or lane.generation
+        if lane.generation is generation:
+            lane.generation = None
+        if generation is not None:
+            self._release(generation)
+
+    def _release(self, generation: Generation) -> None:
+        if generation.finished:
+            return
+        if generation.release():
+            self.stats.streams_closed += 1
+        else:
+            self.stats.loads_protected += 1
+            self._background.add(generation)
+            self._log(
+                f"Keeping the request to {generation.model} open until the model has loaded "
+                "(closing it would abort the load)."
+            )
+
+    def _orphan(self, lane: _Lane) -> None:
+        """The latest request was cancelled by the client.  Editors cancel *before*
+        sending the next request, so give the successor a moment to adopt the stream."""
+        generation = lane.generation
+        if generation is None or generation.finished:
+            return
+
+        def close_if_still_orphaned() -> None:
+            lane.orphan_timer = None
+            if lane.generation is generation and (lane.pending is None or lane.pending.done()):
+                self._drop_generation(lane, generation)
+
+        lane.orphan_timer = asyncio.get_running_loop().call_later(
+            ORPHAN_GRACE_S, close_if_still_orphaned
+        )
+
+    def _first_token(self, generation: Generation) -> None:
+        self._warm[generation.model] = self._clock()
+        if generation.close_on_first_token:
+            self.stats.streams_closed += 1
+
+    def _finished(self, generation: Generation) -> None:
+        self._background.discard(generation)
+        if generation.completed:
+            self._warm[generation.model] = self._clock()
+            cleaned = clean(generation.visible(), generation.post, chat=generation.chat)
+            self.cache.put(
+                CacheEntry(generation.uri, generation.model, generation.anchor, cleaned.text)
+            )
+        lane = self._lanes.get((generation.uri, generation.lane))
+        if lane is not None and lane.generation is generation and not generation.completed:
+            lane.generation = None
+
+    def _cache_generation(
+        self, generation: Generation, typed: str, text: str, request: InlineRequest
+    ) -> None:
+        anchor = Anchor.of(request.text, request.offset) if typed else generation.anchor
+        self.cache.put(CacheEntry(generation.uri, generation.model, anchor, text))
+
+    def _is_cold(self, model: str, keep_alive: KeepAlive) -> bool:
+        last = self._warm.get(model)
+        if last is None:
+            return True
+        ttl = keep_alive_seconds(keep_alive)
+        return ttl is not None and self._clock() - last > ttl
+
+    def _ms(self, started: float) -> float:
+        return (self._clock() - started) * 1000.0
+
+
+def _post_context(request: InlineRequest) -> PostprocessContext:
+    text, offset = request.text, request.offset
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    if line_end == -1:
+        line_end = len(text)
+    return PostprocessContext(
+        language_id=request.language_id,
+        line_prefix=text[line_start:offset],
+        line_suffix=text[offset:line_end],
+        suffix=text[offset : offset + 2048],
+    )
