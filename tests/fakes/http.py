@@ -1,0 +1,230 @@
+"""A minimal HTTP/1.1 server on asyncio streams, just enough for the fake Ollama.
+
+Why not `http.server` or an ASGI framework?  The fake must (a) stream NDJSON/SSE with a
+flush per line and per-token delays, (b) notice *promptly* when the client closes a
+stream (so a test can assert "the connection was closed within 100 ms of the cancel"),
+and (c) misbehave on purpose: stall, send a non-JSON line, drop the socket mid-body.
+With asyncio streams all three are a few lines: while waiting between tokens we poll
+`reader.at_eof()` (the transport reads the socket in the background), and faults
+are plain writes/closes.  The stdlib
+`http.server` would need a thread per connection plus `select()` tricks for (b), and an
+ASGI server would hide the socket we need for (c).  No dependency beyond the stdlib.
+
+Supported: keep-alive, `Content-Length` and chunked request bodies, `Content-Length`
+responses and chunked streaming responses (what Go's net/http sends for Ollama's
+streams), HEAD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from urllib.parse import parse_qs, urlsplit
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    499: "Client Closed Request",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+POLL_INTERVAL = 0.005  # seconds between checks for a client that went away
+
+
+class BadRequest(Exception):
+    """The bytes on the wire are not an HTTP request we can parse."""
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    target: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    path: str = ""
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.target)
+        self.path = parts.path or "/"
+        self.query = parse_qs(parts.query)
+
+    @property
+    def keep_alive(self) -> bool:
+        return self.headers.get("connection", "").lower() != "close"
+
+
+async def read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
+    """Read one request; None when the client closed the connection between requests."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise BadRequest("truncated request head") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise BadRequest("request head too large") from exc
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        method, target, _version = lines[0].split(" ", 2)
+    except ValueError as exc:
+        raise BadRequest(f"bad request line {lines[0]!r}") from exc
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = await _read_chunked(reader)
+    elif "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError as exc:
+            raise BadRequest("bad content-length") from exc
+        body = await reader.readexactly(length) if length else b""
+    return HttpRequest(method.upper(), target, headers, body)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            # trailers until an empty line
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                pass
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+class Exchange:
+    """One request/response on a connection, with streaming and close detection.
+
+    `client_closed` becomes true as soon as the peer's EOF (or a reset) is seen; the
+    time is kept in `closed_at` (`time.monotonic()`, comparable with the test's clock
+    because the fake runs in the test process).
+    """
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.request = request
+        self.reader = reader
+        self.writer = writer
+        self.headers_sent = False
+        self.chunked = False
+        self.finished = False
+        self.aborted = False
+        self.client_closed = False
+        self.closed_at: float | None = None
+
+    # -- whole responses ---------------------------------------------------------
+    async def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        headers.update(extra_headers or {})
+        self._write_head(status, headers)
+        if self.request.method != "HEAD":
+            self.writer.write(body)
+        self.finished = True
+        await self._drain()
+
+    # -- streamed responses --------------------------------------------------------
+    def start_stream(self, status: int, content_type: str) -> None:
+        """Send the head of a chunked response (bytes follow with `send_chunk`)."""
+        self._write_head(status, {"Content-Type": content_type, "Transfer-Encoding": "chunked"})
+        self.chunked = True
+
+    async def send_chunk(self, data: bytes) -> bool:
+        """Write one chunk and flush; False when the client has gone away."""
+        if self.poll_closed():
+            return False
+        self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        return await self._drain()
+
+    async def end_stream(self) -> None:
+        if self.poll_closed():
+            return
+        self.writer.write(b"0\r\n\r\n")
+        self.finished = True
+        await self._drain()
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early if the client closes; True if it did.
+
+        Polls every few milliseconds without consuming bytes: the asyncio transport keeps
+        reading the socket in the background, so a client's FIN shows up as
+        `reader.at_eof()` and a reset as `reader.exception()`.
+        """
+        deadline = time.monotonic() + max(0.0, seconds)
+        while not self.poll_closed():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(POLL_INTERVAL, remaining))
+        return True
+
+    def poll_closed(self) -> bool:
+        if self.client_closed:
+            return True
+        if self.reader.at_eof() or self.reader.exception() is not None or self.writer.is_closing():
+            self._mark_closed()
+            return True
+        return False
+
+    def abort(self) -> None:
+        """Drop the connection without finishing the response (a crash, a cut cable)."""
+        self.aborted = True
+        transport = self.writer.transport
+        with contextlib.suppress(Exception):
+            transport.abort()
+
+    def close_quietly(self) -> None:
+        """Finish by closing the socket (used after a deliberately unterminated body)."""
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+    # -- internals ---------------------------------------------------------------------
+    def _mark_closed(self) -> None:
+        if not self.client_closed:
+            self.client_closed = True
+            self.closed_at = time.monotonic()
+
+    def _write_head(self, status: int, headers: dict[str, str]) -> None:
+        reason = REASONS.get(status, "Unknown")
+        lines = [f"HTTP/1.1 {status} {reason}", f"Date: {formatdate(usegmt=True)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if not self.request.keep_alive:
+            lines.append("Connection: close")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.headers_sent = True
+
+    async def _drain(self) -> bool:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            self._mark_closed()
+            return False
+        return True
