@@ -24,10 +24,26 @@ from aethel_lsp.engine.errors import (
     ServerError,
     StreamError,
 )
-from aethel_lsp.engine.factory import EngineConfig, create_engine
+from aethel_lsp.engine.facade import (
+    LocalEngine,
+    LocalInferenceRequest,
+    LocalInferenceResponse,
+    OllamaModel,
+)
+from aethel_lsp.engine.factory import EngineChoice, EngineConfig, create_engine
 from aethel_lsp.engine.hosts import is_loopback, ollama_host_from_env, parse_ollama_host
+from aethel_lsp.engine.metered import MeteredEngine
 from aethel_lsp.engine.ollama import OllamaEngine
 from aethel_lsp.engine.openai_compat import OpenAIEngine
+from aethel_lsp.engine.recommend import (
+    USE_CASES,
+    Recommendation,
+    UseCase,
+    recommend,
+    recommend_all,
+    recommend_installed,
+)
+from aethel_lsp.engine.stats import ModelUsage, ProbeResult, UsageStats
 from aethel_lsp.engine.types import (
     ChatMessage,
     ChatRequest,
@@ -44,6 +60,7 @@ from aethel_lsp.engine.types import (
 )
 
 __all__ = [
+    "USE_CASES",
     "AuthenticationFailed",
     "AutoEngine",
     "CapabilityMissing",
@@ -52,6 +69,7 @@ __all__ = [
     "Chunk",
     "Engine",
     "EngineBusy",
+    "EngineChoice",
     "EngineConfig",
     "EngineError",
     "EngineNotInstalled",
@@ -63,22 +81,35 @@ __all__ = [
     "GenerateResult",
     "GenerationOptions",
     "InvalidRequest",
+    "LocalEngine",
+    "LocalInferenceRequest",
+    "LocalInferenceResponse",
     "MalformedResponse",
+    "MeteredEngine",
     "Metrics",
     "ModelInfo",
     "ModelNotFound",
+    "ModelUsage",
     "NoEngineAvailable",
     "OllamaEngine",
+    "OllamaModel",
     "OpenAIEngine",
+    "ProbeResult",
     "PullProgress",
+    "Recommendation",
     "RetryPolicy",
     "RunningModel",
     "ServerError",
     "StreamError",
+    "UsageStats",
+    "UseCase",
     "closing_stream",
     "collect",
     "create_engine",
     "is_loopback",
     "ollama_host_from_env",
     "parse_ollama_host",
+    "recommend",
+    "recommend_all",
+    "recommend_installed",
 ]

@@ -1,0 +1,179 @@
+"""Which model to use for what: the earlier engine's defaults, then the best installed one.
+
+For each use case we say whether its recommended model is installed; if not, we pick
+the best installed model for that use case from what the engine tells us (capabilities
+and exact parameter counts) and say why, so the user sees the reasoning, not a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aethel_lsp.engine.base import Engine
+from aethel_lsp.engine.types import JsonDict, ModelInfo
+
+CODE_MARKERS = ("coder", "code", "starcoder", "codestral", "codegemma", "devstral", "granite-code")
+B = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class UseCase:
+    """A use case, its default model (from the earlier engine) and what "best" means."""
+
+    name: str
+    default: str
+    description: str
+    wants_code: bool
+    ideal_parameters: float | None  # None = as large as possible / as small as possible
+    prefer_large: bool = False
+
+
+USE_CASES: tuple[UseCase, ...] = (
+    UseCase("coding", "deepseek-coder:7b", "everyday code tasks and completion", True, 7 * B),
+    UseCase("general", "llama3:8b", "explanations and general questions", False, 8 * B),
+    UseCase("fast", "mistral:7b", "quick answers on modest hardware", False, None),
+    UseCase("powerful", "llama3:70b", "the hardest questions, given the hardware", False, None,
+            prefer_large=True),
+    UseCase("code_large", "deepseek-coder:33b", "large code generation and refactoring", True,
+            None, prefer_large=True),
+)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The answer for one use case."""
+
+    use_case: str
+    description: str
+    recommended: str
+    recommended_installed: bool
+    model: str | None  # what to use now: the recommended one if installed, else the best pick
+    reason: str
+
+    def to_json(self) -> JsonDict:
+        return {
+            "useCase": self.use_case,
+            "description": self.description,
+            "recommended": self.recommended,
+            "recommendedInstalled": self.recommended_installed,
+            "model": self.model,
+            "reason": self.reason,
+        }
+
+
+def normalize_name(name: str) -> str:
+    """`llama3` and `llama3:latest` are the same model.
+
+    >>> normalize_name("Llama3"), normalize_name("llama3:8b")
+    ('llama3:latest', 'llama3:8b')
+    """
+    lowered = name.strip().lower()
+    return lowered if ":" in lowered else f"{lowered}:latest"
+
+
+def parameter_count(model: ModelInfo) -> float | None:
+    """Exact count when known, else Ollama's human `parameter_size` ("7.6B", "135M").
+
+    >>> parameter_count(ModelInfo("m", parameter_size="7.6B"))
+    7600000000.0
+    """
+    if model.parameters:
+        return float(model.parameters)
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMBT])\s*", model.parameter_size or "")
+    if not match:
+        return None
+    scale = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def is_code_model(model: ModelInfo) -> bool:
+    name = model.name.lower()
+    return model.has("insert") or any(marker in name for marker in CODE_MARKERS)
+
+
+def can_generate(model: ModelInfo) -> bool:
+    """Embedding-only models cannot answer; with unknown capabilities, trust the name."""
+    if model.capabilities:
+        return model.has("completion")
+    return "embed" not in model.name.lower()
+
+
+def recommend(models: Sequence[ModelInfo], use_case: UseCase) -> Recommendation:
+    """The recommendation for one use case given the installed models."""
+    installed = {normalize_name(m.name): m for m in models}
+    match = installed.get(normalize_name(use_case.default))
+    if match is not None:
+        return _result(use_case, True, match.name,
+                       f"{use_case.default} is installed — the recommended model for this.")
+    candidates = [m for m in models if can_generate(m)]
+    if not candidates:
+        return _result(use_case, False, None,
+                       f"No model that can generate text is installed; install the "
+                       f"recommended one with `ollama pull {use_case.default}`.")
+    best, why = _best(candidates, use_case)
+    return _result(use_case, False, best.name,
+                   f"{use_case.default} is not installed (`ollama pull {use_case.default}`); "
+                   f"{best.name} is the best installed choice: {why}.")
+
+
+def recommend_all(models: Sequence[ModelInfo]) -> list[Recommendation]:
+    return [recommend(models, use_case) for use_case in USE_CASES]
+
+
+async def recommend_installed(engine: Engine) -> list[Recommendation]:
+    """Recommendations against what `engine` has installed (with capabilities from `show`)."""
+    return recommend_all(await engine.list_models_detailed())
+
+
+def _result(use_case: UseCase, installed: bool, model: str | None, reason: str) -> Recommendation:
+    return Recommendation(use_case.name, use_case.description, use_case.default, installed,
+                          model, reason)
+
+
+def _best(candidates: list[ModelInfo], use_case: UseCase) -> tuple[ModelInfo, str]:
+    """Rank by fit to the use case: code models first for code, then size."""
+    pool = candidates
+    code_note = ""
+    if use_case.wants_code:
+        code = [m for m in candidates if is_code_model(m)]
+        if code:
+            pool, code_note = code, "a code model"
+        else:
+            code_note = "no code model is installed, so a general model"
+    ranked = sorted(pool, key=lambda m: _size_rank(m, use_case))
+    best = ranked[0]
+    return best, _explain(best, use_case, code_note)
+
+
+def _size_rank(model: ModelInfo, use_case: UseCase) -> tuple[float, float]:
+    size = parameter_count(model)
+    known = 0.0 if size is not None else 1.0  # models of unknown size rank last
+    value = size or 0.0
+    if use_case.prefer_large:
+        return known, -value
+    if use_case.ideal_parameters is None:  # fast: the smallest
+        return known, value
+    return known, abs(value - use_case.ideal_parameters)
+
+
+def _explain(model: ModelInfo, use_case: UseCase, code_note: str) -> str:
+    parts = [code_note] if code_note else []
+    if model.has("insert"):
+        parts.append("it can fill in the middle (`insert`)")
+    size = parameter_count(model)
+    if size is None:
+        parts.append("its size is unknown")
+    elif use_case.prefer_large:
+        parts.append(f"the largest installed ({_human(size)} parameters)")
+    elif use_case.ideal_parameters is None:
+        parts.append(f"the smallest installed ({_human(size)} parameters)")
+    else:
+        parts.append(f"{_human(size)} parameters, closest to the "
+                     f"{_human(use_case.ideal_parameters)} this use case wants")
+    return ", ".join(parts)
+
+
+def _human(count: float) -> str:
+    return f"{count / B:.1f}B" if count >= B else f"{count / 1e6:.0f}M"

@@ -1,0 +1,301 @@
+"""Usage statistics that really count, kept across runs in a small SQLite file.
+
+One row per generation (ok / error / cancelled, with the engine's own token counts and
+the client's TTFT) and one per probe measurement.  Aggregates (mean, p50, p95) are
+computed when asked, from the rows, so nothing is approximated on the way in.
+
+Several processes may write at once (an editor per window, plus the CLI): the file
+uses WAL, a busy timeout, and one short transaction per write.  A corrupt file is
+moved aside and replaced by a fresh one, and `notice` says so; statistics must never
+stop a generation, so write failures are logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from aethel_lsp.engine.types import JsonDict, Metrics
+from aethel_lsp.paths import state_dir
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "error", "cancelled"]
+STATS_FILE = "usage.sqlite3"
+BUSY_TIMEOUT_S = 5.0
+MAX_ROWS = 100_000  # per table; older rows are pruned so the file stays small
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    model TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    prompt_tokens INTEGER,
+    tokens_generated INTEGER,
+    ttft_ms REAL,
+    tokens_per_second REAL,
+    latency_ms REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS generations_model ON generations(model);
+CREATE TABLE IF NOT EXISTS probes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    model TEXT NOT NULL,
+    load_ms REAL,
+    ttft_ms REAL,
+    tokens_per_second REAL
+);
+"""
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Linear-interpolated percentile (`fraction` in 0..1); `None` for no samples.
+
+    >>> percentile([10.0, 20.0, 30.0, 40.0], 0.5)
+    25.0
+    >>> percentile([5.0], 0.95), percentile([], 0.5)
+    (5.0, None)
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """Everything measured for one model, over all runs."""
+
+    model: str
+    requests: int = 0
+    errors: int = 0
+    cancelled: int = 0
+    prompt_tokens: int = 0
+    tokens_generated: int = 0
+    tokens_per_second_mean: float | None = None
+    tokens_per_second_p50: float | None = None
+    tokens_per_second_p95: float | None = None
+    ttft_ms_mean: float | None = None
+    ttft_ms_p50: float | None = None
+    ttft_ms_p95: float | None = None
+
+    def to_json(self) -> JsonDict:
+        """The per-model object of `aethel.throughput` and `aethel-lsp stats --json`."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "cancelled": self.cancelled,
+            "promptTokens": self.prompt_tokens,
+            "tokensGenerated": self.tokens_generated,
+            "tokensPerSecond": _round(self.tokens_per_second_mean),
+            "tokensPerSecondP50": _round(self.tokens_per_second_p50),
+            "tokensPerSecondP95": _round(self.tokens_per_second_p95),
+            "timeToFirstTokenMs": _round(self.ttft_ms_mean),
+            "timeToFirstTokenMsP50": _round(self.ttft_ms_p50),
+            "timeToFirstTokenMsP95": _round(self.ttft_ms_p95),
+        }
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One timed probe of a model (load time, first token, generation speed)."""
+
+    model: str
+    at: float
+    load_ms: float | None
+    ttft_ms: float | None
+    tokens_per_second: float | None
+
+    def to_json(self) -> JsonDict:
+        return {
+            "model": self.model,
+            "at": self.at,
+            "loadMs": _round(self.load_ms),
+            "timeToFirstTokenMs": _round(self.ttft_ms),
+            "tokensPerSecond": _round(self.tokens_per_second),
+        }
+
+
+class UsageStats:
+    """Per-model usage statistics in `state_dir()/usage.sqlite3` (or `path`)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else state_dir() / STATS_FILE
+        self.notice: str | None = None
+        self._open_or_recover()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def record(self, model: str, outcome: Outcome, metrics: Metrics | None = None,
+               error: str | None = None) -> None:
+        """One generation's outcome; never raises (statistics must not break a request)."""
+        m = metrics or Metrics(model=model)
+        row = (time.time(), model, outcome, m.prompt_tokens, m.tokens_generated,
+               m.time_to_first_token_ms, m.tokens_per_second, m.latency_ms, error)
+        self._write(
+            "INSERT INTO generations (at, model, outcome, prompt_tokens, tokens_generated, "
+            "ttft_ms, tokens_per_second, latency_ms, error) VALUES (?,?,?,?,?,?,?,?,?)",
+            row, "generations")
+
+    def record_probe(self, model: str, load_ms: float | None, ttft_ms: float | None,
+                     tokens_per_second: float | None) -> None:
+        """One probe measurement (kept with the usage statistics, issue 9)."""
+        self._write("INSERT INTO probes (at, model, load_ms, ttft_ms, tokens_per_second) "
+                    "VALUES (?,?,?,?,?)",
+                    (time.time(), model, load_ms, ttft_ms, tokens_per_second), "probes")
+
+    def clear(self) -> None:
+        with self._connection() as db:
+            db.execute("DELETE FROM generations")
+            db.execute("DELETE FROM probes")
+
+    def _write(self, sql: str, row: tuple[object, ...], table: str) -> None:
+        try:
+            with self._connection() as db:
+                cursor = db.execute(sql, row)
+                if (cursor.lastrowid or 0) % 1000 == 0:
+                    _prune(db, table)
+        except sqlite3.Error as exc:
+            log.warning("could not record usage statistics in %s: %s", self.path, exc)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def models(self) -> dict[str, ModelUsage]:
+        """Aggregates per model, most used first."""
+        rows = self._read(
+            "SELECT model, outcome, prompt_tokens, tokens_generated, ttft_ms, "
+            "tokens_per_second FROM generations ORDER BY id", ())
+        grouped: dict[str, list[tuple[object, ...]]] = {}
+        for row in rows:
+            grouped.setdefault(str(row[0]), []).append(row)
+        usages = [_aggregate(model, model_rows) for model, model_rows in grouped.items()]
+        usages.sort(key=lambda usage: -usage.requests)
+        return {usage.model: usage for usage in usages}
+
+    def usage(self, model: str) -> ModelUsage:
+        return self.models().get(model, ModelUsage(model=model))
+
+    def probes(self, model: str | None = None) -> list[ProbeResult]:
+        """Probe measurements, newest first."""
+        sql = "SELECT model, at, load_ms, ttft_ms, tokens_per_second FROM probes"
+        args: tuple[object, ...] = ()
+        if model is not None:
+            sql, args = sql + " WHERE model = ?", (model,)
+        rows = self._read(sql + " ORDER BY id DESC", args)
+        return [ProbeResult(str(r[0]), _float(r[1]) or 0.0, _float(r[2]), _float(r[3]),
+                            _float(r[4])) for r in rows]
+
+    def to_json(self) -> JsonDict:
+        return {name: usage.to_json() for name, usage in self.models().items()}
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        """Rows of a query; a file found corrupt only now is recovered (and reads empty)."""
+        try:
+            with self._connection() as db:
+                return [tuple(row) for row in db.execute(sql, args).fetchall()]
+        except sqlite3.DatabaseError as exc:
+            if _is_lock_error(exc):
+                raise
+            self._recover(exc)
+            return []
+
+    # -- the file ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection and one transaction: safe across threads and processes."""
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def _open_or_recover(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._initialize()
+        except sqlite3.DatabaseError as exc:
+            if _is_lock_error(exc):
+                raise
+            self._recover(exc)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """Move the corrupt file aside, start fresh, and say so in `notice`."""
+        aside = self._move_aside()
+        self.notice = (f"The usage statistics file {self.path} was corrupt ({exc}); it was "
+                       f"moved to {aside} and statistics start fresh.")
+        log.warning("%s", self.notice)
+        self._initialize()
+
+    def _initialize(self) -> None:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT COUNT(*) FROM generations").fetchone()
+        finally:
+            db.close()
+
+    def _move_aside(self) -> Path:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.path.replace(aside)
+        for extra in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + extra).unlink()
+        return aside
+
+
+def _is_lock_error(exc: sqlite3.DatabaseError) -> bool:
+    """Busy/locked is contention (another writer), not corruption: never move the file."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _prune(db: sqlite3.Connection, table: str) -> None:
+    db.execute(f"DELETE FROM {table} WHERE id <= (SELECT MAX(id) FROM {table}) - ?",
+               (MAX_ROWS,))
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _aggregate(model: str, rows: list[tuple[object, ...]]) -> ModelUsage:
+    outcomes = [row[1] for row in rows]
+    ok_rows = [row for row in rows if row[1] == "ok"]
+    rates = [float(r[5]) for r in ok_rows if isinstance(r[5], (int, float))]
+    ttfts = [float(r[4]) for r in ok_rows if isinstance(r[4], (int, float))]
+    return ModelUsage(
+        model=model,
+        requests=len(rows),
+        errors=outcomes.count("error"),
+        cancelled=outcomes.count("cancelled"),
+        prompt_tokens=sum(int(r[2]) for r in rows if isinstance(r[2], int)),
+        tokens_generated=sum(int(r[3]) for r in rows if isinstance(r[3], int)),
+        tokens_per_second_mean=_mean(rates),
+        tokens_per_second_p50=percentile(rates, 0.5),
+        tokens_per_second_p95=percentile(rates, 0.95),
+        ttft_ms_mean=_mean(ttfts),
+        ttft_ms_p50=percentile(ttfts, 0.5),
+        ttft_ms_p95=percentile(ttfts, 0.95),
+    )
