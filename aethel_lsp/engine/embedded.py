@@ -509,35 +509,28 @@ class EmbeddedEngine(Engine):
     # ----------------------------------------------------------------- Engine: generation
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        return self._stream_generate(request)
+        # One async generator per stream (no wrapper generator around another), so that
+        # `aclose()` reaches the code that stops the worker immediately.
+        if request.suffix:
+            return _failing_stream(
+                CapabilityMissing(
+                    f"The embedded engine cannot fill in the middle (`suffix`) with "
+                    f"{request.model or 'its model'}: it has no `insert` capability. Run "
+                    "Ollama with a model that has it (e.g. `ollama pull qwen2.5-coder:1.5b`), "
+                    "or send the request without a suffix.",
+                    model=request.model,
+                    capability="insert",
+                    host=self.host,
+                )
+            )
+        if request.raw:
+            return self._stream(request.model, None, request.prompt, request.options)
+        messages = _messages(request.system, request.prompt)
+        return self._stream(request.model, messages, None, request.options)
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        return self._stream_chat(request)
-
-    async def _stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        if request.suffix:
-            raise CapabilityMissing(
-                f"The embedded engine cannot fill in the middle (`suffix`) with "
-                f"{request.model or 'its model'}: it has no `insert` capability. Run Ollama "
-                "with a model that has it (e.g. `ollama pull qwen2.5-coder:1.5b`), or send "
-                "the request without a suffix.",
-                model=request.model,
-                capability="insert",
-                host=self.host,
-            )
-        messages: list[dict[str, str]] | None = None
-        raw_prompt: str | None = None
-        if request.raw:
-            raw_prompt = request.prompt
-        else:
-            messages = _messages(request.system, request.prompt)
-        async for chunk in self._stream(request.model, messages, raw_prompt, request.options):
-            yield chunk
-
-    async def _stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        async for chunk in self._stream(request.model, messages, None, request.options):
-            yield chunk
+        return self._stream(request.model, messages, None, request.options)
 
     def _lock(self) -> asyncio.Lock:
         """One generation at a time; a lock per event loop (the sync facade runs its own)."""
@@ -782,9 +775,9 @@ class EmbeddedEngine(Engine):
 # --------------------------------------------------------------------------- helpers
 
 
-async def _failing_stream(error: EngineError) -> AsyncIterator[PullProgress]:
+async def _failing_stream(error: EngineError) -> AsyncIterator[Any]:
     """A stream that fails on its first item, like an HTTP stream answered with an error."""
-    nothing: tuple[PullProgress, ...] = ()
+    nothing: tuple[Any, ...] = ()
     for item in nothing:
         yield item
     raise error
