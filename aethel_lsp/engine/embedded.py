@@ -478,6 +478,10 @@ class EmbeddedEngine(Engine):
             lambda: [_describe(entry, _header(entry.path)) for entry in entries]
         )
 
+    async def list_models_detailed(self) -> list[ModelInfo]:
+        """`list_models` already reads every detail from the GGUF headers."""
+        return await self.list_models()
+
     async def show(self, model: str) -> ModelInfo:
         entry = await asyncio.to_thread(self._resolve, model)
         return _describe(entry, await asyncio.to_thread(_header, entry.path))
