@@ -140,11 +140,15 @@ def strip_fences(text: str) -> str:
     """Remove a Markdown code fence around the answer (chat models add them)."""
     match = _FENCE_OPEN.match(text)
     if match is None:
-        return text
+        # The opening fence may have been stripped already (streaming); a closing one
+        # at a line start still ends the code.
+        closing = text.find("\n```")
+        return text if closing == -1 else text[:closing]
     body = text[match.end() :]
     closing = body.find("```")
     if closing != -1:
         body = body[:closing]
+        return body[:-1] if body.endswith("\n") else body
     return _FENCE_CLOSE.sub("", body)
 
 
