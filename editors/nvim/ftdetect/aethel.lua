@@ -1,0 +1,2 @@
+-- `.ae` files are Aethel contracts.
+vim.filetype.add({ extension = { ae = 'aethel' } })

@@ -1,0 +1,436 @@
+-- aethel-lsp for Neovim 0.11+: a local LLM (Ollama) in the editor, for Aethel and any code.
+--
+--   require('aethel').setup({
+--     cmd = { 'aethel-lsp' },
+--     filetypes = { 'python', 'lua' },           -- AI features here too (aethel is always on)
+--     settings = { model = 'qwen2.5-coder:1.5b' }, -- docs/configuration.md
+--   })
+--
+-- The server is declared with vim.lsp.config('aethel', ...) and started by
+-- vim.lsp.enable('aethel'); everything else (commands, the streaming preview, ghost
+-- text, the statusline) is built on the client Neovim creates.
+local actions = require('aethel.actions')
+local config = require('aethel.config')
+local inline = require('aethel.inline')
+local protocol = require('aethel.protocol')
+local status = require('aethel.status')
+
+local M = {}
+
+M.inline = inline
+M.actions = actions
+M.protocol = protocol
+
+local function notify(msg, level)
+  vim.notify('aethel: ' .. msg, level or vim.log.levels.INFO)
+end
+
+--- The aethel-lsp client attached to `bufnr`, or (when `any`) any running one.
+--- @param bufnr integer?
+--- @param any boolean?
+--- @return vim.lsp.Client?
+function M.client(bufnr, any)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local clients = vim.lsp.get_clients({ bufnr = bufnr, name = 'aethel' })
+  if #clients == 0 and any then
+    clients = vim.lsp.get_clients({ name = 'aethel' })
+  end
+  return clients[1]
+end
+
+local function require_client(bufnr, any)
+  local client = M.client(bufnr, any)
+  if client then
+    return client
+  end
+  local ft = vim.bo[bufnr or 0].filetype
+  notify(string.format(
+    'aethel-lsp is not attached to this buffer (filetype %q). Open a .ae file, or add %q to `filetypes` in setup(); :checkhealth aethel explains more.',
+    ft,
+    ft
+  ), vim.log.levels.ERROR)
+  return nil
+end
+
+--------------------------------------------------------------------------------- ranges
+
+--- LSP character offset of byte column `col` on `line`.
+local function char_of(line, col, encoding)
+  col = math.max(0, math.min(col, #line))
+  local ok, idx = pcall(vim.str_utfindex, line, encoding, col, false)
+  return ok and idx or col
+end
+
+--- An LSP range from 0-based rows and byte columns (end exclusive).
+local function lsp_range(bufnr, srow, scol, erow, ecol, encoding)
+  local lines = vim.api.nvim_buf_get_lines(bufnr, srow, erow + 1, false)
+  return {
+    start = { line = srow, character = char_of(lines[1] or '', scol, encoding) },
+    ['end'] = { line = erow, character = char_of(lines[#lines] or '', ecol, encoding) },
+  }
+end
+
+--- The range a user command acts on:
+--- * a charwise visual selection, exactly;
+--- * a :range (or a linewise/blockwise selection), whole lines;
+--- * no range: the current line (`line`) or the paragraph around the cursor (`paragraph`).
+--- @param bufnr integer
+--- @param opts table the user command's opts (line1, line2, range)
+--- @param default 'line'|'paragraph'|'cursor'
+--- @param encoding string
+function M.range_for(bufnr, opts, default, encoding)
+  local function line_text(row)
+    return vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  end
+  if opts and opts.range and opts.range > 0 then
+    local s = vim.api.nvim_buf_get_mark(bufnr, '<')
+    local e = vim.api.nvim_buf_get_mark(bufnr, '>')
+    if vim.fn.visualmode() == 'v' and s[1] == opts.line1 and e[1] == opts.line2 then
+      local last = line_text(e[1] - 1)
+      local ecol = math.min(#last, e[2] + 1)
+      if e[2] < #last then
+        ecol = e[2] + 1 + vim.str_utf_end(last, e[2] + 1)
+      end
+      return lsp_range(bufnr, s[1] - 1, s[2], e[1] - 1, ecol, encoding)
+    end
+    return lsp_range(bufnr, opts.line1 - 1, 0, opts.line2 - 1, #line_text(opts.line2 - 1), encoding)
+  end
+  local row = vim.api.nvim_win_get_cursor(0)[1] - 1
+  if default == 'cursor' then
+    local col = vim.api.nvim_win_get_cursor(0)[2]
+    return lsp_range(bufnr, row, col, row, col, encoding)
+  end
+  local first, last = row, row
+  if default == 'paragraph' and line_text(row):match('%S') then
+    local count = vim.api.nvim_buf_line_count(bufnr)
+    while first > 0 and line_text(first - 1):match('%S') do
+      first = first - 1
+    end
+    while last < count - 1 and line_text(last + 1):match('%S') do
+      last = last + 1
+    end
+  end
+  return lsp_range(bufnr, first, 0, last, #line_text(last), encoding)
+end
+
+------------------------------------------------------------------------------- commands
+
+--- Run one of the streaming commands on a range of the current buffer.
+--- @param command string
+--- @param opts table? user-command opts
+--- @param default 'line'|'paragraph'|'cursor'
+--- @param extra table? extra fields for the argument object (e.g. description)
+--- @return aethel.Run?
+function M.run(command, opts, default, extra)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = require_client(bufnr)
+  if not client then
+    return nil
+  end
+  local args = {
+    uri = vim.uri_from_bufnr(bufnr),
+    range = M.range_for(bufnr, opts, default, client.offset_encoding),
+  }
+  for k, v in pairs(extra or {}) do
+    args[k] = v
+  end
+  return actions.execute(client, bufnr, command, { args })
+end
+
+--- :AethelGenerate [description] — a contract from the description, the selection,
+--- or the comment line under the cursor.
+function M.generate(opts)
+  local description = opts and opts.args ~= '' and opts.args or nil
+  return M.run(protocol.CMD_GENERATE_CONTRACT, opts, 'line', { description = description })
+end
+
+function M.explain(opts)
+  return M.run(protocol.CMD_EXPLAIN_SELECTION, opts, 'paragraph')
+end
+
+function M.improve(opts)
+  return M.run(protocol.CMD_IMPROVE_SELECTION, opts, 'paragraph')
+end
+
+function M.document(opts)
+  return M.run(protocol.CMD_DOCUMENT_SELECTION, opts, 'paragraph')
+end
+
+--- Send a quick (non-streaming) command to any aethel-lsp client.
+--- @param command string
+--- @param args table?
+--- @param on_result fun(result: any)
+function M.request(command, args, on_result)
+  local client = require_client(nil, true)
+  if not client then
+    return
+  end
+  client:request('workspace/executeCommand', {
+    command = command,
+    arguments = args and { args } or nil,
+  }, function(err, result)
+    if err then
+      notify(err.message or vim.inspect(err), vim.log.levels.ERROR)
+      return
+    end
+    on_result(result)
+  end, vim.api.nvim_get_current_buf())
+end
+
+local function val(v)
+  if v == vim.NIL then
+    return nil
+  end
+  return v
+end
+
+--- The text :AethelStatus prints, from the aethel.modelStatus result and the last
+--- aethel/status notification.
+--- @param result table aethel.modelStatus result
+--- @return string
+function M.format_status(result)
+  local lines = {}
+  local engine = val(result.engine) or '?'
+  local host = val(result.host) or '?'
+  if val(result.available) then
+    local version = val(result.version)
+    lines[#lines + 1] = string.format('%s%s at %s: available', engine, version and (' ' .. version) or '', host)
+  else
+    lines[#lines + 1] = string.format('%s at %s: NOT available', engine, host)
+    if val(result.error) then
+      lines[#lines + 1] = '  ' .. result.error
+    end
+  end
+  lines[#lines + 1] = 'active model: ' .. (val(result.activeModel) or '(none: pick one with :AethelModels)')
+  local names = {}
+  for _, m in ipairs(val(result.models) or {}) do
+    names[#names + 1] = m.name
+  end
+  lines[#lines + 1] = 'installed: ' .. (#names > 0 and table.concat(names, ', ') or '(none: :AethelPull {model})')
+  local running = {}
+  for _, m in ipairs(val(result.running) or {}) do
+    running[#running + 1] = m.name
+  end
+  if #running > 0 then
+    lines[#lines + 1] = 'loaded: ' .. table.concat(running, ', ')
+  end
+  local line = status.statusline()
+  if line ~= '' then
+    lines[#lines + 1] = 'status: ' .. line .. ((status.current and status.current.message) and (' (' .. status.current.message .. ')') or '')
+  end
+  return table.concat(lines, '\n')
+end
+
+--- :AethelStatus — engine, host, active model, installed models, throughput.
+function M.show_status(on_done)
+  M.request(protocol.CMD_MODEL_STATUS, nil, function(result)
+    local text = M.format_status(type(result) == 'table' and result or {})
+    notify(text)
+    if on_done then
+      on_done(text, result)
+    end
+  end)
+end
+
+local function human_size(bytes)
+  bytes = val(bytes)
+  if type(bytes) ~= 'number' then
+    return ''
+  end
+  return string.format('%.1f GB', bytes / 1e9)
+end
+
+--- :AethelModels [task] — pick the model for actions (or `completion`).
+function M.select_model(opts)
+  local task = opts and opts.args ~= '' and opts.args or nil
+  M.request(protocol.CMD_LIST_MODELS, nil, function(models)
+    models = type(models) == 'table' and models or {}
+    local items = {}
+    for _, m in ipairs(models) do
+      items[#items + 1] = m
+    end
+    items[#items + 1] = { name = 'Pull a model…', pull = true }
+    vim.ui.select(items, {
+      prompt = task and ('Model for ' .. task) or 'Aethel model',
+      format_item = function(m)
+        if m.pull then
+          return m.name
+        end
+        local details = vim.tbl_filter(function(s)
+          return s ~= ''
+        end, { human_size(m.sizeBytes), val(m.quantization) or '', val(m.family) or '' })
+        return #details > 0 and string.format('%s  (%s)', m.name, table.concat(details, ', ')) or m.name
+      end,
+    }, function(choice)
+      if not choice then
+        return
+      end
+      if choice.pull then
+        vim.ui.input({ prompt = 'Model to pull (e.g. qwen2.5-coder:1.5b): ' }, function(name)
+          if name and name ~= '' then
+            M.pull({ args = name })
+          end
+        end)
+        return
+      end
+      M.request(protocol.CMD_SELECT_MODEL, { model = choice.name, task = task }, function(result)
+        local chosen = type(result) == 'table' and val(result.activeModel) or choice.name
+        notify(string.format('%s model: %s', type(result) == 'table' and val(result.task) or task or 'chat', chosen))
+      end)
+    end)
+  end)
+end
+
+--- :AethelPull {model} — download a model, with progress; :AethelCancel stops it.
+function M.pull(opts)
+  local model = opts and opts.args or ''
+  if model == '' then
+    notify('usage: :AethelPull {model}, e.g. :AethelPull qwen2.5-coder:1.5b', vim.log.levels.ERROR)
+    return nil
+  end
+  local client = require_client(nil, true)
+  if not client then
+    return nil
+  end
+  notify(string.format('pulling %s… (:AethelCancel to stop)', model))
+  return actions.execute(client, vim.api.nvim_get_current_buf(), protocol.CMD_PULL_MODEL, { { model = model } }, {
+    preview = false,
+    on_report = function(run, value)
+      if value.kind == 'end' then
+        return
+      end
+      local pct = run.percentage and string.format(' %d%%', run.percentage) or ''
+      vim.api.nvim_echo({ { string.format('aethel: pulling %s%s %s', model, pct, value.message or '') } }, false, {})
+    end,
+    on_done = function(run)
+      if run.state == 'done' then
+        notify(string.format('%s pulled', model))
+      end
+    end,
+  })
+end
+
+--- :AethelCancel — stop the most recent running generation or pull.
+function M.cancel()
+  local run = actions.active()
+  if not run then
+    notify('nothing is running')
+    return
+  end
+  actions.cancel(run)
+end
+
+--- :AethelPreview — show the last preview again (after closing it with q).
+function M.reopen_preview()
+  local run = actions.last()
+  if run and run.preview and run.preview:valid() then
+    run.preview:show()
+  else
+    notify('no preview to show')
+  end
+end
+
+--- `aethel ● qwen2.5-coder:1.5b 51.7 tok/s`; empty when the server is not running.
+--- Use it in 'statusline' or in lualine: `{ require('aethel').statusline }`.
+function M.statusline()
+  return status.statusline()
+end
+
+local function create_commands()
+  local cmd = vim.api.nvim_create_user_command
+  cmd('AethelGenerate', M.generate, {
+    nargs = '*',
+    range = true,
+    desc = 'Generate an Aethel contract from a description, the selection or the comment line',
+  })
+  cmd('AethelExplain', M.explain, { range = true, desc = 'Explain the selection (streams into a preview)' })
+  cmd('AethelImprove', M.improve, { range = true, desc = 'Rewrite the selection better' })
+  cmd('AethelDocument', M.document, { range = true, desc = 'Add documentation to the selection' })
+  cmd('AethelStatus', function()
+    M.show_status()
+  end, { desc = 'Show the engine, host and models of aethel-lsp' })
+  cmd('AethelModels', M.select_model, {
+    nargs = '?',
+    complete = function()
+      return { 'chat', 'completion' }
+    end,
+    desc = 'Pick the model aethel-lsp uses',
+  })
+  cmd('AethelPull', M.pull, { nargs = 1, desc = 'Download a model into Ollama' })
+  cmd('AethelCancel', M.cancel, { desc = 'Stop the running Aethel generation or pull' })
+  cmd('AethelPreview', M.reopen_preview, { desc = 'Show the last Aethel preview again' })
+end
+
+--------------------------------------------------------------------------------- setup
+
+--- Settings as the server should see them: JSON objects, never JSON arrays.
+local function as_object(t)
+  if type(t) ~= 'table' or next(t) == nil then
+    return vim.empty_dict()
+  end
+  return t
+end
+
+--- Configure and enable the aethel-lsp client. Safe to call again to change options.
+--- @param opts table? see lua/aethel/config.lua for every option
+function M.setup(opts)
+  local cfg = config.apply(opts)
+  status.icons = cfg.icons
+  local filetypes = { 'aethel' }
+  for _, ft in ipairs(cfg.filetypes or {}) do
+    if ft ~= 'aethel' then
+      filetypes[#filetypes + 1] = ft
+    end
+  end
+  local settings = as_object(cfg.settings)
+  vim.lsp.config('aethel', {
+    cmd = cfg.cmd,
+    cmd_env = cfg.cmd_env,
+    filetypes = filetypes,
+    root_markers = cfg.root_markers,
+    settings = { [protocol.CONFIG_SECTION] = settings },
+    init_options = settings,
+    capabilities = cfg.capabilities,
+    handlers = {
+      [protocol.NOTIFY_STATUS] = status.on_status,
+      ['window/showDocument'] = actions.on_show_document,
+    },
+    commands = actions.client_commands(),
+    on_attach = function(client, bufnr)
+      inline.attach(client, bufnr)
+      if cfg.on_attach then
+        cfg.on_attach(client, bufnr)
+      end
+    end,
+  })
+  vim.lsp.enable('aethel')
+
+  local group = vim.api.nvim_create_augroup('aethel', { clear = true })
+  vim.api.nvim_create_autocmd('LspProgress', {
+    group = group,
+    callback = function(ev)
+      local client = vim.lsp.get_client_by_id(ev.data and ev.data.client_id or -1)
+      if client and client.name == 'aethel' then
+        actions.on_progress(ev)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd('LspDetach', {
+    group = group,
+    callback = function(ev)
+      local client_id = ev.data and ev.data.client_id
+      local client = client_id and vim.lsp.get_client_by_id(client_id)
+      if client and client.name == 'aethel' then
+        inline.detach(ev.buf, client_id)
+        if #vim.lsp.get_clients({ name = 'aethel' }) <= 1 then
+          status.clear(client_id)
+        end
+      end
+    end,
+  })
+  vim.api.nvim_set_hl(0, 'AethelGhostText', { link = 'Comment', default = true })
+  create_commands()
+  M._configured = true
+end
+
+return M

@@ -1,0 +1,337 @@
+-- Headless Neovim driver for tests/e2e/test_neovim.py.
+--
+-- Loads the real plugin (editors/nvim) on the runtimepath, starts the real server
+-- against the fake Ollama, plays a user's session step by step and writes what it saw
+-- as JSON for pytest to assert on. It never asserts itself, except that each awaited
+-- event happens within its deadline (a timeout is recorded and the run exits non-zero).
+--
+-- The session runs in a coroutine that yields to Neovim's main loop between steps, so
+-- typed keys (nvim_feedkeys), autocmds, timers and LSP messages are processed exactly as
+-- in an interactive editor.
+--
+-- Environment: AETHEL_NVIM_PLUGIN (plugin dir), AETHEL_NVIM_OUT (result JSON),
+-- AETHEL_NVIM_PYTHON (interpreter that has aethel_lsp), AETHEL_NVIM_OLLAMA (fake URL),
+-- AETHEL_NVIM_MODEL (action model), AETHEL_NVIM_COMPLETION_MODEL, AETHEL_NVIM_PULL,
+-- AETHEL_NVIM_CMD (optional JSON list: the server command, to try another build by hand).
+local env = vim.env
+vim.opt.runtimepath:prepend(assert(env.AETHEL_NVIM_PLUGIN, 'AETHEL_NVIM_PLUGIN not set'))
+vim.o.swapfile = false
+vim.o.shortmess = vim.o.shortmess .. 'IF'
+
+local OUT = assert(env.AETHEL_NVIM_OUT)
+local R = { steps = {}, notifications = {}, progress = {}, errors = {} }
+local T0 = vim.uv.hrtime()
+local function ms()
+  return math.floor((vim.uv.hrtime() - T0) / 1e6)
+end
+local function step(name, value)
+  R.steps[name] = value == nil and vim.NIL or value
+end
+
+local finished = false
+local function finish(code)
+  if finished then
+    return
+  end
+  finished = true
+  R.elapsed_ms = ms()
+  R.messages = vim.fn.execute('messages')
+  local f = assert(io.open(OUT, 'w'))
+  f:write(vim.json.encode(R))
+  f:close()
+  vim.cmd(code == 0 and 'qa!' or 'cq!')
+end
+
+-- Whatever happens, write what we have before the test's own timeout.
+vim.defer_fn(function()
+  R.errors[#R.errors + 1] = 'driver deadline reached'
+  finish(1)
+end, tonumber(env.AETHEL_NVIM_DEADLINE_MS or '50000'))
+
+-- What the user would see as messages.
+local orig_notify = vim.notify
+vim.notify = function(msg, level, opts)
+  R.notifications[#R.notifications + 1] = { t = ms(), level = level or vim.log.levels.INFO, msg = tostring(msg) }
+  return orig_notify(msg, level, opts)
+end
+
+-------------------------------------------------------------------------- the plugin
+local aethel = require('aethel')
+aethel.setup({
+  -- AETHEL_NVIM_CMD (a JSON list) runs another server build by hand; the test never sets it
+  cmd = env.AETHEL_NVIM_CMD and vim.json.decode(env.AETHEL_NVIM_CMD)
+    or { env.AETHEL_NVIM_PYTHON or 'python3', '-m', 'aethel_lsp' },
+  filetypes = { 'python' },
+  settings = {
+    host = env.AETHEL_NVIM_OLLAMA,
+    engine = 'ollama',
+    model = env.AETHEL_NVIM_MODEL,
+    completion = { model = env.AETHEL_NVIM_COMPLETION_MODEL },
+  },
+  inline = { debounce_ms = 20 },
+  preview = { width = 60, height = 12 },
+})
+local actions = require('aethel.actions')
+local inline = require('aethel.inline')
+local status = require('aethel.status')
+
+-- Registered after setup(), so it runs after the plugin's own LspProgress handler and
+-- sees the preview as the user sees it right after each report.
+vim.api.nvim_create_autocmd('LspProgress', {
+  callback = function(ev)
+    local v = ev.data.params.value
+    local run = actions.last()
+    R.progress[#R.progress + 1] = {
+      t = ms(),
+      kind = v.kind,
+      title = v.title,
+      token = ev.data.params.token,
+      message = v.message,
+      percentage = v.percentage,
+      run = run and run.id,
+      command = run and run.command,
+      preview_chars = run and run.preview and #run.preview:get_text() or vim.NIL,
+      run_state = run and run.state,
+    }
+  end,
+})
+
+------------------------------------------------------------------------ coroutine glue
+local main_co
+
+local function resume(...)
+  local ok, err = coroutine.resume(main_co, ...)
+  if not ok then
+    R.errors[#R.errors + 1] = debug.traceback(main_co, tostring(err))
+    finish(1)
+  end
+end
+
+local function sleep(n)
+  vim.defer_fn(resume, n)
+  coroutine.yield()
+end
+
+local function wait_for(what, timeout, cond)
+  local start = ms()
+  while true do
+    local ok, v = pcall(cond)
+    if ok and v then
+      return v
+    end
+    if ms() - start > timeout then
+      error('timeout waiting for ' .. what .. (ok and '' or (': ' .. tostring(v))))
+    end
+    sleep(15)
+  end
+end
+
+local function lines(buf)
+  return vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+end
+
+local function run_done(run)
+  return run and run.state ~= 'running' and (run.state ~= 'done' or run.result ~= nil)
+end
+
+local function run_info(run)
+  return {
+    id = run.id,
+    command = run.command,
+    state = run.state,
+    text = run.text,
+    reports = run.reports,
+    title = run.title or vim.NIL,
+    summary = run.summary or vim.NIL,
+    result = run.result or vim.NIL,
+    error = run.error or vim.NIL,
+    preview_text = run.preview and run.preview:get_text() or vim.NIL,
+    preview_footer = run.preview and run.preview.footer or vim.NIL,
+    preview_is_float = run.preview and run.preview.win and vim.api.nvim_win_is_valid(run.preview.win)
+      and vim.api.nvim_win_get_config(run.preview.win).relative ~= '' or false,
+    preview_filetype = run.preview and vim.api.nvim_buf_is_valid(run.preview.buf) and vim.bo[run.preview.buf].filetype or vim.NIL,
+  }
+end
+
+------------------------------------------------------------------------------ session
+local function main()
+  local buf = vim.api.nvim_get_current_buf()
+  step('filetype', vim.bo[buf].filetype)
+  step('syntax', vim.b[buf].current_syntax or vim.NIL)
+  step('commentstring', vim.bo[buf].commentstring)
+  local syn_ids = {}
+  for _, probe in ipairs({ { 2, 1 }, { 6, 9 }, { 1, 1 } }) do -- `intent`, `old_from_balance`, comment
+    local id = vim.fn.synID(probe[1], probe[2], 1)
+    syn_ids[#syn_ids + 1] = vim.fn.synIDattr(id, 'name')
+  end
+  step('syntax_groups', syn_ids)
+
+  -- 1. attach
+  local client = wait_for('attach', 15000, function()
+    local c = aethel.client(buf)
+    return c and c.initialized and c
+  end)
+  step('attach_ms', ms())
+  step('server_info', client.server_info or vim.NIL)
+  local caps = client.server_capabilities
+  step('capabilities', {
+    codeActionProvider = caps.codeActionProvider or vim.NIL,
+    inlineCompletionProvider = caps.inlineCompletionProvider or vim.NIL,
+    commands = caps.executeCommandProvider and caps.executeCommandProvider.commands or vim.NIL,
+  })
+  step('protocol', require('aethel.protocol'))
+  step('native_inline', inline.native())
+  step('inline_attached', inline.attached(buf))
+
+  -- 2. code actions: listed at once, without the model
+  local t = vim.uv.hrtime()
+  local resp = client:request_sync('textDocument/codeAction', {
+    textDocument = { uri = vim.uri_from_bufnr(buf) },
+    range = { start = { line = 1, character = 0 }, ['end'] = { line = 16, character = 1 } },
+    context = { diagnostics = {} },
+  }, 5000, buf)
+  step('code_action_ms', (vim.uv.hrtime() - t) / 1e6)
+  step('code_actions', resp and (resp.err or vim.tbl_map(function(a)
+    return { title = a.title, kind = a.kind or vim.NIL, command = a.command and a.command.command or vim.NIL }
+  end, resp.result or {})) or 'no response')
+
+  -- 3. explain: the preview fills while the progress reports arrive
+  vim.cmd('2,17AethelExplain')
+  local run = actions.last()
+  wait_for('explain result', 20000, function()
+    return run_done(run)
+  end)
+  sleep(100) -- let a late `end` arrive
+  step('explain', run_info(run))
+  step('statusline_after_explain', aethel.statusline())
+
+  -- 4. cancel a long explanation from the editor (:AethelCancel)
+  vim.cmd('2,17AethelExplain')
+  local slow = actions.last()
+  wait_for('slow explain reports', 10000, function()
+    return slow.reports >= 2
+  end)
+  vim.cmd('AethelCancel')
+  local cancelled_at = ms()
+  sleep(300)
+  step('cancel', { state = slow.state, reports_at_cancel = slow.reports, t = cancelled_at, token = slow.token or vim.NIL })
+
+  -- 5. generate: the server applies the contract to the buffer
+  vim.cmd.edit('new.ae')
+  local gbuf = vim.api.nvim_get_current_buf()
+  wait_for('attach new.ae', 10000, function()
+    return aethel.client(gbuf) ~= nil
+  end)
+  local before = lines(gbuf)
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd('AethelGenerate')
+  local gen = actions.last()
+  wait_for('generate result', 20000, function()
+    return run_done(gen)
+  end)
+  wait_for('buffer changed', 5000, function()
+    return table.concat(lines(gbuf), '\n') ~= table.concat(before, '\n')
+  end)
+  step('generate', run_info(gen))
+  step('generate_buffer_before', before)
+  step('generate_buffer_after', lines(gbuf))
+
+  -- 6. statusline, :AethelStatus
+  wait_for('status notification', 5000, function()
+    return status.current ~= nil
+  end)
+  step('status_notification', status.current)
+  step('statusline', aethel.statusline())
+  local n_before = #R.notifications
+  vim.cmd('AethelStatus')
+  wait_for(':AethelStatus output', 10000, function()
+    return #R.notifications > n_before and R.notifications[#R.notifications].msg:find('installed') ~= nil
+  end)
+  step('status_command_output', R.notifications[#R.notifications].msg)
+
+  -- 7. :AethelModels — the user picks the completion model in vim.ui.select
+  local picked
+  vim.ui.select = function(items, opts, on_choice)
+    local names = {}
+    for _, it in ipairs(items) do
+      names[#names + 1] = opts.format_item(it)
+    end
+    step('models_menu', names)
+    for _, it in ipairs(items) do
+      if it.name == env.AETHEL_NVIM_MODEL then
+        picked = it
+      end
+    end
+    on_choice(picked)
+  end
+  n_before = #R.notifications
+  vim.cmd('AethelModels')
+  wait_for('model selected', 10000, function()
+    return #R.notifications > n_before and R.notifications[#R.notifications].msg:find('model:') ~= nil
+  end)
+  step('models_selected', R.notifications[#R.notifications].msg)
+
+  -- 8. :AethelPull with progress
+  if env.AETHEL_NVIM_PULL and env.AETHEL_NVIM_PULL ~= '' then
+    vim.cmd('AethelPull ' .. env.AETHEL_NVIM_PULL)
+    local pull = actions.last()
+    wait_for('pull', 15000, function()
+      return run_done(pull)
+    end)
+    local percents = {}
+    for _, p in ipairs(R.progress) do
+      if p.run == pull.id and type(p.percentage) == 'number' then
+        percents[#percents + 1] = p.percentage
+      end
+    end
+    step('pull', { state = pull.state, result = pull.result or vim.NIL, error = pull.error or vim.NIL, percentages = percents })
+  end
+
+  -- 9. inline completion as ghost text (Neovim 0.11 path), accepted with <Tab>
+  vim.cmd.buffer(buf)
+  local before_lines = #lines(buf)
+  vim.api.nvim_win_set_cursor(0, { 15, 0 })
+  vim.api.nvim_feedkeys(vim.keycode('o' .. 'to_balance == '), 'n', false)
+  local marks = wait_for('ghost text extmark', 10000, function()
+    local m = vim.api.nvim_buf_get_extmarks(buf, inline.ns, 0, -1, { details = true })
+    return #m > 0 and m
+  end)
+  local details = marks[1][4]
+  step('ghost', {
+    row = marks[1][2],
+    col = marks[1][3],
+    virt_text = details.virt_text and details.virt_text[1][1] or vim.NIL,
+    virt_text_pos = details.virt_text_pos or vim.NIL,
+    virt_lines = details.virt_lines and #details.virt_lines or 0,
+    mode = vim.api.nvim_get_mode().mode,
+    line = vim.api.nvim_get_current_line(),
+  })
+  vim.api.nvim_feedkeys(vim.keycode('<Tab>'), 'm', false)
+  wait_for('ghost accepted', 5000, function()
+    return #vim.api.nvim_buf_get_extmarks(buf, inline.ns, 0, -1, {}) == 0
+  end)
+  sleep(50)
+  step('ghost_accepted_line', vim.api.nvim_buf_get_lines(buf, 15, 16, false)[1])
+  step('ghost_accepted_lines_added', #lines(buf) - before_lines)
+  vim.api.nvim_feedkeys(vim.keycode('<Esc>'), 'n', false)
+  sleep(50)
+
+  -- 10. :checkhealth aethel
+  vim.cmd('checkhealth aethel')
+  wait_for('health report', 15000, function()
+    return vim.bo.filetype == 'checkhealth' and table.concat(lines(0), '\n'):find('aethel: engine') ~= nil
+      and table.concat(lines(0), '\n'):find('models') ~= nil
+  end)
+  step('health', lines(0))
+end
+
+vim.api.nvim_create_autocmd('VimEnter', {
+  once = true,
+  callback = function()
+    main_co = coroutine.create(function()
+      main()
+      finish(0)
+    end)
+    vim.schedule(resume)
+  end,
+})

