@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -56,7 +56,12 @@ from aethel_lsp.engine.types import (
 )
 
 _Fragment = Callable[[JsonDict], tuple[str, str]]
-_CAPABILITY_RE = re.compile(r"does not support (\w+)")
+# "<model> does not support <capability>" (types/model/capability.go), not e.g. "raw mode
+# does not support template", which is an invalid request.
+_CAPABILITY_RE = re.compile(
+    r"does not support (insert|thinking|tools|vision|generate|chat|completion|embedding|audio"
+    r"|image)\b"
+)
 
 
 class OllamaEngine(Engine):
@@ -174,33 +179,39 @@ class OllamaEngine(Engine):
         self, path: str, body: JsonDict, model: str, fragment: _Fragment
     ) -> AsyncIterator[Chunk]:
         clock = StreamClock()
-        async for data in self._stream(path, body, model=model, clock=clock, idle_s=None):
-            text, thinking = fragment(data)
-            if text or thinking:
-                clock.mark_token()
-            if data.get("done") is True:
-                metrics = metrics_from_final(data, model, clock)
-                yield Chunk(text=text, thinking=thinking, done=True, metrics=metrics)
-                return
-            if text or thinking:
-                yield Chunk(text=text, thinking=thinking)
+        async with contextlib.aclosing(
+            self._stream(path, body, model=model, clock=clock, idle_s=None)
+        ) as lines:
+            async for data in lines:
+                text, thinking = fragment(data)
+                if text or thinking:
+                    clock.mark_token()
+                if data.get("done") is True:
+                    metrics = metrics_from_final(data, model, clock)
+                    yield Chunk(text=text, thinking=thinking, done=True, metrics=metrics)
+                    return
+                if text or thinking:
+                    yield Chunk(text=text, thinking=thinking)
         raise self._errors.truncated(model)
 
     async def pull(self, model: str) -> AsyncIterator[PullProgress]:
         body: JsonDict = {"model": model, "stream": True}
-        async for data in self._stream("/api/pull", body, model=model, clock=StreamClock(),
-                                       idle_s=PULL_IDLE_S, pulling=True):
-            progress = progress_from_line(data)
-            yield progress
-            if progress.status == "success":
-                self.forget(model)
-                return
+        async with contextlib.aclosing(
+            self._stream("/api/pull", body, model=model, clock=StreamClock(),
+                         idle_s=PULL_IDLE_S, pulling=True)
+        ) as lines:
+            async for data in lines:
+                progress = progress_from_line(data)
+                yield progress
+                if progress.status == "success":
+                    self.forget(model)
+                    return
         raise self._errors.truncated(model, what="the download")
 
     async def _stream(
         self, path: str, body: JsonDict, *, model: str, clock: StreamClock,
         idle_s: float | None, pulling: bool = False,
-    ) -> AsyncIterator[JsonDict]:
+    ) -> AsyncGenerator[JsonDict, None]:
         """POST and yield each NDJSON object (an `{"error"}` line raises)."""
         what = "the download" if pulling else "the generation"
         async with contextlib.aclosing(

@@ -1,0 +1,68 @@
+"""OLLAMA_HOST parsing against Ollama's own test vectors, and the loopback rule."""
+
+from __future__ import annotations
+
+import doctest
+from typing import Any
+
+import pytest
+
+import aethel_lsp.engine.hosts as hosts_module
+from aethel_lsp.engine.hosts import is_loopback, ollama_host_from_env, parse_ollama_host
+from tests.unit.engine_support import fixture_json
+
+PYTHON_CASES: list[dict[str, Any]] = fixture_json("host_parsing/python_parse_host_cases.json")
+GO_CASES: list[dict[str, Any]] = fixture_json("host_parsing/go_envconfig_Host_cases.json")
+# Where Go's server-side envconfig.Host differs on purpose (see hosts.py's module docstring).
+GO_DIFFERENCES = {
+    "only port": "http://127.0.0.1:1234",
+    "zero port": "http://127.0.0.1:0",
+    "ollama.com": "http://ollama.com:11434",
+}
+GO_INVALID_PORTS = {"too large port", "too small port"}
+
+
+@pytest.mark.parametrize("case", PYTHON_CASES, ids=lambda c: repr(c["host"]))
+def test_python_client_cases(case: dict[str, Any]) -> None:
+    assert parse_ollama_host(case["host"]) == case["expect"]
+
+
+@pytest.mark.parametrize("case", GO_CASES, ids=lambda c: c["name"])
+def test_go_cases(case: dict[str, Any]) -> None:
+    if case["name"] in GO_INVALID_PORTS:
+        with pytest.raises(ValueError, match="invalid port"):
+            parse_ollama_host(case["OLLAMA_HOST"])
+        return
+    expected = GO_DIFFERENCES.get(case["name"], case["expect"])
+    assert parse_ollama_host(case["OLLAMA_HOST"]) == expected
+
+
+def test_parse_is_idempotent() -> None:
+    for case in PYTHON_CASES:
+        assert parse_ollama_host(case["expect"]) == case["expect"]
+
+
+def test_bad_scheme_is_a_clear_value_error() -> None:
+    with pytest.raises(ValueError, match="use http or https"):
+        parse_ollama_host("ftp://example.com")
+
+
+def test_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:9999")
+    assert ollama_host_from_env() == "http://0.0.0.0:9999"
+    monkeypatch.delenv("OLLAMA_HOST")
+    assert ollama_host_from_env() == "http://127.0.0.1:11434"
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://127.0.0.1:11434", True), ("127.0.0.2", True), ("localhost:8080", True),
+    ("http://[::1]:8000/v1", True), ("https://ollama.localhost", True), (":11434", True),
+    ("http://192.168.1.10:11434", False), ("https://api.example.com/v1", False),
+    ("0.0.0.0", False), ("not a url [", False), ("http://127.0.0.1.evil.com", False),
+])
+def test_is_loopback(url: str, expected: bool) -> None:
+    assert is_loopback(url) is expected
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(hosts_module).failed == 0

@@ -1,0 +1,112 @@
+"""UsageStats: persistence across instances, concurrent writers, a corrupt file, probes."""
+
+from __future__ import annotations
+
+import doctest
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+
+import aethel_lsp.engine.stats as stats_module
+from aethel_lsp.engine.stats import UsageStats, percentile
+from aethel_lsp.engine.types import Metrics
+
+
+def metrics(model: str, tps: float, ttft: float, tokens: int = 10, prompt: int = 5) -> Metrics:
+    return Metrics(model=model, prompt_tokens=prompt, tokens_generated=tokens,
+                   time_to_first_token_ms=ttft, latency_ms=ttft + 100, tokens_per_second=tps)
+
+
+def test_default_path_is_in_the_state_dir(isolated_env: dict[str, str]) -> None:
+    stats = UsageStats()
+    assert stats.path == Path(isolated_env["AETHEL_LSP_STATE_DIR"]) / "usage.sqlite3"
+    assert stats.path.exists() and stats.notice is None
+
+
+def test_aggregates_and_json_shape(tmp_path: Path) -> None:
+    stats = UsageStats(tmp_path / "u.sqlite3")
+    for tps, ttft in [(10.0, 100.0), (20.0, 200.0), (30.0, 300.0), (40.0, 400.0)]:
+        stats.record("m", "ok", metrics("m", tps, ttft))
+    stats.record("m", "error", error="EngineOffline")
+    stats.record("m", "cancelled")
+    usage = stats.usage("m")
+    assert (usage.requests, usage.errors, usage.cancelled) == (6, 1, 1)
+    assert (usage.tokens_generated, usage.prompt_tokens) == (40, 20)
+    assert usage.to_json() == {
+        "requests": 6, "errors": 1, "cancelled": 1, "promptTokens": 20, "tokensGenerated": 40,
+        "tokensPerSecond": 25.0, "tokensPerSecondP50": 25.0, "tokensPerSecondP95": 38.5,
+        "timeToFirstTokenMs": 250.0, "timeToFirstTokenMsP50": 250.0,
+        "timeToFirstTokenMsP95": 385.0,
+    }
+    assert stats.usage("unknown").requests == 0
+
+
+def test_persists_across_instances(tmp_path: Path) -> None:
+    path = tmp_path / "u.sqlite3"
+    UsageStats(path).record("a", "ok", metrics("a", 50.0, 80.0))
+    UsageStats(path).record("b", "ok", metrics("b", 5.0, 800.0))
+    again = UsageStats(path)
+    assert set(again.models()) == {"a", "b"}
+    assert again.usage("a").tokens_per_second_mean == 50.0
+    assert again.to_json()["b"]["timeToFirstTokenMsP50"] == 800.0
+
+
+def _write_many(path: str, model: str, count: int) -> None:
+    stats = UsageStats(path)
+    for i in range(count):
+        stats.record(model, "ok", metrics(model, float(i), 1.0))
+
+
+def test_concurrent_writers_threads_and_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "u.sqlite3")
+    UsageStats(path)
+    threads = [threading.Thread(target=_write_many, args=(path, f"t{i}", 40)) for i in range(4)]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_write_many, args=(path, f"p{i}", 40)) for i in range(2)]
+    for worker in [*threads, *processes]:
+        worker.start()
+    for thread in threads:
+        thread.join(60)
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    models = UsageStats(path).models()
+    assert {name: usage.requests for name, usage in models.items()} == {
+        "t0": 40, "t1": 40, "t2": 40, "t3": 40, "p0": 40, "p1": 40}
+
+
+def test_corrupt_file_is_moved_aside_and_restarted(tmp_path: Path) -> None:
+    path = tmp_path / "u.sqlite3"
+    path.write_bytes(b"this is not a database at all" * 100)
+    stats = UsageStats(path)
+    assert stats.notice is not None
+    assert "was corrupt" in stats.notice and "start fresh" in stats.notice
+    asides = list(tmp_path.glob("u.sqlite3.corrupt-*"))
+    assert len(asides) == 1 and str(asides[0]) in stats.notice
+    stats.record("m", "ok", metrics("m", 1.0, 1.0))
+    assert stats.usage("m").requests == 1
+
+
+def test_write_failures_never_raise(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    stats = UsageStats(tmp_path / "u.sqlite3")
+    stats.path = tmp_path / "missing-dir" / "x.sqlite3"  # cannot be opened
+    stats.record("m", "ok", metrics("m", 1.0, 1.0))
+    assert "could not record usage statistics" in caplog.text
+
+
+def test_probes(tmp_path: Path) -> None:
+    stats = UsageStats(tmp_path / "u.sqlite3")
+    stats.record_probe("m", 1200.0, 150.0, 42.0)
+    stats.record_probe("n", None, 90.0, 80.0)
+    probes = stats.probes()
+    assert [p.model for p in probes] == ["n", "m"]
+    assert probes[1].to_json()["loadMs"] == 1200.0
+    assert [p.model for p in UsageStats(stats.path).probes("m")] == ["m"]
+
+
+def test_percentile() -> None:
+    assert percentile([1.0, 2.0, 3.0], 0.5) == 2.0
+    assert percentile([3.0, 1.0], 1.0) == 3.0
+    assert doctest.testmod(stats_module).failed == 0
