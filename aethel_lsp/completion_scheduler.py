@@ -35,10 +35,11 @@ import enum
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aethel_lsp.config import Settings
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import EngineError
 from aethel_lsp.engine.types import Chunk, GenerationOptions, KeepAlive, Metrics, ModelInfo
@@ -469,6 +470,9 @@ class CompletionScheduler:
                 self._release(lane.generation)
         self.cache.forget(uri)
 
+    def document_uris(self) -> list[str]:
+        return list(dict.fromkeys(uri for uri, _lane in self._lanes))
+
     def forget_models(self) -> None:
         """Settings or engine changed: FIM plans and warmth must be found again."""
         self._plans.clear()
@@ -775,3 +779,42 @@ def _post_context(request: InlineRequest) -> PostprocessContext:
         line_suffix=text[offset:line_end],
         suffix=text[offset : offset + 2048],
     )
+
+
+def scheduler_settings(settings: Settings, model: str) -> SchedulerSettings:
+    """The scheduler's view of the `completion` settings.
+
+    `num_ctx` is the actions' `contextSize` on purpose: Ollama reloads a model whose
+    `num_ctx` changes, so completion and actions must ask for the same one.
+    """
+    c = settings.completion
+    return SchedulerSettings(
+        model=model,
+        max_tokens=c.max_tokens,
+        deadline_ms=c.deadline_ms,
+        debounce_min_ms=c.debounce_min_ms,
+        debounce_max_ms=c.debounce_max_ms,
+        prefix_tokens=c.prefix_tokens,
+        suffix_tokens=c.suffix_tokens,
+        other_documents=c.other_documents,
+        temperature=c.temperature,
+        keep_alive=settings.keep_alive_value,
+        num_ctx=settings.context_size,
+    )
+
+
+class ModelChoice:
+    """The completion model when none is configured: found once (it costs a request to
+    the engine), then remembered until the settings change."""
+
+    def __init__(self) -> None:
+        self._key: object = None
+        self._model = ""
+
+    async def get(self, configured: str, key: object, find: Callable[[], Awaitable[str]]) -> str:
+        if configured:
+            return configured
+        if self._key != key or not self._model:
+            self._model = await find()
+            self._key = key
+        return self._model

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from aethel_lsp.features import code_actions, commands, lifecycle, models
+from aethel_lsp.features import (
+    code_actions,
+    commands,
+    completion,
+    inline_completion,
+    lifecycle,
+    models,
+)
 from aethel_lsp.session import AethelServer
 
 # Order matters only for readability; features never depend on each other.
@@ -18,6 +25,8 @@ FEATURES: tuple[ModuleType, ...] = (
     models,  # aethel.modelStatus / throughput / listModels / selectModel / pullModel
     commands,  # aethel.explainSelection / generateContract / improve / document / fixWithAI
     code_actions,  # textDocument/codeAction (instant, never calls the model)
+    inline_completion,  # textDocument/inlineCompletion (FIM ghost text, latency discipline)
+    completion,  # textDocument/completion + completionItem/resolve (local items + AI item)
 )
 
 

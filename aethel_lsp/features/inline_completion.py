@@ -1,0 +1,130 @@
+"""textDocument/inlineCompletion (LSP 3.18): fill-in-the-middle ghost text from the model.
+
+A thin handler: it turns the request into an `InlineRequest` and lets the
+`CompletionScheduler` decide (debounce, latest wins, cache, stream reuse, deadline).
+Every request gets exactly one answer; "no suggestion" is an empty list.  Each answer
+is logged at debug level with its source and the server's own time, which is what the
+benchmark reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from lsprotocol import types
+
+from aethel_lsp.actions import resolve_model
+from aethel_lsp.completion_scheduler import (
+    CompletionScheduler,
+    InlineRequest,
+    ModelChoice,
+    Outcome,
+    SchedulerSettings,
+    Source,
+    scheduler_settings,
+)
+from aethel_lsp.engine.errors import EngineError
+from aethel_lsp.prompts.context import OpenDocument
+from aethel_lsp.session import AethelServer
+
+MAX_OTHER_DOCUMENTS = 20
+EMPTY = types.InlineCompletionList(items=[])
+
+
+def register(server: AethelServer) -> None:
+    current: list[SchedulerSettings] = [SchedulerSettings(model="")]
+    scheduler = CompletionScheduler(
+        lambda: server.engine,
+        lambda: current[0],
+        log=lambda message: server.log(message, types.MessageType.Log),
+    )
+    choice = ModelChoice()
+    last_error: list[str] = [""]
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: AethelServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        entered = time.perf_counter()
+        uri = params.text_document.uri
+        document = ls.workspace.text_documents.get(uri)
+        settings = ls.session.settings
+        if document is None or not settings.completion.enabled_for(document.language_id):
+            return EMPTY
+        _forget_closed(ls, scheduler)
+        try:
+            model = await choice.get(
+                ls.session.model_for("completion"),
+                (settings, ls.session.selected_models.get("completion")),
+                lambda: resolve_model(ls, "completion"),
+            )
+        except EngineError as exc:
+            _report_error(ls, last_error, str(exc))
+            return EMPTY
+        current[0] = scheduler_settings(settings, model)
+        text = document.source
+        request = InlineRequest(
+            uri=uri,
+            language_id=document.language_id or "",
+            text=text,
+            offset=document.offset_at_position(params.position),
+            invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
+            documents=lambda: _other_documents(ls, uri),
+        )
+        outcome = await scheduler.complete(request)
+        if outcome.source is Source.ERROR:
+            _report_error(ls, last_error, outcome.message)
+        elif outcome.source is not Source.SUPERSEDED:
+            last_error[0] = ""
+        _log_outcome(ls, outcome, entered)
+        if not outcome.text:
+            return EMPTY
+        position = params.position
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=outcome.text,
+                    range=types.Range(start=position, end=position),
+                )
+            ]
+        )
+
+
+def _other_documents(ls: AethelServer, uri: str) -> Sequence[OpenDocument]:
+    docs: list[OpenDocument] = []
+    for doc in ls.workspace.text_documents.values():
+        if doc.uri != uri:
+            docs.append(OpenDocument(doc.uri, doc.language_id or "", doc.source, doc.version))
+        if len(docs) >= MAX_OTHER_DOCUMENTS:
+            break
+    return docs
+
+
+def _forget_closed(ls: AethelServer, scheduler: CompletionScheduler) -> None:
+    """Close streams and drop cache entries of documents the editor has closed (pygls
+    owns didClose, so we notice on the next request)."""
+    open_uris = ls.workspace.text_documents.keys()
+    for uri in scheduler.document_uris():
+        if uri not in open_uris:
+            scheduler.forget_document(uri)
+
+
+def _report_error(ls: AethelServer, last_error: list[str], message: str) -> None:
+    """One warning per distinct failure, not one per keystroke."""
+    if message and message != last_error[0]:
+        last_error[0] = message
+        ls.log(f"Inline completion failed: {message}", types.MessageType.Warning)
+
+
+def _log_outcome(ls: AethelServer, outcome: Outcome, entered: float) -> None:
+    if ls.session.settings.log_level != "debug":
+        return
+    server_ms = (time.perf_counter() - entered) * 1000.0
+    mode = outcome.mode.value if outcome.mode else "-"
+    ls.log(
+        f"inline completion: source={outcome.source.value} mode={mode} "
+        f"serverMs={server_ms:.3f} elapsedMs={outcome.elapsed_ms:.1f} "
+        f"partial={outcome.partial} chars={len(outcome.text)}",
+        types.MessageType.Debug,
+    )
