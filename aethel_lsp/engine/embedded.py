@@ -552,8 +552,9 @@ class EmbeddedEngine(Engine):
         options: GenerationOptions,
     ) -> AsyncIterator[Chunk]:
         started = time.perf_counter()
-        _import_llama_cpp(self.host)
-        entry = self._resolve(model)
+        if not llama_cpp_installed():  # importing it (~0.2 s) happens on the worker thread
+            raise _not_installed_error(self.host)
+        entry = await asyncio.to_thread(self._resolve, model)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Event] = asyncio.Queue()
         cancel = threading.Event()
