@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 from tests.fakes.http import BadRequest, Exchange, HttpRequest, read_request
 from tests.fakes.ollama_models import (
+    AETHEL_ANSWER,
     CATALOG,
     DEFAULT_INSTALLED,
     FakeModel,
@@ -485,12 +486,19 @@ class FakeOllama:
             self._requests.clear()
             self._streams.clear()
 
-    def _take_reply(self, model: FakeModel) -> Reply:
+    def _take_reply(self, model: FakeModel, prompt: str = "") -> Reply:
+        """Queue first, then the model's set reply; an unscripted Aethel prompt gets a
+        valid Aethel contract, so `aethel-lsp demo` against the fake shows real output."""
         with self._lock:
             for i, reply in enumerate(self._queue):
                 if reply.model is None or normalize_name(reply.model) == model.name:
                     return self._queue.pop(i)
-            return self._model_replies.get(model.name) or Reply()
+            scripted = self._model_replies.get(model.name)
+        if scripted is not None:
+            return scripted
+        if "Aethel" in prompt:
+            return Reply(text=AETHEL_ANSWER)
+        return Reply()
 
     def _take_fault(self, path: str, model: str | None) -> Fault | None:
         with self._lock:
@@ -899,7 +907,7 @@ class FakeOllama:
         think: bool,
         prompt_words: str,
     ) -> None:
-        reply = self._take_reply(model)
+        reply = self._take_reply(model, prompt_words)
         plan = _Plan.build(reply, model, body.get("options"), think, prompt_words)
         stream = body.get("stream", True) is not False
         record = self._open_stream(rec, name, stream, fault)
@@ -1290,7 +1298,7 @@ class FakeOllama:
         stop = body.get("stop")
         if stop:
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
-        reply = self._take_reply(model)
+        reply = self._take_reply(model, prompt_words)
         plan = _Plan.build(reply, model, options, False, prompt_words)
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

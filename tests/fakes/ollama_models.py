@@ -277,6 +277,26 @@ PULLABLE: tuple[FakeModel, ...] = (
     ),
 )
 
+# What an unscripted model answers when the prompt mentions Aethel (a valid program).
+AETHEL_ANSWER = """```aethel
+# Move an amount between two accounts; the total supply must not change.
+intent transfer(from: Account, to: Account, amount: Balance) {
+    guard {
+        amount > 0;
+        from_balance >= amount;
+        old_from_balance == from_balance;
+        old_to_balance == to_balance;
+    }
+    solve {
+        priority: security;
+    }
+    verify {
+        from_balance == old_from_balance - amount;
+        to_balance == old_to_balance + amount;
+    }
+}
+```"""
+
 CATALOG: dict[str, FakeModel] = {m.name: m for m in (*DEFAULT_INSTALLED, *PULLABLE)}
 
 

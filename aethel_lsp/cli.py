@@ -1,0 +1,437 @@
+"""`aethel-lsp`: serve LSP (stdio by default, `--tcp` for TCP), or run a subcommand.
+
+Subcommands are rows of `SUBCOMMANDS`; adding one is an additive edit: write
+`def _mycmd(args, ctx) -> int` (sync or async; or put it in its own module and use
+`lazy("aethel_lsp.cli_mycmd", "run")`), then append
+`Subcommand("mycmd", "one-line help", _mycmd, arguments=_mycmd_arguments)`.
+Every subcommand automatically gets `--host`, `--engine` and `--json`.
+
+Conventions: exit 0 on success, 1 when the engine or the command fails (one line
+`error: ...` on stderr), 2 for bad usage (argparse), 130 on Ctrl-C.  With `--json`
+stdout carries exactly the camelCase `to_json()` shapes the LSP commands return.
+Host precedence: `--host` > user config file > `OLLAMA_HOST` > http://127.0.0.1:11434.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from aethel_lsp import __version__
+from aethel_lsp.cli_output import (
+    Output,
+    PullDisplay,
+    metrics_line,
+    model_details,
+    models_table,
+    rows_table,
+    running_table,
+    status_summary,
+    usage_table,
+)
+
+if TYPE_CHECKING:
+    from aethel_lsp.config import Settings
+    from aethel_lsp.engine import Chunk, Engine, EngineConfig, GenerateResult
+
+CommandResult = int | Awaitable[int]
+Runner = Callable[[argparse.Namespace, "CliContext"], CommandResult]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One row of the command table."""
+
+    name: str
+    help: str
+    run: Runner
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def lazy(module: str, attribute: str = "run") -> Runner:
+    """A runner imported only when its subcommand runs (keeps `aethel-lsp --help` fast)."""
+
+    def run(args: argparse.Namespace, ctx: CliContext) -> CommandResult:
+        target = getattr(importlib.import_module(module), attribute)
+        return cast(CommandResult, target(args, ctx))
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------
+# Context: settings, host and engine, built once per invocation
+# ---------------------------------------------------------------------------------------
+class CliContext:
+    """What every subcommand needs: output, resolved settings, and an engine on demand."""
+
+    def __init__(self, args: argparse.Namespace, out: Output) -> None:
+        self.args = args
+        self.out = out
+        self._settings: Settings | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.out)
+        return self._settings
+
+    @property
+    def host(self) -> str:
+        """`--host` > user config > `OLLAMA_HOST` > default, normalized like Ollama does."""
+        from aethel_lsp.engine import parse_ollama_host
+
+        raw = self.args.host or self.settings.host
+        try:
+            return parse_ollama_host(raw)
+        except ValueError as exc:
+            raise CliError(f"Invalid host {raw!r}: {exc}.") from exc
+
+    def engine_config(self) -> EngineConfig:
+        from aethel_lsp.engine import EngineConfig, EngineTimeouts
+
+        settings = self.settings
+        kind = self.args.engine or ("ollama" if self.args.host else settings.engine)
+        base_url = settings.openai.base_url
+        if kind == "openai" and self.args.host:
+            base_url = self.args.host
+        timeouts = EngineTimeouts(
+            connect_s=settings.timeouts.connect_ms / 1000,
+            first_token_s=settings.timeouts.first_token_ms / 1000,
+            between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
+        )
+        return EngineConfig(
+            kind=kind,
+            host=self.host,
+            openai_base_url=base_url,
+            openai_api_key_env=settings.openai.api_key_env,
+            embedded_model_path=settings.embedded.model_path or None,
+            embedded_threads=settings.embedded.threads,
+            timeouts=timeouts,
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The configured engine, metered so `aethel-lsp stats` counts CLI generations too."""
+        if self._engine is None:
+            from aethel_lsp.engine import create_engine
+            from aethel_lsp.engine.metered import MeteredEngine
+            from aethel_lsp.engine.stats import UsageStats
+
+            self._engine = MeteredEngine(create_engine(self.engine_config()), UsageStats())
+        return self._engine
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.aclose()
+
+
+class CliError(Exception):
+    """A failure of the command itself (not of the engine), shown as one line."""
+
+
+def load_settings(out: Output) -> Settings:
+    """The user's settings (user config file over `OLLAMA_HOST` over defaults).
+
+    Problems in the config file are warnings: the CLI still runs with the defaults.
+    """
+    from aethel_lsp.config import load_config
+
+    resolved = load_config(roots=[], env=os.environ)
+    for issue in resolved.issues:
+        out.warning(f"{issue.where()}: {issue.message}")
+    return resolved.settings
+
+
+# ---------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------
+async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
+    status = await ctx.engine.status()
+    if args.json:
+        ctx.out.json(status.to_json())
+    if not status.available:
+        ctx.out.error(status.error or _offline_message(status.host))
+        return 1
+    if not args.json:
+        ctx.out.line(status_summary(status))
+        if status.reason and status.engine != "ollama":
+            ctx.out.note(status.reason)
+        if status.models:
+            ctx.out.table(models_table(status.models))
+    return 0
+
+
+def _offline_message(host: str) -> str:
+    return (
+        f"Ollama is not running at {host}. Start it with `ollama serve` "
+        "(or pass --host / set OLLAMA_HOST if it runs elsewhere)."
+    )
+
+
+async def _models(args: argparse.Namespace, ctx: CliContext) -> int:
+    models = await ctx.engine.list_models_detailed()
+    if args.json:
+        ctx.out.json([m.to_json() for m in models])
+    elif models:
+        ctx.out.table(models_table(models))
+    else:
+        ctx.out.line("No models installed. Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`.")
+    return 0
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model name, e.g. qwen2.5-coder:1.5b")
+
+
+async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    model = await ctx.engine.show(args.model)
+    if args.json:
+        ctx.out.json(model.to_json())
+    else:
+        for line in model_details(model):
+            ctx.out.line(line)
+    return 0
+
+
+async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:
+    running = await ctx.engine.running()
+    if args.json:
+        ctx.out.json([m.to_json() for m in running])
+    elif running:
+        ctx.out.table(running_table(running))
+    else:
+        ctx.out.line("No model is loaded.")
+    return 0
+
+
+def _pull_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model to download, e.g. qwen2.5-coder:1.5b")
+
+
+async def _pull(args: argparse.Namespace, ctx: CliContext) -> int:
+    progress = ctx.engine.pull(args.model)
+    if args.json:
+        async for item in progress:
+            ctx.out.json_line(item.to_json())
+        return 0
+    with PullDisplay(ctx.out) as display:
+        async for item in progress:
+            display.update(item)
+    ctx.out.line(f"Pulled {args.model}.")
+    return 0
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
+    parser.add_argument("--model", "-m", help="model to use (default: config, else best installed)")
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--temperature", type=float, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    parser.add_argument("--no-stream", action="store_true", help="print the answer when complete")
+
+
+async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.engine import GenerateRequest, GenerationOptions, collect
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    model = await _choose_model(ctx, args.model, "general")
+    options = GenerationOptions(temperature=args.temperature, num_predict=args.max_tokens)
+    request = GenerateRequest(model=model, prompt=prompt, system=args.system, options=options)
+    if args.json or args.no_stream:
+        result = await ctx.engine.generate(request)
+    else:
+        async with contextlib.aclosing(_echo(ctx, ctx.engine.stream_generate(request))) as chunks:
+            result = await collect(chunks, model)
+        ctx.out.write_text("\n")
+    _print_result(ctx, result, streamed=not (args.json or args.no_stream))
+    return 0
+
+
+async def _echo(ctx: CliContext, chunks: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
+    """Pass chunks through, writing their text to the terminal as they arrive."""
+    from aethel_lsp.engine import closing_stream
+
+    async with contextlib.aclosing(closing_stream(chunks)) as items:
+        async for chunk in items:
+            if chunk.text:
+                ctx.out.write_text(chunk.text)
+            yield chunk
+
+
+def _print_result(ctx: CliContext, result: GenerateResult, *, streamed: bool) -> None:
+    if ctx.args.json:
+        ctx.out.json(result.to_json())
+        return
+    if not streamed:
+        ctx.out.write_text(result.text.rstrip("\n") + "\n")
+    ctx.out.note(f"{result.metrics.model} · {metrics_line(result.metrics)}")
+
+
+async def _choose_model(ctx: CliContext, explicit: str | None, use_case: str) -> str:
+    """`--model`, else the configured model, else the recommendation for `use_case`."""
+    if explicit:
+        return explicit
+    if ctx.settings.model:
+        return ctx.settings.model
+    from aethel_lsp.engine.recommend import recommend_installed
+
+    for rec in await recommend_installed(ctx.engine):
+        if rec.use_case == use_case and rec.model:
+            return rec.model
+    raise CliError(
+        "No model that can generate text is installed. "
+        "Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`, or pass --model."
+    )
+
+
+async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.engine.recommend import recommend_installed
+
+    recommendations = await recommend_installed(ctx.engine)
+    if args.json:
+        ctx.out.json([r.to_json() for r in recommendations])
+        return 0
+    rows = [
+        (r.use_case, r.recommended, "yes" if r.recommended_installed else "no", r.model or "–")
+        for r in recommendations
+    ]
+    ctx.out.table(rows_table(("USE CASE", "RECOMMENDED", "INSTALLED", "USE NOW"), rows))
+    for r in recommendations:
+        ctx.out.line(f"{r.use_case}: {r.reason}")
+    return 0
+
+
+def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.engine.stats import UsageStats
+
+    stats = UsageStats()
+    usage = stats.to_json()
+    if stats.notice:
+        ctx.out.warning(stats.notice)
+    if args.json:
+        ctx.out.json(usage)
+    elif usage:
+        ctx.out.table(usage_table(usage))
+        ctx.out.note(f"from {stats.path}")
+    else:
+        ctx.out.line(f"No generations recorded yet ({stats.path}).")
+    return 0
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", help="model for every scenario (default: best installed)")
+
+
+async def _demo(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_demo import run_demo
+
+    return await run_demo(args, ctx)
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("status", "is the engine running? version, models, loaded models", _status),
+    Subcommand("models", "installed models with parameters, context and capabilities", _models),
+    Subcommand("show", "details of one model", _show, _show_arguments),
+    Subcommand("ps", "models loaded in memory", _ps),
+    Subcommand("pull", "download a model, with a progress bar", _pull, _pull_arguments),
+    Subcommand("generate", "generate text from a prompt, streamed", _generate, _generate_arguments),
+    Subcommand("recommend", "which installed model to use for what", _recommend),
+    Subcommand("stats", "usage statistics recorded across runs", _stats),
+    Subcommand("demo", "the four demo scenarios, end to end", _demo, _demo_arguments),
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Parser and entry point
+# ---------------------------------------------------------------------------------------
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--host",
+        help="Ollama host (any OLLAMA_HOST form); overrides the config file and OLLAMA_HOST",
+    )
+    common.add_argument(
+        "--engine",
+        choices=("auto", "ollama", "openai", "embedded"),
+        help="engine to use (default: config; `ollama` when --host is given)",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    return common
+
+
+def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aethel-lsp",
+        description="A language server that brings a local LLM into every editor. "
+        "Without a subcommand it serves LSP over stdio.",
+    )
+    parser.add_argument("--version", action="version", version=f"aethel-lsp {__version__}")
+    parser.add_argument("--stdio", action="store_true", help="serve LSP over stdio (default)")
+    parser.add_argument("--tcp", action="store_true", help="serve LSP over TCP instead of stdio")
+    parser.add_argument("--bind", default="127.0.0.1", help="address for --tcp")
+    parser.add_argument("--port", type=int, default=2087, help="port for --tcp")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common_options()
+    for command in subcommands if subcommands is not None else SUBCOMMANDS:
+        p = sub.add_parser(command.name, help=command.help, parents=[common])
+        if command.arguments is not None:
+            command.arguments(p)
+        p.set_defaults(_subcommand=command)
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the language server until the client exits."""
+    try:
+        server_module = importlib.import_module("aethel_lsp.server")
+    except ImportError as exc:
+        print(f"error: the language server is not available ({exc}).", file=sys.stderr)
+        return 1
+    server = server_module.create_server()
+    if args.tcp:
+        server.start_tcp(args.bind, args.port)
+    else:
+        server.start_io()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Subcommand | None = getattr(args, "_subcommand", None)
+    if command is None:
+        return serve(args)
+    out = Output(json_mode=args.json)
+    try:
+        return asyncio.run(_run(command, args, out))
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+
+
+async def _run(command: Subcommand, args: argparse.Namespace, out: Output) -> int:
+    from aethel_lsp.engine import EngineError
+
+    ctx = CliContext(args, out)
+    try:
+        result = command.run(args, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return int(result)
+    except (EngineError, CliError) as exc:
+        out.error(str(exc))
+        return 1
+    finally:
+        await ctx.aclose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
