@@ -337,6 +337,11 @@ async def _demo(args: argparse.Namespace, ctx: CliContext) -> int:
     return await run_demo(args, ctx)
 
 
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="Aethel files (.ae) to check")
+    parser.add_argument("--timeout-ms", type=int, help="time limit per solver query (ms)")
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("status", "is the engine running? version, models, loaded models", _status),
     Subcommand("models", "installed models with parameters, context and capabilities", _models),
@@ -347,6 +352,12 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("recommend", "which installed model to use for what", _recommend),
     Subcommand("stats", "usage statistics recorded across runs", _stats),
     Subcommand("demo", "the four demo scenarios, end to end", _demo, _demo_arguments),
+    Subcommand(
+        "check",
+        "Aethel diagnostics for files; exit 1 on errors",
+        lazy("aethel_lsp.check_cli"),
+        _check_arguments,
+    ),
 ]
 
 

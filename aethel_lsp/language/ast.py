@@ -1,0 +1,208 @@
+"""The Aethel syntax tree.
+
+Every node carries its exact `Span`.  The parser builds this tree even for broken
+text: missing pieces are `None` or `MissingExpr`, so symbols, hover and navigation
+keep working while the user is typing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aethel_lsp.language.spans import LineIndex, Span
+
+BlockKind = str  # "guard" | "solve" | "verify" | anything else (an unknown block)
+KNOWN_BLOCKS: tuple[str, ...] = ("guard", "solve", "verify")
+RelOp = Literal[">=", "<=", "==", "!=", ">", "<"]
+RELOPS: frozenset[str] = frozenset({">=", "<=", "==", "!=", ">", "<"})
+
+
+@dataclass(slots=True)
+class Name:
+    name: str
+    span: Span
+
+
+@dataclass(slots=True)
+class Number:
+    text: str  # source text, including a leading "-"
+    span: Span
+
+    @property
+    def is_integer(self) -> bool:
+        return "." not in self.text
+
+
+@dataclass(slots=True)
+class BinOp:
+    op: str  # + - * / %
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(slots=True)
+class Group:
+    """A parenthesised expression; kept so the formatter reproduces the parentheses."""
+
+    inner: Expr
+    span: Span
+
+
+@dataclass(slots=True)
+class MissingExpr:
+    """Placeholder where the parser expected an expression and reported an error."""
+
+    span: Span
+
+
+Expr = Name | Number | BinOp | Group | MissingExpr
+
+
+@dataclass(slots=True)
+class Comparison:
+    left: Expr
+    op: str
+    right: Expr
+    span: Span
+    parenthesized: bool = False
+
+
+@dataclass(slots=True)
+class Implication:
+    """The extension `(a relop b) ==> (c relop d)`."""
+
+    antecedent: Comparison
+    consequent: Comparison
+    span: Span
+
+
+@dataclass(slots=True)
+class Condition:
+    body: Comparison | Implication
+    span: Span
+    secret: bool = False
+    external: bool = False
+
+
+@dataclass(slots=True)
+class Setting:
+    """A `solve` hint `key: value;`."""
+
+    key: Name
+    value: Name | None
+    span: Span
+
+
+@dataclass(slots=True)
+class Block:
+    kind: BlockKind
+    keyword_span: Span
+    span: Span
+    conditions: list[Condition] = field(default_factory=list)
+    settings: list[Setting] = field(default_factory=list)
+    closed: bool = True
+
+    @property
+    def is_known(self) -> bool:
+        return self.kind in KNOWN_BLOCKS
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.conditions and not self.settings
+
+
+@dataclass(slots=True)
+class Param:
+    name: Name
+    type: Name | None
+    span: Span
+    secret: bool = False
+    external: bool = False
+
+
+@dataclass(slots=True)
+class Intent:
+    name: Name | None
+    params: list[Param]
+    blocks: list[Block]
+    span: Span
+    keyword_span: Span
+    batch: str | None = None  # name of the enclosing atomic_batch
+
+    def block(self, kind: str) -> Block | None:
+        for block in self.blocks:
+            if block.kind == kind:
+                return block
+        return None
+
+    @property
+    def display_name(self) -> str:
+        return self.name.name if self.name else "<unnamed>"
+
+
+@dataclass(slots=True)
+class Batch:
+    name: Name | None
+    intents: list[Intent]
+    span: Span
+    keyword_span: Span
+
+
+Item = Intent | Batch
+
+
+@dataclass(slots=True)
+class Comment:
+    text: str  # including the leading "#"
+    span: Span
+
+
+@dataclass(slots=True)
+class Program:
+    items: list[Item]
+    comments: list[Comment]
+    span: Span
+    index: LineIndex
+
+    def intents(self) -> list[Intent]:
+        """Every intent, top-level and inside batches, in source order."""
+        out: list[Intent] = []
+        for item in self.items:
+            if isinstance(item, Intent):
+                out.append(item)
+            else:
+                out.extend(item.intents)
+        return out
+
+
+def walk_expr(expr: Expr) -> list[Name | Number]:
+    """Leaves of an expression, left to right."""
+    out: list[Name | Number] = []
+    stack: list[Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, BinOp):
+            stack.append(node.right)
+            stack.append(node.left)
+        elif isinstance(node, Group):
+            stack.append(node.inner)
+        elif isinstance(node, (Name, Number)):
+            out.append(node)
+    return out
+
+
+def comparisons(condition: Condition) -> list[Comparison]:
+    body = condition.body
+    if isinstance(body, Implication):
+        return [body.antecedent, body.consequent]
+    return [body]
+
+
+def condition_names(condition: Condition) -> list[Name]:
+    names: list[Name] = []
+    for comp in comparisons(condition):
+        for side in (comp.left, comp.right):
+            names.extend(leaf for leaf in walk_expr(side) if isinstance(leaf, Name))
+    return names
