@@ -50,6 +50,7 @@ EXPLANATION = (
     "the sender loses exactly `amount` and the receiver gains exactly `amount`, so the "
     "total supply is conserved, which the checker proves with Z3."
 )
+MENU_EXPLANATION = "The intent `transfer` keeps the total supply constant while moving funds."
 SLOW_EXPLANATION = " ".join(["word"] * 400)
 COMPLETION = "old_to_balance + amount;"
 
@@ -107,6 +108,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     with FakeOllama(token_delay=0.02, pull_delay=0.05) as fake:
         fake.enqueue(
             Reply(text=EXPLANATION),
+            Reply(text=MENU_EXPLANATION),
             Reply(text=SLOW_EXPLANATION, token_delay=0.03),
             Reply(text=CONTRACT),
             model=ACTION_MODEL,
@@ -171,7 +173,7 @@ def test_attaches_and_mirrors_protocol(session: Session) -> None:
     s = session.steps
     assert s["server_info"]["name"] == protocol.SERVER_NAME
     assert s["capabilities"]["codeActionProvider"]
-    assert s["capabilities"]["inlineCompletionProvider"]
+    assert s["capabilities"]["inlineCompletionProvider"] is not None
     # the plugin's lua/aethel/protocol.lua mirrors aethel_lsp/protocol.py
     lua = s["protocol"]
     for name in dir(protocol):
@@ -222,14 +224,27 @@ def test_explain_streams_into_the_preview(session: Session) -> None:
     assert "old_to_balance" in json.dumps(first.request.json)
 
 
+def test_code_action_menu_streams_into_the_preview(session: Session) -> None:
+    """An action picked with vim.lsp.buf.code_action() streams like :AethelExplain."""
+    run = session.steps["menu_explain"]
+    assert run["state"] == "done", run
+    assert run["command"] == protocol.CMD_EXPLAIN_SELECTION
+    assert run["reports"] >= 2
+    assert run["preview_text"].strip() == MENU_EXPLANATION
+    commands = {a["title"]: a["command"] for a in session.steps["code_actions"]}
+    explain = next(t for t in commands if protocol.TITLE_EXPLAIN in t)
+    assert commands[explain] == protocol.CMD_EXPLAIN_SELECTION
+
+
 def test_cancel_from_the_editor_stops_the_stream(session: Session) -> None:
     """:AethelCancel mid-stream: the run is cancelled and the HTTP stream to the engine closed."""
     cancel = session.steps["cancel"]
     assert cancel["state"] == "cancelled"
     assert cancel["reports_at_cancel"] >= 2
     action_streams = [s for s in session.fake.streams if s.model == ACTION_MODEL]
-    assert len(action_streams) >= 3, action_streams  # explain, cancelled explain, generate
-    slow = action_streams[1]
+    # explain, explain from the menu, cancelled explain, generate
+    assert len(action_streams) >= 4, action_streams
+    slow = action_streams[2]
     assert slow.closed_early and not slow.completed, slow
     assert slow.tokens_sent < len(SLOW_EXPLANATION.split())
 
@@ -273,7 +288,7 @@ def test_pull_shows_progress(session: Session) -> None:
     assert pull["state"] == "done", pull
     assert pull["result"]["status"] == "success"
     assert pull["percentages"] and max(pull["percentages"]) == 100
-    assert session.fake.pull_requests[-1]["model"] == PULL_MODEL
+    assert session.fake.pull_requests()[-1]["model"] == PULL_MODEL
 
 
 def test_ghost_text_inline_completion(session: Session) -> None:
@@ -292,6 +307,6 @@ def test_ghost_text_inline_completion(session: Session) -> None:
 def test_checkhealth(session: Session) -> None:
     report = "\n".join(session.steps["health"])
     assert "aethel: server" in report
-    assert "aethel-lsp running" in report
+    assert "aethel-lsp 0.1.0 running" in report or "running (client id" in report
     assert "answers (version" in report
     assert "installed models:" in report

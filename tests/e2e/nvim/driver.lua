@@ -192,7 +192,8 @@ local function main()
   }, 5000, buf)
   step('code_action_ms', (vim.uv.hrtime() - t) / 1e6)
   step('code_actions', resp and (resp.err or vim.tbl_map(function(a)
-    return { title = a.title, kind = a.kind or vim.NIL, command = a.command and a.command.command or vim.NIL }
+    local cmd = a.command and a.command.command or (type(a.data) == 'table' and a.data.command) or vim.NIL
+    return { title = a.title, kind = a.kind or vim.NIL, command = cmd }
   end, resp.result or {})) or 'no response')
 
   -- 3. explain: the preview fills while the progress reports arrive
@@ -204,6 +205,25 @@ local function main()
   sleep(100) -- let a late `end` arrive
   step('explain', run_info(run))
   step('statusline_after_explain', aethel.statusline())
+
+  -- 3b. the same action picked from Neovim's own code action menu (codeAction/resolve,
+  -- then the command runs through the plugin's client-side handler: same live preview)
+  local before_menu = #actions.history
+  vim.lsp.buf.code_action({
+    apply = true,
+    range = { start = { 2, 0 }, ['end'] = { 17, 1 } },
+    filter = function(a)
+      return a.title:find('Explain', 1, true) ~= nil
+    end,
+  })
+  local menu_run = wait_for('code action run', 10000, function()
+    return #actions.history > before_menu and actions.last()
+  end)
+  wait_for('code action result', 20000, function()
+    return run_done(menu_run)
+  end)
+  sleep(100)
+  step('menu_explain', run_info(menu_run))
 
   -- 4. cancel a long explanation from the editor (:AethelCancel)
   vim.cmd('2,17AethelExplain')

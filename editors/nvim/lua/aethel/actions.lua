@@ -5,8 +5,12 @@
 -- (window/workDoneProgress/create), sends `begin`, then `report`s whose `message` is the
 -- text generated since the previous report, then `end` with a summary. The token is
 -- chosen by the server, so a run claims the first `begin` that arrives from its client
--- after the request was sent (runs of one client are claimed in order). Neovim turns
--- every `$/progress` into an `LspProgress` autocmd, which is where we listen.
+-- after the request was sent (runs of one client are claimed in order). One command can
+-- stream more than once (a generated contract that fails the checker is repaired in a
+-- new round, under a new token): a `begin` that no new run is waiting for goes to the
+-- latest run of that client whose previous progress has ended and which has not
+-- answered yet. Neovim turns every `$/progress` into an `LspProgress` autocmd, which
+-- is where we listen.
 local config = require('aethel.config')
 local preview = require('aethel.preview')
 local protocol = require('aethel.protocol')
@@ -31,7 +35,8 @@ local M = {}
 --- @field preview aethel.Preview?
 --- @field on_report fun(run: aethel.Run, value: table)?
 --- @field on_done fun(run: aethel.Run)?
---- @field claim_deadline integer?
+--- @field round integer?        1 for the first generation, 2 for the first repair round, ...
+--- @field progress_open boolean?  a `begin` was seen and its `end` not yet
 
 local next_id = 0
 --- @type aethel.Run[] runs waiting for their `begin`, oldest first
@@ -227,14 +232,15 @@ function M.on_progress(ev)
   local key = token_key(params.token)
   local run = by_token[key]
   if run == nil and value.kind == 'begin' then
-    for i, r in ipairs(pending) do
-      if r.client.id == data.client_id then
-        run = r
-        table.remove(pending, i)
-        run.token = params.token
-        by_token[key] = run
-        break
+    run = M._claim(data.client_id)
+    if run then
+      if run.token ~= nil and run.state == 'running' then
+        run.round = (run.round or 1) + 1 -- a new round: the preview restarts with it
+        run.text = ''
       end
+      run.token = params.token
+      run.progress_open = true
+      by_token[key] = run
     end
   end
   if run == nil then
@@ -252,6 +258,9 @@ function M.on_progress(ev)
   if type(value.percentage) == 'number' then
     run.percentage = value.percentage
   end
+  if value.kind == 'begin' and run.preview and (run.round or 1) > 1 then
+    run.preview:set_text('') -- a repair round streams a whole new contract
+  end
   if value.kind == 'report' and type(value.message) == 'string' and value.message ~= '' and run.preview then
     run.text = run.text .. value.message
     run.reports = run.reports + 1
@@ -259,18 +268,40 @@ function M.on_progress(ev)
   end
   if value.kind == 'end' then
     run.summary = value.message
+    run.progress_open = false
     by_token[key] = nil
   end
   if run.preview and run.state == 'running' then
     if value.kind == 'end' then
       run.preview:set_footer(value.message or 'done')
-    elseif run.percentage then
-      run.preview:set_footer(string.format('%d%% · <C-c> cancel · q close', run.percentage))
+    else
+      local round = (run.round or 1) > 1 and run.title and (run.title .. ' · ') or ''
+      local pct = run.percentage and string.format('%d%% · ', run.percentage) or ''
+      run.preview:set_footer(round .. pct .. '<C-c> cancel · q close')
     end
   end
   if run.on_report then
     pcall(run.on_report, run, value)
   end
+end
+
+--- The run a new `begin` from `client_id` belongs to: the oldest run still waiting for
+--- its first progress, else the newest running run between two rounds.
+--- @return aethel.Run?
+function M._claim(client_id)
+  for i, r in ipairs(pending) do
+    if r.client.id == client_id then
+      table.remove(pending, i)
+      return r
+    end
+  end
+  for i = #M.history, 1, -1 do
+    local r = M.history[i]
+    if r.client.id == client_id and r.state == 'running' and r.token ~= nil and not r.progress_open then
+      return r
+    end
+  end
+  return nil
 end
 
 --- Stop a running generation: both routes the server honours, so the model stops at once.
@@ -340,13 +371,10 @@ end
 function M.on_show_document(err, params, ctx)
   local run = M.last()
   local uri = type(params) == 'table' and params.uri or nil
-  if run and run.preview and run.client.id == ctx.client_id and uri and not params.external then
+  if run and run.preview and run.state == 'running' and run.client.id == ctx.client_id and uri and not params.external then
     local fname = vim.uri_to_fname(uri)
     if vim.fn.filereadable(fname) == 1 then
-      local text = table.concat(vim.fn.readfile(fname), '\n')
-      if run.state == 'running' or run.preview:get_text() == '' then
-        run.preview:set_text(text)
-      end
+      run.preview:set_text(table.concat(vim.fn.readfile(fname), '\n'))
       run.preview:show()
       run.shown_document = uri
       return { success = true }

@@ -73,10 +73,12 @@ end
 --- The range a user command acts on:
 --- * a charwise visual selection, exactly;
 --- * a :range (or a linewise/blockwise selection), whole lines;
---- * no range: the current line (`line`) or the paragraph around the cursor (`paragraph`).
+--- * no range: the current line (`line`), the paragraph around the cursor (`paragraph`),
+---   the cursor (`cursor`), or an empty range at the start of the line to insert at
+---   (`insert`: the cursor line when blank, else the line below).
 --- @param bufnr integer
 --- @param opts table the user command's opts (line1, line2, range)
---- @param default 'line'|'paragraph'|'cursor'
+--- @param default 'line'|'paragraph'|'cursor'|'insert'
 --- @param encoding string
 function M.range_for(bufnr, opts, default, encoding)
   local function line_text(row)
@@ -100,6 +102,12 @@ function M.range_for(bufnr, opts, default, encoding)
     local col = vim.api.nvim_win_get_cursor(0)[2]
     return lsp_range(bufnr, row, col, row, col, encoding)
   end
+  if default == 'insert' then
+    if line_text(row):match('%S') and row + 1 < vim.api.nvim_buf_line_count(bufnr) then
+      row = row + 1
+    end
+    return lsp_range(bufnr, row, 0, row, 0, encoding)
+  end
   local first, last = row, row
   if default == 'paragraph' and line_text(row):match('%S') then
     local count = vim.api.nvim_buf_line_count(bufnr)
@@ -118,7 +126,7 @@ end
 --- Run one of the streaming commands on a range of the current buffer.
 --- @param command string
 --- @param opts table? user-command opts
---- @param default 'line'|'paragraph'|'cursor'
+--- @param default 'line'|'paragraph'|'cursor'|'insert'
 --- @param extra table? extra fields for the argument object (e.g. description)
 --- @return aethel.Run?
 function M.run(command, opts, default, extra)
@@ -141,6 +149,11 @@ end
 --- or the comment line under the cursor.
 function M.generate(opts)
   local description = opts and opts.args ~= '' and opts.args or nil
+  if description and not (opts.range and opts.range > 0) then
+    -- insert the contract at the cursor line (below it when the line has text),
+    -- never replace what is there
+    return M.run(protocol.CMD_GENERATE_CONTRACT, opts, 'insert', { description = description })
+  end
   return M.run(protocol.CMD_GENERATE_CONTRACT, opts, 'line', { description = description })
 end
 
@@ -154,6 +167,38 @@ end
 
 function M.document(opts)
   return M.run(protocol.CMD_DOCUMENT_SELECTION, opts, 'paragraph')
+end
+
+--- :AethelFix — ask the model to fix the diagnostics on the cursor line (or range).
+function M.fix(opts)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = require_client(bufnr)
+  if not client then
+    return nil
+  end
+  local first, last
+  if opts and opts.range and opts.range > 0 then
+    first, last = opts.line1 - 1, opts.line2 - 1
+  else
+    first = vim.api.nvim_win_get_cursor(0)[1] - 1
+    last = first
+  end
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get(bufnr)) do
+    if d.lnum >= first and d.lnum <= last then
+      local lsp = d.user_data and d.user_data.lsp
+      found[#found + 1] = {
+        message = d.message,
+        range = lsp and lsp.range or lsp_range(bufnr, d.lnum, d.col, d.end_lnum or d.lnum, d.end_col or d.col, client.offset_encoding),
+      }
+    end
+  end
+  if #found == 0 then
+    notify('no diagnostic here to fix (:AethelImprove rewrites code without one)', vim.log.levels.WARN)
+    return nil
+  end
+  local args = { uri = vim.uri_from_bufnr(bufnr), range = found[1].range, diagnostics = found }
+  return actions.execute(client, bufnr, protocol.CMD_FIX_WITH_AI, { args })
 end
 
 --- Send a quick (non-streaming) command to any aethel-lsp client.
@@ -346,6 +391,7 @@ local function create_commands()
   cmd('AethelExplain', M.explain, { range = true, desc = 'Explain the selection (streams into a preview)' })
   cmd('AethelImprove', M.improve, { range = true, desc = 'Rewrite the selection better' })
   cmd('AethelDocument', M.document, { range = true, desc = 'Add documentation to the selection' })
+  cmd('AethelFix', M.fix, { range = true, desc = 'Fix the diagnostics of the line (or range) with AI' })
   cmd('AethelStatus', function()
     M.show_status()
   end, { desc = 'Show the engine, host and models of aethel-lsp' })
