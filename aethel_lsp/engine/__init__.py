@@ -39,7 +39,6 @@ from aethel_lsp.engine.recommend import (
     USE_CASES,
     Recommendation,
     UseCase,
-    recommend,
     recommend_all,
     recommend_installed,
 )
@@ -109,7 +108,6 @@ __all__ = [
     "is_loopback",
     "ollama_host_from_env",
     "parse_ollama_host",
-    "recommend",
     "recommend_all",
     "recommend_installed",
 ]

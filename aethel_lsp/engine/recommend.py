@@ -7,6 +7,7 @@ and exact parameter counts) and say why, so the user sees the reasoning, not a g
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,11 +29,13 @@ class UseCase:
     wants_code: bool
     ideal_parameters: float | None  # None = as large as possible / as small as possible
     prefer_large: bool = False
+    avoid_code: bool = False  # general chat: a code-tuned model is a last resort
 
 
 USE_CASES: tuple[UseCase, ...] = (
     UseCase("coding", "deepseek-coder:7b", "everyday code tasks and completion", True, 7 * B),
-    UseCase("general", "llama3:8b", "explanations and general questions", False, 8 * B),
+    UseCase("general", "llama3:8b", "explanations and general questions", False, 8 * B,
+            avoid_code=True),
     UseCase("fast", "mistral:7b", "quick answers on modest hardware", False, None),
     UseCase("powerful", "llama3:70b", "the hardest questions, given the hardware", False, None,
             prefer_large=True),
@@ -136,12 +139,16 @@ def _best(candidates: list[ModelInfo], use_case: UseCase) -> tuple[ModelInfo, st
     """Rank by fit to the use case: code models first for code, then size."""
     pool = candidates
     code_note = ""
+    code = [m for m in candidates if is_code_model(m)]
     if use_case.wants_code:
-        code = [m for m in candidates if is_code_model(m)]
         if code:
             pool, code_note = code, "a code model"
         else:
             code_note = "no code model is installed, so a general model"
+    elif use_case.avoid_code:
+        general = [m for m in candidates if m not in code]
+        if general:
+            pool, code_note = general, "a general (not code-tuned) model"
     ranked = sorted(pool, key=lambda m: _size_rank(m, use_case))
     best = ranked[0]
     return best, _explain(best, use_case, code_note)
@@ -155,7 +162,8 @@ def _size_rank(model: ModelInfo, use_case: UseCase) -> tuple[float, float]:
         return known, -value
     if use_case.ideal_parameters is None:  # fast: the smallest
         return known, value
-    return known, abs(value - use_case.ideal_parameters)
+    # Sizes compare by ratio (3B vs 7B is a bigger step than 14B vs 7B in practice).
+    return known, abs(math.log(max(value, 1.0) / use_case.ideal_parameters))
 
 
 def _explain(model: ModelInfo, use_case: UseCase, code_note: str) -> str:

@@ -266,7 +266,7 @@ async def test_404_is_model_not_found_with_pull_advice() -> None:
 async def test_show_404_is_model_not_found() -> None:
     script = Script().on("/api/show", fixture_reply(
         404, "derived_from_code/show_model_not_found.404.json"))
-    with pytest.raises(ModelNotFound, match="ollama pull llama3.2"):
+    with pytest.raises(ModelNotFound, match=r"ollama pull llama3\.2"):
         await engine_for(script).show("llama3.2")
 
 
@@ -362,7 +362,7 @@ async def test_connection_dropped_mid_stream_is_malformed() -> None:
                                             "message body")
 
     script = Script().on("/api/generate", lambda r: httpx.Response(200, stream=Dropping()))
-    with pytest.raises(MalformedResponse, match="connection to .* broke"):
+    with pytest.raises(MalformedResponse, match=r"connection to .* broke"):
         await engine_for(script).generate(GenerateRequest(MODEL, "p"))
 
 
