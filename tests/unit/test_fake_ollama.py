@@ -364,7 +364,7 @@ def test_records_requests_and_early_close(fake_ollama: FakeOllama) -> None:
     stream = fake_ollama.wait_for_stream_end("/api/generate")
     assert stream.closed_early and not stream.completed
     assert stream.closed_at is not None
-    assert stream.closed_at - closed_by_client < 0.1  # generous; typically a few ms
+    assert stream.closed_at - closed_by_client < 0.2  # generous; typically ~1-5 ms
     assert stream.tokens_sent < 10
     req = fake_ollama.wait_for_request("/api/generate")
     assert req.json == {"model": "llama3.2", "prompt": "hello", "options": {"seed": 1}}
