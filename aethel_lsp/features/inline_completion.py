@@ -37,7 +37,7 @@ def register(server: AethelServer) -> None:
     scheduler = CompletionScheduler(
         lambda: server.engine,
         lambda: current[0],
-        log=lambda message: server.log(message, types.MessageType.Log),
+        log=lambda message: server.log(message, types.MessageType.Info),
     )
     choice = ModelChoice()
     last_error: list[str] = [""]
