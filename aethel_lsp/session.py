@@ -22,6 +22,18 @@ from pygls.lsp.server import LanguageServer
 
 from aethel_lsp import __version__
 from aethel_lsp.config import ConfigIssue, ResolvedConfig, Settings, config_files, load_config
+from aethel_lsp.engine import (
+    EngineConfig,
+    EngineError,
+    EngineOffline,
+    EngineStatus,
+    EngineTimeout,
+    EngineTimeouts,
+    Metrics,
+    create_engine,
+)
+from aethel_lsp.engine.metered import MeteredEngine
+from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.protocol import NOTIFY_STATUS, SERVER_NAME
 
 log = logging.getLogger(__name__)
@@ -121,6 +133,7 @@ class Session:
     engine_state: State = "ready"  # last known: ready / offline / error
     engine_message: str = ""
     last_tokens_per_second: float | None = None
+    last_metrics: Metrics | None = None
     last_status: StatusSnapshot | None = None
 
     @property
@@ -164,6 +177,9 @@ class AethelServer(LanguageServer):
         self.session = Session()
         self._config_stamp: tuple[tuple[str, float], ...] = ()
         self._background: set[asyncio.Task[Any]] = set()
+        self._engine: MeteredEngine | None = None
+        self._stats: UsageStats | None = None
+        self._engine_config: EngineConfig | None = None
 
     # -- configuration ------------------------------------------------------------------
 
@@ -212,9 +228,58 @@ class AethelServer(LanguageServer):
         task.add_done_callback(done)
         return task
 
-    async def refresh_engine_state(self) -> None:
-        """Ask the engine whether it serves, and publish the answer (filled in with the engine)."""
-        self.publish_status()
+    # -- the engine ------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> UsageStats:
+        """Usage statistics, persisted in the state directory (shared with the CLI)."""
+        if self._stats is None:
+            self._stats = UsageStats()
+        return self._stats
+
+    @property
+    def engine(self) -> MeteredEngine:
+        """The engine for the current settings, rebuilt when engine settings change.
+
+        Built lazily: creating it does no I/O, so an offline Ollama costs nothing until
+        a request needs it, and a later request just works once Ollama is back.
+        """
+        wanted = engine_config(self.session.settings)
+        if self._engine is None or wanted != self._engine_config:
+            old = self._engine
+            self._engine = MeteredEngine(create_engine(wanted), self.stats)
+            self._engine_config = wanted
+            if old is not None:
+                self.spawn(old.aclose(), "closing the previous engine")
+        return self._engine
+
+    async def refresh_engine_state(self) -> EngineStatus | None:
+        """Ask the engine whether it serves, and publish the answer in aethel/status."""
+        try:
+            status = await self.engine.status()
+        except EngineError as exc:
+            self.engine_failed(exc)
+            return None
+        if status.available:
+            self.set_engine_state(
+                "ready", f"{status.engine} {status.version or ''} at {status.host}".strip()
+            )
+        else:
+            self.set_engine_state("offline" if status.offline else "error", status.error or "")
+        return status
+
+    def engine_failed(self, exc: EngineError) -> None:
+        """Reflect an engine failure in aethel/status (offline vs. error)."""
+        offline = isinstance(exc, EngineOffline) or (
+            isinstance(exc, EngineTimeout) and exc.phase == "connect"
+        )
+        self.set_engine_state("offline" if offline else "error", str(exc))
+        self.log(str(exc), types.MessageType.Warning)
+
+    def engine_succeeded(self, tokens_per_second: float | None = None) -> None:
+        if tokens_per_second:
+            self.session.last_tokens_per_second = tokens_per_second
+        self.set_engine_state("ready", "")
 
     # -- messages to the user ---------------------------------------------------------
 
@@ -277,6 +342,23 @@ class AethelServer(LanguageServer):
                 types.PublishDiagnosticsParams(uri=path.as_uri(), diagnostics=diagnostics)
             )
         self.session.issue_files = {p for p, d in by_file.items() if d}
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine part of the settings (compared to decide when to rebuild the engine)."""
+    return EngineConfig(
+        kind=settings.engine,
+        host=settings.host,
+        openai_base_url=settings.openai.base_url,
+        openai_api_key_env=settings.openai.api_key_env,
+        embedded_model_path=settings.embedded.model_path or None,
+        embedded_threads=settings.embedded.threads,
+        timeouts=EngineTimeouts(
+            connect_s=settings.timeouts.connect_ms / 1000,
+            first_token_s=settings.timeouts.first_token_ms / 1000,
+            between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
+        ),
+    )
 
 
 def _issue_diagnostic(issue: ConfigIssue) -> types.Diagnostic:

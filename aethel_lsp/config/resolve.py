@@ -117,8 +117,10 @@ def flatten(
                 values[key] = value
             elif key in TABLES and isinstance(value, Mapping):
                 walk(value, key + ".")
-            elif not prefix and source is not ConfigSource.WORKSPACE_FILE and key in (
-                _EDITOR_OWN_KEYS
+            elif (
+                not prefix
+                and source is not ConfigSource.WORKSPACE_FILE
+                and key in (_EDITOR_OWN_KEYS)
             ):
                 continue
             elif value is None and source in (ConfigSource.EDITOR, ConfigSource.INIT_OPTIONS):

@@ -120,8 +120,7 @@ def p_env_name(value: Any) -> str:
     text = p_str(value)
     if text and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
         raise InvalidValue(
-            "expected the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-            "not the key itself"
+            "expected the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
         )
     return text
 
@@ -195,9 +194,7 @@ FIELDS: Final[tuple[Field, ...]] = (
 
 FIELDS_BY_KEY: Final[dict[str, Field]] = {f.key: f for f in FIELDS}
 # Prefixes of nested tables ("completion", "timeouts", ...), used to flatten raw input.
-TABLES: Final[frozenset[str]] = frozenset(
-    k.rsplit(".", 1)[0] for k in FIELDS_BY_KEY if "." in k
-)
+TABLES: Final[frozenset[str]] = frozenset(k.rsplit(".", 1)[0] for k in FIELDS_BY_KEY if "." in k)
 # Keys whose value decides where the user's code is sent (the workspace-host rule).
 HOST_KEYS: Final = ("host", "openai.baseUrl")
 # Keys a workspace file may not set (they would let a repository lift the host rule).

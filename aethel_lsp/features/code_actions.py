@@ -1,9 +1,147 @@
-"""Placeholder: filled in next."""
+"""textDocument/codeAction: the AI actions, listed instantly, never calling the model.
+
+Each action runs an `aethel.*` command with its argument object, so the work happens
+only when the user picks it, streamed as progress by the command.  Clients that can
+resolve the `command` property get lazy actions (`data`, filled in by
+codeAction/resolve); others get the command at once.  The titles contain the words of
+`protocol.TITLE_*` so users can filter on them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from lsprotocol import types
+
+from aethel_lsp.protocol import (
+    ALL_COMMANDS,
+    CMD_DOCUMENT_SELECTION,
+    CMD_EXPLAIN_SELECTION,
+    CMD_FIX_WITH_AI,
+    CMD_GENERATE_CONTRACT,
+    CMD_IMPROVE_SELECTION,
+    TITLE_DOCUMENT,
+    TITLE_EXPLAIN,
+    TITLE_FIX,
+    TITLE_GENERATE_CONTRACT,
+    TITLE_IMPROVE,
+)
 from aethel_lsp.session import AethelServer
+
+KINDS = [
+    types.CodeActionKind.QuickFix,
+    types.CodeActionKind.RefactorRewrite,
+    types.CodeActionKind.Source,
+]
+PREFIX = "AI: "
 
 
 def register(server: AethelServer) -> None:
-    """Attach this feature's handlers to `server`."""
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True),
+    )
+    def code_actions(
+        ls: AethelServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction | types.Command]:
+        return list_actions(ls, params)
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    def resolve_action(ls: AethelServer, action: types.CodeAction) -> types.CodeAction:
+        """Fill in the command of a lazy action (still no model call: that is the command)."""
+        data = action.data
+        if action.command is None and isinstance(data, dict):
+            name, args = data.get("command"), data.get("arguments")
+            if isinstance(name, str) and name in ALL_COMMANDS and isinstance(args, list):
+                action.command = types.Command(title=action.title, command=name, arguments=args)
+        return action
+
+
+def _range_json(rng: types.Range) -> dict[str, Any]:
+    return {
+        "start": {"line": rng.start.line, "character": rng.start.character},
+        "end": {"line": rng.end.line, "character": rng.end.character},
+    }
+
+
+def _is_aethel(ls: AethelServer, uri: str) -> bool:
+    document = ls.workspace.text_documents.get(uri)
+    if document is not None and document.language_id:
+        return bool(document.language_id == "aethel")
+    return uri.endswith(".ae")
+
+
+def list_actions(
+    ls: AethelServer, params: types.CodeActionParams
+) -> list[types.CodeAction | types.Command]:
+    """Pure bookkeeping over settings and the request: no I/O, no engine call."""
+    enabled = ls.session.settings.actions
+    uri = params.text_document.uri
+    base = {"uri": uri, "range": _range_json(params.range)}
+    has_selection = params.range.start != params.range.end
+    only = params.context.only
+    offered: list[tuple[str, str, str, str, dict[str, Any]]] = []
+
+    if enabled.is_enabled("generateContract"):
+        where = "" if _is_aethel(ls, uri) else " block"
+        offered.append(
+            (
+                "generateContract",
+                f"{PREFIX}{TITLE_GENERATE_CONTRACT}{where}",
+                CMD_GENERATE_CONTRACT,
+                types.CodeActionKind.Source
+                if not has_selection
+                else types.CodeActionKind.RefactorRewrite,
+                base,
+            )
+        )
+    if has_selection:
+        for name, title, cmd in (
+            ("explain", TITLE_EXPLAIN, CMD_EXPLAIN_SELECTION),
+            ("improve", TITLE_IMPROVE, CMD_IMPROVE_SELECTION),
+            ("document", TITLE_DOCUMENT, CMD_DOCUMENT_SELECTION),
+        ):
+            if enabled.is_enabled(name):
+                offered.append(
+                    (name, f"{PREFIX}{title}", cmd, types.CodeActionKind.RefactorRewrite, base)
+                )
+    if enabled.is_enabled("fix"):
+        for diagnostic in params.context.diagnostics:
+            args = {
+                "uri": uri,
+                "range": _range_json(diagnostic.range),
+                "diagnostics": [
+                    {"message": diagnostic.message, "range": _range_json(diagnostic.range)}
+                ],
+            }
+            short = diagnostic.message.splitlines()[0][:60] if diagnostic.message else ""
+            offered.append(
+                (
+                    "fix",
+                    f"{TITLE_FIX}: {short}",
+                    CMD_FIX_WITH_AI,
+                    types.CodeActionKind.QuickFix,
+                    args,
+                )
+            )
+
+    result: list[types.CodeAction | types.Command] = []
+    for _name, title, cmd, kind, args in offered:
+        if only and not any(kind == k or kind.startswith(f"{k}.") for k in only):
+            continue
+        command = types.Command(title=title, command=cmd, arguments=[args])
+        lazy = ls.session.client.code_action_resolve
+        if ls.session.client.code_action_literals:
+            fixes = [d for d in params.context.diagnostics if _range_json(d.range) == args["range"]]
+            result.append(
+                types.CodeAction(
+                    title=title,
+                    kind=kind,
+                    command=None if lazy else command,
+                    data={"command": cmd, "arguments": [args]} if lazy else None,
+                    diagnostics=fixes[:1] if cmd == CMD_FIX_WITH_AI else None,
+                )
+            )
+        else:
+            result.append(command)
+    return result

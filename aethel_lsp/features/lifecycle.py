@@ -80,9 +80,7 @@ async def pull_editor_settings(ls: AethelServer) -> None:
     try:
         result = await asyncio.wait_for(
             ls.workspace_configuration_async(
-                types.ConfigurationParams(
-                    items=[types.ConfigurationItem(section=CONFIG_SECTION)]
-                )
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
             ),
             timeout=5.0,
         )
@@ -113,9 +111,7 @@ async def register_watchers(ls: AethelServer) -> None:
             types.Registration(
                 id=WATCH_ID,
                 method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-                register_options=types.DidChangeWatchedFilesRegistrationOptions(
-                    watchers=watchers
-                ),
+                register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=watchers),
             )
         )
     if client.configuration_dynamic:
@@ -138,5 +134,7 @@ async def register_watchers(ls: AethelServer) -> None:
             timeout=5.0,
         )
     except Exception as exc:
-        ls.log(f"The editor refused to watch the config files ({exc}); "
-               "they are re-read on the next request instead.")
+        ls.log(
+            f"The editor refused to watch the config files ({exc}); "
+            "they are re-read on the next request instead."
+        )
