@@ -81,7 +81,7 @@ def register(server: AethelServer) -> None:
         word = _word_before(before)
         items: list[types.CompletionItem] = []
         if language == "aethel" or params.text_document.uri.endswith(".ae"):
-            items.extend(aethel_items(before))
+            items.extend(aethel_items(before, snippets=_snippet_support(ls)))
         items.extend(identifier_items(document.source, word, {i.label for i in items}))
         completion_settings = ls.session.settings.completion
         if completion_settings.ai_item and completion_settings.enabled_for(language):
@@ -122,11 +122,19 @@ def register(server: AethelServer) -> None:
         if not outcome.text:
             item.detail = outcome.message or f"{model} had no suggestion here"
             return item
-        return with_ai_text(item, outcome.text, position, model, document.language_id or "")
+        return with_ai_text(
+            item,
+            outcome.text,
+            position,
+            model,
+            document.language_id or "",
+            markdown=_markdown_support(ls),
+        )
 
 
-def aethel_items(before: str) -> list[types.CompletionItem]:
-    """Keywords and skeletons that fit where the cursor is."""
+def aethel_items(before: str, *, snippets: bool = True) -> list[types.CompletionItem]:
+    """Keywords and skeletons that fit where the cursor is (plain text when the client
+    cannot expand snippets)."""
     intent = enclosing_intent(before)
     if intent is None:
         wanted = ["intent", "atomic_batch"]
@@ -142,8 +150,10 @@ def aethel_items(before: str) -> list[types.CompletionItem]:
             label=label,
             kind=types.CompletionItemKind.Snippet,
             detail=SNIPPETS[label][1],
-            insert_text=SNIPPETS[label][0],
-            insert_text_format=types.InsertTextFormat.Snippet,
+            insert_text=SNIPPETS[label][0] if snippets else plain_text(SNIPPETS[label][0]),
+            insert_text_format=(
+                types.InsertTextFormat.Snippet if snippets else types.InsertTextFormat.PlainText
+            ),
             sort_text=f"0{label}",
         )
         for label in wanted
@@ -204,16 +214,51 @@ def with_ai_text(
     position: types.Position,
     model: str,
     language: str,
+    *,
+    markdown: bool = True,
 ) -> types.CompletionItem:
     """The resolved AI item: preview in the documentation, the text as an insert."""
     item.detail = f"{model} · {len(text.splitlines()) or 1} line(s)"
-    item.documentation = types.MarkupContent(
-        kind=types.MarkupKind.Markdown, value=f"```{language}\n{text}\n```"
+    item.documentation = (
+        types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```{language}\n{text}\n```")
+        if markdown
+        else text
     )
     item.additional_text_edits = [
         types.TextEdit(range=types.Range(start=position, end=position), new_text=text)
     ]
     return item
+
+
+_PLACEHOLDER = re.compile(r"\$\{\d+:([^${}]*)\}")
+_TABSTOP = re.compile(r"\$\d+")
+
+
+def plain_text(snippet: str) -> str:
+    """A snippet with its placeholders replaced by their default text.
+
+    >>> plain_text("intent ${1:name}(${2:a}: ${3:T}) {${6:${2:a} > 0}; $0}")
+    'intent name(a: T) {a > 0; }'
+    """
+    previous = None
+    while previous != snippet:
+        previous, snippet = snippet, _PLACEHOLDER.sub(r"\1", snippet)
+    return _TABSTOP.sub("", snippet)
+
+
+def _markdown_support(ls: AethelServer) -> bool:
+    text = ls.client_capabilities.text_document
+    completion = text.completion if text else None
+    item = completion.completion_item if completion else None
+    formats = item.documentation_format if item else None
+    return bool(formats and types.MarkupKind.Markdown in formats)
+
+
+def _snippet_support(ls: AethelServer) -> bool:
+    text = ls.client_capabilities.text_document
+    completion = text.completion if text else None
+    item = completion.completion_item if completion else None
+    return bool(item and item.snippet_support)
 
 
 def _word_before(before: str) -> str:
