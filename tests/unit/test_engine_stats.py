@@ -91,6 +91,7 @@ def test_corrupt_file_is_moved_aside_and_restarted(tmp_path: Path) -> None:
 
 def test_write_failures_never_raise(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     stats = UsageStats(tmp_path / "u.sqlite3")
+    stats.close()
     stats.path = tmp_path / "missing-dir" / "x.sqlite3"  # cannot be opened
     stats.record("m", "ok", metrics("m", 1.0, 1.0))
     assert "could not record usage statistics" in caplog.text
@@ -110,3 +111,14 @@ def test_percentile() -> None:
     assert percentile([1.0, 2.0, 3.0], 0.5) == 2.0
     assert percentile([3.0, 1.0], 1.0) == 3.0
     assert doctest.testmod(stats_module).failed == 0
+
+
+def test_file_corrupted_while_open_is_recovered_on_write(tmp_path: Path) -> None:
+    path = tmp_path / "u.sqlite3"
+    stats = UsageStats(path)
+    stats.record("m", "ok", metrics("m", 1.0, 1.0))
+    stats.close()
+    path.write_bytes(b"garbage" * 1000)
+    stats.record("m", "ok", metrics("m", 2.0, 2.0))
+    assert stats.notice is not None and "was corrupt" in stats.notice
+    assert stats.usage("m").requests == 1
