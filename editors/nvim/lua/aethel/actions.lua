@@ -134,13 +134,21 @@ function M.execute(client, bufnr, command, arguments, opts)
   }
   M.history[#M.history + 1] = run
   if #M.history > 20 then
-    table.remove(M.history, 1)
+    local old = table.remove(M.history, 1)
+    if old.preview and old.state ~= 'running' then
+      old.preview:destroy()
+    end
   end
   local want_preview = opts.preview
   if want_preview == nil then
     want_preview = protocol.STREAMING_COMMANDS[command] == true
   end
   if want_preview then
+    for _, other in ipairs(M.history) do
+      if other.preview then
+        other.preview:close() -- one preview on screen at a time; the older ones stay in history
+      end
+    end
     local ft = opts.filetype or spec.filetype or vim.bo[bufnr].filetype
     run.preview = preview.open('Aethel: ' .. (opts.title or spec.title or command), ft, config.current.preview, function()
       M.cancel(run)

@@ -365,11 +365,23 @@ function M.cancel()
   actions.cancel(run)
 end
 
---- :AethelPreview — show the last preview again (after closing it with q).
+--- :AethelPreview — show the last preview again (after closing it with q), or move
+--- the cursor into it when it is already on screen (to scroll, yank, search).
 function M.reopen_preview()
-  local run = actions.last()
-  if run and run.preview and run.preview:valid() then
-    run.preview:show()
+  local run
+  for i = #actions.history, 1, -1 do
+    if actions.history[i].preview and actions.history[i].preview:valid() then
+      run = actions.history[i]
+      break
+    end
+  end
+  if run then
+    local win = run.preview.win
+    if win and vim.api.nvim_win_is_valid(win) then
+      vim.api.nvim_set_current_win(win)
+    else
+      run.preview:show()
+    end
   else
     notify('no preview to show')
   end
@@ -404,7 +416,7 @@ local function create_commands()
   })
   cmd('AethelPull', M.pull, { nargs = 1, desc = 'Download a model into Ollama' })
   cmd('AethelCancel', M.cancel, { desc = 'Stop the running Aethel generation or pull' })
-  cmd('AethelPreview', M.reopen_preview, { desc = 'Show the last Aethel preview again' })
+  cmd('AethelPreview', M.reopen_preview, { desc = 'Show the last Aethel preview again, or jump into it' })
 end
 
 --------------------------------------------------------------------------------- setup

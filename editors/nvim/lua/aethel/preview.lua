@@ -1,6 +1,6 @@
 -- A scratch buffer in a floating window (or a split) that fills as the model streams.
--- Each generation gets its own buffer; closing the window never stops Neovim from
--- receiving the rest of the stream, updates to a closed preview are simply dropped.
+-- Each generation gets its own unlisted buffer; closing the window only hides it (the
+-- stream goes on filling it), and the buffer is deleted when its run leaves the history.
 local M = {}
 
 --- @class aethel.PreviewOpts
@@ -47,12 +47,12 @@ end
 --- @param title string
 --- @param filetype string?
 --- @param opts aethel.PreviewOpts
---- @param on_cancel fun()? called by `<C-c>` in the preview (and by `q` while running)
+--- @param on_cancel fun()? called by `<C-c>` in the preview while the generation runs
 --- @return aethel.Preview
 function M.open(title, filetype, opts, on_cancel)
   local self = setmetatable({ title = title, opts = opts, footer = 'streaming…', running = true }, Preview)
   self.buf = vim.api.nvim_create_buf(false, true)
-  vim.bo[self.buf].bufhidden = 'wipe'
+  vim.bo[self.buf].bufhidden = 'hide' -- survives `q`, so :AethelPreview can show it again
   vim.bo[self.buf].filetype = filetype or 'markdown'
   pcall(vim.api.nvim_buf_set_name, self.buf, string.format('aethel://preview/%d', self.buf))
   self:show()
@@ -61,10 +61,10 @@ function M.open(title, filetype, opts, on_cancel)
       on_cancel()
     end
   end
+  -- closing only hides the text: the generation goes on and its edit is still applied
   vim.keymap.set('n', 'q', function()
-    cancel()
     self:close()
-  end, { buffer = self.buf, nowait = true, desc = 'Close the Aethel preview (cancels a running generation)' })
+  end, { buffer = self.buf, nowait = true, desc = 'Close the Aethel preview' })
   vim.keymap.set('n', '<C-c>', cancel, { buffer = self.buf, desc = 'Cancel the running Aethel generation' })
   return self
 end
@@ -127,6 +127,14 @@ function Preview:set_footer(footer)
     cfg.footer = ' ' .. footer .. ' '
     cfg.footer_pos = 'right'
     pcall(vim.api.nvim_win_set_config, self.win, cfg)
+  end
+end
+
+--- Close the window and delete the buffer (the run is forgotten).
+function Preview:destroy()
+  self:close()
+  if vim.api.nvim_buf_is_valid(self.buf) then
+    pcall(vim.api.nvim_buf_delete, self.buf, { force = true })
   end
 end
 
