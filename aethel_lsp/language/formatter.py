@@ -137,7 +137,8 @@ class _Printer:
         self.last_end = end
         if self.ci < len(self.comments):
             comment = self.comments[self.ci]
-            if comment.span.start >= end and "\n" not in self.text[end : comment.span.start]:
+            between = self.text[end : comment.span.start]
+            if comment.span.start >= end and not between.strip(" \t\r,;"):
                 out += "  " + comment.text
                 self.last_end = comment.span.end
                 self.ci += 1

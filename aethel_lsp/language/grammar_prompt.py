@@ -119,5 +119,8 @@ def _cut_items(text: str) -> str:
 
 
 def _trim(text: str) -> str:
-    text = text.strip("\n")
-    return text.rstrip() + "\n" if text.strip() else ""
+    lines = text.strip("\n").split("\n")
+    if len(lines) == 1:
+        lines[0] = lines[0].strip()
+    text = "\n".join(lines).rstrip()
+    return text + "\n" if text else ""

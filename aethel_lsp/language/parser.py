@@ -112,6 +112,11 @@ class _Parser:
         self.starts = tokens.starts
         self.ends = tokens.ends
         self.texts = tokens.texts
+        # a second `eof` so one-token lookahead (`kinds[i + 1]`) never runs off the end
+        self.kinds.append("eof")
+        self.starts.append(tokens.starts[-1])
+        self.ends.append(tokens.ends[-1])
+        self.texts.append("")
         self.index = index
         self.i = 0
         self.diagnostics: list[Diagnostic] = []
@@ -332,10 +337,12 @@ class _Parser:
             brace = self.i
             self.i += 1
         label = f"intent `{name.name}`" if name else "the intent"
+        closed = False
         while True:
             kind = kinds[self.i]
             if kind == "}":
                 self.i += 1
+                closed = True
                 break
             if kind in _BLOCK_KEYWORDS:
                 blocks.append(self.parse_block(kind))
@@ -356,10 +363,10 @@ class _Parser:
             if kinds[self.i] == "}" and self.kinds[self.i + 1] in _BLOCK_KEYWORDS:
                 self.i += 1  # a stray `}` between blocks
         intent.span = self.span(self.starts[kw], self.prev_end())
-        self.check_block_order(intent, label)
+        self.check_block_order(intent, label, report_missing=closed)
         return intent
 
-    def check_block_order(self, intent: Intent, label: str) -> None:
+    def check_block_order(self, intent: Intent, label: str, report_missing: bool) -> None:
         """All three known blocks must be present, once each, in guard/solve/verify order."""
         seen: dict[str, Block] = {}
         last_rank = -1
@@ -382,7 +389,7 @@ class _Parser:
             last_rank = max(last_rank, rank)
             seen[block.kind] = block
         missing = [kind for kind in KNOWN_BLOCKS if kind not in seen]
-        if missing:
+        if missing and report_missing:
             where = intent.name.span if intent.name else intent.keyword_span
             names = ", ".join(f"`{kind}`" for kind in missing)
             hint = ""
@@ -794,7 +801,10 @@ class _Parser:
             op = fixed
             self.i += 1
         else:
-            if not isinstance(left, MissingExpr):
+            connective = kind in ("&&", "||") or (
+                kind == "ident" and self.texts[self.i] in ("and", "or")
+            )
+            if not isinstance(left, MissingExpr) and not connective:
                 self.expected(
                     "a comparison operator (`==`, `!=`, `<`, `<=`, `>`, `>=`): every "
                     "condition compares two expressions"
