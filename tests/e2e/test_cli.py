@@ -1,0 +1,331 @@
+"""Every `aethel-lsp` subcommand as a user runs it: a real process against the fake Ollama.
+
+The fake runs in this test process; the CLI is `python -m aethel_lsp ...` with HOME, XDG
+dirs and the state dir pointed at tmp dirs (`isolated_env`), so nothing touches the
+real user's files.  `--json` outputs are checked against the shapes of issue 3.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.ollama import FakeOllama, Fault, Reply
+
+CODER = "qwen2.5-coder:1.5b"
+CHAT = "llama3.2:latest"
+STATUS_KEYS = {"available", "host", "engine", "version", "models", "running", "error"}
+MODEL_KEYS = {
+    "name",
+    "sizeBytes",
+    "parameters",
+    "contextLength",
+    "family",
+    "quantization",
+    "capabilities",
+}
+GENERATE_KEYS = {
+    "text",
+    "model",
+    "promptTokens",
+    "tokensGenerated",
+    "timeToFirstTokenMs",
+    "latencyMs",
+    "loadMs",
+    "tokensPerSecond",
+    "doneReason",
+}
+
+
+def run_cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aethel_lsp", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit 1 and exactly one `error:` line, the last on stderr (progress may precede it)."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    return errors[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- status -------------------------------------------------------------------------------------
+def test_status_json(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    status = ok_json(run_cli(isolated_env, "status", "--host", fake_ollama.url, "--json"))
+    assert set(status) >= STATUS_KEYS
+    assert status["available"] is True and status["engine"] == "ollama"
+    assert status["host"] == fake_ollama.url and status["version"] == "0.33.0"
+    assert status["error"] is None
+    assert {m["name"] for m in status["models"]} == {m.name for m in fake_ollama.models}
+    assert all(set(m) == MODEL_KEYS for m in status["models"])
+
+
+def test_status_human(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    result = run_cli(isolated_env, "status", "--host", fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert f"Ollama 0.33.0 is running at {fake_ollama.url}" in result.stdout
+    assert CODER in result.stdout
+
+
+def test_status_offline_exits_1_with_one_clear_line(isolated_env: dict[str, str]) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(isolated_env, "status", "--host", host)
+    line = one_error_line(result)
+    assert f"Ollama is not running at {host}" in line and "ollama serve" in line
+    assert "not found" not in line
+    assert result.stdout == ""
+    as_json = run_cli(isolated_env, "status", "--host", host, "--json")
+    assert as_json.returncode == 1
+    status = json.loads(as_json.stdout)
+    assert status["available"] is False and status["host"] == host
+    assert f"Ollama is not running at {host}" in status["error"]
+
+
+def test_host_precedence(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {**isolated_env, "OLLAMA_HOST": fake_ollama.url}
+    assert (
+        ok_json(run_cli(env, "status", "--engine", "ollama", "--json"))["host"] == fake_ollama.url
+    )
+
+    config = Path(isolated_env["XDG_CONFIG_HOME"]) / "aethel-lsp" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'host = "{fake_ollama.url}"\n')
+    env = {**isolated_env, "OLLAMA_HOST": dead}  # the config file wins over OLLAMA_HOST
+    assert ok_json(run_cli(env, "status", "--engine", "ollama", "--json"))["available"] is True
+
+    config.write_text(f'host = "{dead}"\n')  # --host wins over the config file
+    status = ok_json(run_cli(isolated_env, "status", "--host", f":{fake_ollama.port}", "--json"))
+    assert status["host"] == fake_ollama.url
+
+
+# -- models, show, ps ---------------------------------------------------------------------------
+def test_models_json(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    models = ok_json(run_cli(isolated_env, "models", "--host", fake_ollama.url, "--json"))
+    by_name = {m["name"]: m for m in models}
+    assert all(set(m) == MODEL_KEYS for m in models)
+    coder = by_name[CODER]
+    assert coder["parameters"] == 1_543_714_304 and coder["contextLength"] == 32_768
+    assert coder["family"] == "qwen2" and coder["quantization"] == "Q4_K_M"
+    assert coder["sizeBytes"] == 986_062_089
+    assert coder["capabilities"] == ["completion", "tools", "insert"]
+    assert by_name["nomic-embed-text:latest"]["capabilities"] == ["embedding"]
+
+
+def test_models_human(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    result = run_cli(isolated_env, "models", "--host", fake_ollama.url)
+    assert result.returncode == 0
+    assert "completion, tools, insert" in result.stdout and "1.54B" in result.stdout
+
+
+def test_show(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    model = ok_json(run_cli(isolated_env, "show", CODER, "--host", fake_ollama.url, "--json"))
+    assert set(model) == MODEL_KEYS
+    assert model["name"] == CODER and "insert" in model["capabilities"]
+    human = run_cli(isolated_env, "show", "qwen3:4b", "--host", fake_ollama.url)
+    assert "4,022,468,096" in human.stdout and "thinking" in human.stdout
+    missing = run_cli(isolated_env, "show", "nope:7b", "--host", fake_ollama.url)
+    assert "ollama pull nope:7b" in one_error_line(missing)
+
+
+def test_ps(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    assert ok_json(run_cli(isolated_env, "ps", "--host", fake_ollama.url, "--json")) == []
+    fake_ollama.set_running(CHAT)
+    running = ok_json(run_cli(isolated_env, "ps", "--host", fake_ollama.url, "--json"))
+    assert [r["name"] for r in running] == [CHAT]
+    assert {"name", "sizeBytes", "sizeVram", "expiresAt", "contextLength"} == set(running[0])
+
+
+# -- pull ---------------------------------------------------------------------------------------
+def test_pull_json_then_installed(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    result = run_cli(isolated_env, "pull", "mistral:7b", "--host", fake_ollama.url, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["status"] == "pulling manifest" and lines[-1]["status"] == "success"
+    assert all(set(p) == {"status", "digest", "total", "completed", "percentage"} for p in lines)
+    assert any(p["percentage"] == 100 for p in lines)
+    assert "mistral:7b" in {m.name for m in fake_ollama.models}
+
+
+def test_pull_human_and_unknown(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    result = run_cli(isolated_env, "pull", "smollm2:135m", "--host", fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert "Pulled smollm2:135m." in result.stdout and "success" in result.stderr
+    missing = run_cli(isolated_env, "pull", "no-such-model", "--host", fake_ollama.url)
+    assert "no-such-model" in one_error_line(missing)
+
+
+# -- generate -----------------------------------------------------------------------------------
+def test_generate_streams_text_then_metrics(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    fake_ollama.enqueue(Reply(tokens=["Hello", ",", " world"], eval_count=3))
+    args = ["--model", CHAT, "--system", "Be brief.", "--temperature", "0.3", "--max-tokens", "5"]
+    result = run_cli(isolated_env, "generate", "Say hello", "--host", fake_ollama.url, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, world\n"
+    assert "3 tokens" in result.stderr and "tok/s" in result.stderr
+    body = fake_ollama.wait_for_request("/api/generate").json
+    assert body["model"] == CHAT and body["prompt"] == "Say hello"
+    assert body["system"] == "Be brief." and body["think"] is False
+    assert body["options"] == {"temperature": 0.3, "num_predict": 5}
+
+
+def test_generate_json_reports_engine_metrics(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    fake_ollama.enqueue(
+        Reply(
+            text="def add(a, b):\n    return a + b\n",
+            eval_count=100,
+            eval_duration_ns=2_000_000_000,
+            prompt_eval_count=9,
+            load_duration_ns=1_500_000_000,
+        )
+    )
+    out = ok_json(
+        run_cli(
+            isolated_env, "generate", "add", "--model", CODER, "--host", fake_ollama.url, "--json"
+        )
+    )
+    assert set(out) == GENERATE_KEYS
+    assert out["text"] == "def add(a, b):\n    return a + b\n"
+    assert out["model"] == CODER and out["doneReason"] == "stop"
+    assert (out["promptTokens"], out["tokensGenerated"]) == (9, 100)
+    assert out["tokensPerSecond"] == 50.0 and out["loadMs"] == 1500.0
+    assert out["timeToFirstTokenMs"] > 0 and out["latencyMs"] >= out["timeToFirstTokenMs"]
+
+
+def test_generate_no_stream_and_default_model(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    result = run_cli(isolated_env, "generate", "hi", "--no-stream", "--host", fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    # no --model and no configured model: the recommendation for general use is taken
+    assert fake_ollama.generate_requests()[-1]["model"] in {m.name for m in fake_ollama.models}
+
+
+def test_generate_errors_are_one_line(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    missing = run_cli(
+        isolated_env, "generate", "x", "--model", "nope:1b", "--host", fake_ollama.url
+    )
+    assert "ollama pull nope:1b" in one_error_line(missing)
+    fake_ollama.inject(Fault.error_line(after_tokens=1), path="/api/generate")
+    broken = run_cli(isolated_env, "generate", "x", "--model", CHAT, "--host", fake_ollama.url)
+    assert "an error was encountered while running the model" in one_error_line(broken)
+    embed = run_cli(
+        isolated_env, "generate", "x", "--model", "nomic-embed-text", "--host", fake_ollama.url
+    )
+    one_error_line(embed)
+
+
+# -- recommend, stats, demo ---------------------------------------------------------------------
+def test_recommend_json(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    recs = ok_json(run_cli(isolated_env, "recommend", "--host", fake_ollama.url, "--json"))
+    by_case = {r["useCase"]: r for r in recs}
+    assert set(by_case) == {"coding", "general", "fast", "powerful", "code_large"}
+    assert by_case["coding"]["recommended"] == "deepseek-coder:7b"
+    assert by_case["coding"]["recommendedInstalled"] is False
+    assert by_case["coding"]["model"] == CODER  # the installed code model with `insert`
+    assert all(r["model"] != "nomic-embed-text:latest" for r in recs)
+
+
+def test_stats_persist_across_runs(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    assert ok_json(run_cli(isolated_env, "stats", "--json")) == {}
+    for _ in range(2):
+        run_cli(isolated_env, "generate", "x", "--model", CHAT, "--host", fake_ollama.url)
+    stats = ok_json(run_cli(isolated_env, "stats", "--json"))
+    assert stats[CHAT]["requests"] == 2 and stats[CHAT]["errors"] == 0
+    assert stats[CHAT]["tokensPerSecond"] == 50.0
+    assert Path(isolated_env["AETHEL_LSP_STATE_DIR"], "usage.sqlite3").exists()
+
+
+def test_demo_json_runs_all_four_scenarios(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    report = ok_json(run_cli(isolated_env, "demo", "--host", fake_ollama.url, "--json"))
+    assert set(report) == {"basicInference", "streaming", "modelManagement", "aethelGeneration"}
+    assert set(report["basicInference"]) == GENERATE_KEYS
+    assert set(report["streaming"]) == GENERATE_KEYS
+    management = report["modelManagement"]
+    assert set(management["status"]) >= STATUS_KEYS and management["recommendations"]
+    aethel = report["aethelGeneration"]
+    assert aethel["valid"] is True and aethel["code"].startswith("# Move")
+    assert "intent transfer" in aethel["code"]
+    # scenario 4 sent the Aethel grammar to the model
+    assert "Aethel" in json.dumps(fake_ollama.chat_requests()[-1]["messages"])
+
+
+def test_demo_human(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
+    result = run_cli(isolated_env, "demo", "--host", fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    for title in ("1. Basic inference", "2. Streaming", "3. Model management", "4. Aethel"):
+        assert title in result.stdout
+    assert "parses cleanly" in result.stderr
+
+
+def test_demo_offline(isolated_env: dict[str, str]) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    assert "ollama serve" in one_error_line(run_cli(isolated_env, "demo", "--host", host))
+
+
+# -- the command itself ---------------------------------------------------------------------------
+def test_help_lists_every_subcommand(isolated_env: dict[str, str]) -> None:
+    result = run_cli(isolated_env, "--help")
+    assert result.returncode == 0
+    for name in (
+        "status",
+        "models",
+        "show",
+        "ps",
+        "pull",
+        "generate",
+        "recommend",
+        "stats",
+        "demo",
+    ):
+        assert name in result.stdout
+
+
+def test_every_subcommand_takes_host_engine_and_json() -> None:
+    """In-process (no need for a process per subcommand): the table drives the parser."""
+    from aethel_lsp.cli import SUBCOMMANDS, build_parser
+
+    parser = build_parser()
+    for command in SUBCOMMANDS:
+        extra = ["MODEL"] if command.name in ("show", "pull") else []
+        extra += ["PROMPT"] if command.name == "generate" else []
+        args = parser.parse_args(
+            [command.name, *extra, "--host", ":1", "--engine", "ollama", "--json"]
+        )
+        assert (args.host, args.engine, args.json) == (":1", "ollama", True), command.name
