@@ -1,0 +1,819 @@
+/**
+ * VS Code glue for aethel-lsp. Everything that can be decided without VS Code lives in the
+ * pure modules next to this file (and is unit-tested); this file only wires them to the
+ * editor: starting the client, the status bar, the palette commands, the streaming panel.
+ */
+
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import {
+  ExecuteCommandRequest,
+  LanguageClient,
+  LSPErrorCodes,
+  ResponseError,
+  State,
+  TransportKind,
+  WorkDoneProgressCancelNotification,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from 'vscode-languageclient/node';
+
+import {
+  executeCommandParams,
+  effectiveRange,
+  fixRange,
+  generateArgs,
+  needsDescription,
+  pullModelArgs,
+  selectionArgs,
+  selectModelArgs,
+  validateModelName,
+  type ModelTask,
+  type Range as LspRange,
+} from './commandArgs';
+import { panelHtml, makeNonce, isPanelRequest, type PanelUpdate } from './panelHtml';
+import {
+  ALL_SERVER_COMMANDS,
+  CLIENT_ID,
+  CLIENT_ONLY_COMMANDS,
+  CMD_DOCTOR,
+  CMD_DOCUMENT_SELECTION,
+  CMD_EXPLAIN_SELECTION,
+  CMD_FIX_WITH_AI,
+  CMD_GENERATE_CONTRACT,
+  CMD_IMPROVE_SELECTION,
+  CMD_INSPECT_LAST,
+  CMD_LIST_MODELS,
+  CMD_MODEL_STATUS,
+  CMD_PULL_MODEL,
+  CMD_RECOMMEND_MODELS,
+  CMD_SELECT_MODEL,
+  CMD_THROUGHPUT,
+  COMMAND_TITLES,
+  CONFIG_SECTION,
+  LANGUAGE_ID,
+  NOTIFY_STATUS,
+  forwardingId,
+  type ModelInfo,
+  type ServerCommand,
+  type StatusParams,
+  type TextResult,
+} from './protocol';
+import { escapeHtml, genericResultMarkdown, metricsLine, modelStatusMarkdown, throughputMarkdown } from './render';
+import { findExecutable, launchCandidates, notFoundMessage, resolveLaunch, type LaunchResolution } from './serverLaunch';
+import { answerConfigurationItem, explicitServerSettings, isClientOnly, type NestedSettings } from './settingsFilter';
+import { modelPickItems, renderStatus, STARTING_VIEW, STOPPED_VIEW, type StatusView } from './status';
+import { percentIncrement, ProgressRouter, type RoutedProgress } from './streaming';
+
+// ------------------------------------------------------------------------------ state
+
+let client: LanguageClient | undefined;
+let output: vscode.LogOutputChannel;
+let statusItem: vscode.StatusBarItem;
+let lastStatus: StatusParams | undefined;
+let extensionContext: vscode.ExtensionContext;
+let lastLaunchProblem: string | undefined;
+
+/** Something that wants the progress of a server generation. */
+type ProgressTicket = StreamPanel | NotificationTicket;
+
+interface NotificationTicket {
+  kind: 'notification';
+  progress: vscode.Progress<{ message?: string; increment?: number }>;
+  reported: number;
+  showMessages: boolean;
+}
+
+const router = new ProgressRouter<ProgressTicket>(new Set(['explain', 'pull', 'generate', 'improve', 'document', 'fix']));
+
+// ------------------------------------------------------------------------------ activation
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  extensionContext = context;
+  output = vscode.window.createOutputChannel('Aethel', { log: true });
+  statusItem = vscode.window.createStatusBarItem('aethel.status', vscode.StatusBarAlignment.Right, 100);
+  statusItem.name = 'Aethel';
+  statusItem.command = CLIENT_ONLY_COMMANDS.statusMenu;
+  showStatus(STARTING_VIEW);
+  statusItem.show();
+  context.subscriptions.push(output, statusItem);
+
+  registerCommands(context);
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (e.affectsConfiguration(`${CONFIG_SECTION}.server`)) {
+        const pick = await vscode.window.showInformationMessage(
+          'Aethel: the server command changed. Restart the language server to use it?',
+          'Restart',
+        );
+        if (pick === 'Restart') await restartServer();
+      }
+    }),
+  );
+
+  await startServer();
+}
+
+export async function deactivate(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (c !== undefined) await c.stop();
+}
+
+// ------------------------------------------------------------------------------ server start
+
+async function startServer(): Promise<void> {
+  showStatus(STARTING_VIEW);
+  const resolution = await findServer();
+  if (resolution.chosen === undefined) {
+    lastLaunchProblem = notFoundMessage(resolution.tried);
+    output.error(lastLaunchProblem);
+    showStatus({ ...STOPPED_VIEW, tooltip: lastLaunchProblem });
+    void offerInstallHelp(lastLaunchProblem);
+    return;
+  }
+  lastLaunchProblem = undefined;
+  const { command, args, label } = resolution.chosen;
+  output.info(`Starting the language server: ${label} (resolved to ${command})`);
+
+  const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio, options: { env: process.env } };
+  const c = new LanguageClient(CLIENT_ID, 'Aethel', serverOptions, clientOptions());
+  client = c;
+  extensionContext.subscriptions.push(
+    c.onNotification(NOTIFY_STATUS, (p: StatusParams) => {
+      lastStatus = p;
+      showStatus(renderStatus(p));
+    }),
+    c.onDidChangeState((e) => {
+      if (e.newState === State.Stopped) showStatus(STOPPED_VIEW);
+      if (e.newState === State.Starting) showStatus(STARTING_VIEW);
+    }),
+  );
+  try {
+    await c.start(); // inline completion (LSP 3.18) is wired by vscode-languageclient >= 10 itself
+    if (lastStatus === undefined) showStatus({ text: '$(sparkle) Aethel', tooltip: 'aethel-lsp is running.' });
+  } catch (err) {
+    const msg = `Aethel: the language server (${label}) failed to start: ${errorText(err)}`;
+    lastLaunchProblem = msg;
+    output.error(msg);
+    showStatus({ ...STOPPED_VIEW, tooltip: msg });
+    void offerInstallHelp(msg);
+  }
+}
+
+function clientOptions(): LanguageClientOptions {
+  return {
+    // Aethel files, and every other file: the AI actions and completion work for any code.
+    documentSelector: [{ language: LANGUAGE_ID }, { scheme: 'file' }, { scheme: 'untitled' }],
+    synchronize: {
+      configurationSection: CONFIG_SECTION,
+      fileEvents: vscode.workspace.createFileSystemWatcher('**/{aethel.toml,pyproject.toml}'),
+    },
+    initializationOptions: explicitSettings(undefined),
+    outputChannel: output,
+    middleware: {
+      workspace: {
+        configuration: (params, token, next) => answerConfiguration(params.items, token, next),
+      },
+      window: {
+        showDocument: (params, token, next) => {
+          // The streaming panel already shows the explanation the server is about to open.
+          if (explanationJustShown(params.uri)) return { success: true };
+          return next(params, token);
+        },
+      },
+      handleWorkDoneProgress: (token, params, next) => {
+        const routed = router.handle(token, params);
+        if (routed === undefined) return next(token, params);
+        const handled = onRoutedProgress(routed);
+        // Progress we render ourselves is kept out of VS Code's status-bar spinner, except `end`
+        // (it lets the client release its bookkeeping for the token).
+        if (!handled || params.kind === 'end') next(token, params);
+      },
+    },
+  };
+}
+
+/** Only values the user set, so package.json defaults never override the server's own config files. */
+function explicitSettings(scope: vscode.Uri | undefined): NestedSettings {
+  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION, scope);
+  const keys = settingKeys();
+  return explicitServerSettings(keys, (key) => {
+    const inspected = cfg.inspect(key);
+    if (inspected === undefined) return undefined;
+    // In an untrusted workspace, ignore the workspace's values altogether.
+    if (!vscode.workspace.isTrusted) return { globalValue: inspected.globalValue };
+    return inspected;
+  });
+}
+
+function settingKeys(): string[] {
+  const pkg = extensionContext.extension.packageJSON as {
+    contributes?: { configuration?: { properties?: Record<string, unknown> } };
+  };
+  const props = pkg.contributes?.configuration?.properties ?? {};
+  return Object.keys(props)
+    .filter((k) => k.startsWith(`${CONFIG_SECTION}.`))
+    .map((k) => k.slice(CONFIG_SECTION.length + 1))
+    .filter((k) => !isClientOnly(k));
+}
+
+async function answerConfiguration(
+  items: { section?: string; scopeUri?: string }[],
+  token: vscode.CancellationToken,
+  next: (params: { items: { section?: string; scopeUri?: string }[] }, token: vscode.CancellationToken) => unknown,
+): Promise<unknown[]> {
+  const defaults = (await Promise.resolve(next({ items }, token))) as unknown[] | ResponseError<void>;
+  const fallback = Array.isArray(defaults) ? defaults : items.map(() => null);
+  return items.map((item, i) => {
+    const scope = item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined;
+    const ours = answerConfigurationItem(item.section, explicitSettings(scope));
+    return ours === undefined ? fallback[i] : ours;
+  });
+}
+
+async function findServer(): Promise<LaunchResolution> {
+  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  const candidates = launchCandidates({
+    configuredCommand: cfg.get<string>('server.command', 'aethel-lsp'),
+    extraArgs: cfg.get<string[]>('server.args', []),
+    pythonExtensionInterpreter: await pythonExtensionInterpreter(),
+    platform: process.platform,
+    home: os.homedir(),
+    workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+  });
+  return resolveLaunch(candidates, {
+    find: (cmd) => findExecutable(cmd, process.env, process.platform, isExecutableFile),
+    canImport: (python) => canImportServer(python),
+  });
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    const st = fs.statSync(p);
+    if (!st.isFile()) return false;
+    if (process.platform === 'win32') return true;
+    fs.accessSync(p, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function canImportServer(python: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(python, ['-c', 'import aethel_lsp'], { timeout: 15000 }, (err) => resolve(err === null));
+  });
+}
+
+/** The interpreter selected in the Python extension, when it is installed. */
+async function pythonExtensionInterpreter(): Promise<string | undefined> {
+  interface PythonApi {
+    environments?: {
+      getActiveEnvironmentPath(resource?: vscode.Uri): { path: string };
+      resolveEnvironment(env: { path: string }): Promise<{ executable?: { uri?: vscode.Uri } } | undefined>;
+    };
+    settings?: { getExecutionDetails(resource?: vscode.Uri): { execCommand?: string[] } };
+  }
+  const ext = vscode.extensions.getExtension<PythonApi>('ms-python.python');
+  if (ext === undefined) return undefined;
+  try {
+    const api = ext.isActive ? ext.exports : await ext.activate();
+    const resource = vscode.workspace.workspaceFolders?.[0]?.uri;
+    if (api.environments !== undefined) {
+      const env = await api.environments.resolveEnvironment(api.environments.getActiveEnvironmentPath(resource));
+      const exe = env?.executable?.uri?.fsPath;
+      if (exe) return exe;
+    }
+    return api.settings?.getExecutionDetails(resource).execCommand?.[0];
+  } catch (err) {
+    output.warn(`Could not ask the Python extension for its interpreter: ${errorText(err)}`);
+    return undefined;
+  }
+}
+
+async function offerInstallHelp(message: string): Promise<void> {
+  const pick = await vscode.window.showErrorMessage(message, 'How to install', 'Open Settings', 'Show Log');
+  if (pick === 'How to install') await showInstallHelp();
+  else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'aethel.server');
+  else if (pick === 'Show Log') output.show();
+}
+
+async function showInstallHelp(): Promise<void> {
+  const readme = vscode.Uri.joinPath(extensionContext.extensionUri, 'README.md');
+  await vscode.commands.executeCommand('markdown.showPreview', readme);
+}
+
+async function restartServer(): Promise<void> {
+  const c = client;
+  client = undefined;
+  lastStatus = undefined;
+  if (c !== undefined) {
+    try {
+      await c.stop();
+    } catch (err) {
+      output.warn(`Stopping the server: ${errorText(err)}`);
+    }
+  }
+  await startServer();
+}
+
+// ------------------------------------------------------------------------------ status bar
+
+function showStatus(view: StatusView): void {
+  statusItem.text = view.text;
+  const tip = new vscode.MarkdownString(view.tooltip);
+  tip.supportThemeIcons = true;
+  statusItem.tooltip = tip;
+  statusItem.backgroundColor = view.background ? new vscode.ThemeColor(`statusBarItem.${view.background}`) : undefined;
+}
+
+interface MenuItem extends vscode.QuickPickItem {
+  action: () => Promise<void>;
+}
+
+const USE_FOR_COMPLETION: vscode.QuickInputButton = {
+  iconPath: new vscode.ThemeIcon('lightbulb-sparkle'),
+  tooltip: 'Use for inline completion',
+};
+
+/** Click on the status bar: the installed models (pick one), then "Pull a model…" and friends. */
+async function statusMenu(): Promise<void> {
+  const qp = vscode.window.createQuickPick<MenuItem>();
+  qp.title = 'Aethel: choose a model';
+  qp.placeholder = 'Select the model for code actions (the button: for inline completion)';
+  qp.busy = true;
+  qp.matchOnDescription = true;
+  qp.show();
+
+  const extras: MenuItem[] = [
+    { label: '', kind: vscode.QuickPickItemKind.Separator, action: () => Promise.resolve() },
+    { label: '$(cloud-download) Pull a model…', action: pullModel },
+    { label: '$(pulse) Show throughput', action: () => showResult(CMD_THROUGHPUT) },
+    { label: '$(info) Show model status', action: () => showResult(CMD_MODEL_STATUS) },
+    { label: '$(debug-restart) Restart language server', action: restartServer },
+    { label: '$(output) Show server log', action: () => Promise.resolve(output.show()) },
+  ];
+  let modelItems: MenuItem[] = [];
+  if (client === undefined) {
+    modelItems = [
+      {
+        label: '$(warning) The language server is not running',
+        detail: lastLaunchProblem ?? 'Restart it, or see how to install it.',
+        action: showInstallHelp,
+      },
+    ];
+  } else {
+    try {
+      const models = (await send<ModelInfo[]>(CMD_LIST_MODELS)) ?? [];
+      modelItems = modelPickItems(models, lastStatus?.model ?? undefined).map((m) => ({
+        label: m.label,
+        description: m.description,
+        detail: m.detail,
+        buttons: [USE_FOR_COMPLETION],
+        action: () => selectModel(m.model, undefined),
+      }));
+      if (modelItems.length === 0) {
+        modelItems = [{ label: '$(info) No model installed', detail: 'Pull one to get started.', action: pullModel }];
+      }
+    } catch (err) {
+      modelItems = [{ label: '$(error) Could not list the models', detail: errorText(err), action: () => showResult(CMD_MODEL_STATUS) }];
+    }
+  }
+  qp.items = [...modelItems, ...extras];
+  qp.busy = false;
+
+  await new Promise<void>((resolve) => {
+    qp.onDidTriggerItemButton(async (e) => {
+      qp.hide();
+      const model = e.item.label.replace(/^\$\([^)]*\)\s*/, '');
+      await selectModel(model, 'completion');
+    });
+    qp.onDidAccept(async () => {
+      const item = qp.selectedItems[0];
+      qp.hide();
+      if (item !== undefined) await item.action();
+    });
+    qp.onDidHide(() => {
+      qp.dispose();
+      resolve();
+    });
+  });
+}
+
+async function selectModel(model: string, task: ModelTask | undefined): Promise<void> {
+  try {
+    const r = await send<{ activeModel?: string; task?: string }>(CMD_SELECT_MODEL, selectModelArgs(model, task));
+    const used = r?.activeModel ?? model;
+    void vscode.window.setStatusBarMessage(`Aethel: ${used} now serves ${r?.task ?? task ?? 'code actions'}`, 4000);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`Aethel: could not select ${model}: ${errorText(err)}`);
+  }
+}
+
+async function pickModel(): Promise<void> {
+  await statusMenu();
+}
+
+/** "Pull a model…": input box, then a cancellable notification fed by the server's progress. */
+async function pullModel(): Promise<void> {
+  const model = await vscode.window.showInputBox({
+    title: 'Aethel: pull a model',
+    prompt: 'Model to download with Ollama (name:tag)',
+    placeHolder: 'qwen2.5-coder:1.5b',
+    validateInput: validateModelName,
+  });
+  if (model === undefined) return;
+  const args = pullModelArgs(model);
+  await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Pulling ${args.model}`, cancellable: true },
+    async (progress, token) => {
+      const ticket: NotificationTicket = { kind: 'notification', progress, reported: 0, showMessages: true };
+      const unwait = router.wait('pull', ticket);
+      try {
+        await send(CMD_PULL_MODEL, args, token);
+        void vscode.window.showInformationMessage(`Aethel: ${args.model} is ready.`, 'Use it').then(async (pick) => {
+          if (pick === 'Use it') await selectModel(args.model, undefined);
+        });
+      } catch (err) {
+        if (isCancellation(err, token)) void vscode.window.setStatusBarMessage(`Aethel: pull of ${args.model} cancelled`, 4000);
+        else void vscode.window.showErrorMessage(`Aethel: pulling ${args.model} failed: ${errorText(err)}`);
+      } finally {
+        unwait();
+      }
+    },
+  );
+}
+
+// ------------------------------------------------------------------------------ progress routing
+
+/** Returns true when the progress is rendered by us (so VS Code's spinner is skipped). */
+function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
+  let ticket = r.ticket;
+  if (ticket === undefined) {
+    // An explanation nobody waited for (picked from the light bulb): open a panel for it.
+    if (r.kind !== 'explain' || r.value.kind !== 'begin') return false;
+    const panel = new StreamPanel(r.stream.title || 'Explanation');
+    router.attach(r.token, panel);
+    ticket = panel;
+  }
+  if (ticket instanceof StreamPanel) {
+    ticket.token = r.token;
+    ticket.onStream(r.stream.text, r.value.kind === 'end' ? r.value.message : undefined, r.value.kind === 'end');
+    return true;
+  }
+  const increment = percentIncrement(ticket.reported, r.stream.percentage);
+  ticket.reported += increment;
+  const message = ticket.showMessages && r.value.kind !== 'end' ? r.value.message : undefined;
+  ticket.progress.report({ message, increment });
+  return true;
+}
+
+// ------------------------------------------------------------------------------ the streaming panel
+
+/** Explanation panels still streaming, and when the last ones finished. */
+const streamingPanels = new Set<StreamPanel>();
+const recentExplanations: number[] = [];
+
+/** The server opens its Markdown explanation at the end: our panel already shows it. */
+function explanationJustShown(uri: string): boolean {
+  if (!/\.(md|markdown)$/i.test(uri)) return false;
+  const now = Date.now();
+  return streamingPanels.size > 0 || recentExplanations.some((at) => now - at < 15000);
+}
+
+/** A webview that shows Markdown as it streams in; renders at most every 80 ms. */
+class StreamPanel {
+  token: string | undefined;
+  cancel: vscode.CancellationTokenSource | undefined;
+  private readonly panel: vscode.WebviewPanel;
+  private text = '';
+  private footer = '';
+  private streaming = true;
+  private timer: NodeJS.Timeout | undefined;
+  private rendering = false;
+  private dirty = false;
+  private disposed = false;
+
+  constructor(title: string) {
+    this.panel = vscode.window.createWebviewPanel('aethel.explanation', title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
+      enableScripts: true,
+      retainContextWhenHidden: true,
+      localResourceRoots: [],
+    });
+    this.panel.webview.html = panelHtml({ cspSource: this.panel.webview.cspSource, nonce: makeNonce(), title });
+    this.panel.onDidDispose(() => {
+      this.disposed = true;
+      if (this.streaming) this.stop();
+      streamingPanels.delete(this);
+    });
+    this.panel.webview.onDidReceiveMessage(async (m: unknown) => {
+      if (!isPanelRequest(m)) return;
+      if (m.type === 'stop') this.stop();
+      else if (m.type === 'copy') await vscode.env.clipboard.writeText(this.text);
+      else {
+        const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: this.text });
+        await vscode.window.showTextDocument(doc, vscode.ViewColumn.Active);
+      }
+    });
+  }
+
+  /** Streamed text so far (the concatenated report deltas). */
+  onStream(text: string, endMessage: string | undefined, ended: boolean): void {
+    this.text = text;
+    if (ended) {
+      this.footer = endMessage ?? '';
+      this.markDone();
+    } else {
+      streamingPanels.add(this);
+      this.footer = 'Generating…';
+    }
+    this.schedule(ended ? 0 : 80);
+  }
+
+  /** The command's result is the authoritative text. */
+  finish(text: string, footer: string): void {
+    this.text = text;
+    this.footer = footer || this.footer;
+    this.markDone();
+    this.schedule(0);
+  }
+
+  fail(message: string): void {
+    this.markDone();
+    this.footer = '';
+    this.text = (this.text ? this.text + '\n\n---\n\n' : '') + `**Error:** ${message}`;
+    this.schedule(0);
+  }
+
+  private markDone(): void {
+    if (this.streaming && streamingPanels.delete(this)) {
+      recentExplanations.push(Date.now());
+      if (recentExplanations.length > 10) recentExplanations.shift();
+    }
+    this.streaming = false;
+  }
+
+  stop(): void {
+    this.cancel?.cancel();
+    if (this.token !== undefined && client !== undefined) {
+      void client.sendNotification(WorkDoneProgressCancelNotification.type, { token: this.token });
+    }
+  }
+
+  showMarkdown(markdown: string): void {
+    this.finish(markdown, '');
+  }
+
+  private schedule(delay: number): void {
+    this.dirty = true;
+    if (this.timer !== undefined) {
+      if (delay > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.render();
+    }, delay);
+  }
+
+  private async render(): Promise<void> {
+    if (this.disposed) return;
+    if (this.rendering) return; // the running render picks up `dirty`
+    this.rendering = true;
+    try {
+      while (this.dirty && !this.disposed) {
+        this.dirty = false;
+        const html = await renderMarkdown(this.text);
+        const update: PanelUpdate = { type: 'update', html, footer: this.footer, streaming: this.streaming };
+        await this.panel.webview.postMessage(update);
+      }
+    } finally {
+      this.rendering = false;
+    }
+  }
+}
+
+async function renderMarkdown(text: string): Promise<string> {
+  if (text === '') return '<p><em>Waiting for the model…</em></p>';
+  try {
+    const html = await vscode.commands.executeCommand<string>('markdown.api.render', text);
+    if (typeof html === 'string') return html;
+  } catch {
+    // The built-in Markdown extension is disabled: show plain text.
+  }
+  return `<pre>${escapeHtml(text)}</pre>`;
+}
+
+// ------------------------------------------------------------------------------ commands
+
+function registerCommands(context: vscode.ExtensionContext): void {
+  const handlers: Record<ServerCommand, () => Promise<void>> = {
+    [CMD_MODEL_STATUS]: () => showResult(CMD_MODEL_STATUS),
+    [CMD_THROUGHPUT]: () => showResult(CMD_THROUGHPUT),
+    [CMD_LIST_MODELS]: pickModel,
+    [CMD_SELECT_MODEL]: pickModel,
+    [CMD_PULL_MODEL]: pullModel,
+    [CMD_EXPLAIN_SELECTION]: explainSelection,
+    [CMD_GENERATE_CONTRACT]: generateContract,
+    [CMD_IMPROVE_SELECTION]: () => editingAction(CMD_IMPROVE_SELECTION, 'improve', 'Improving selection'),
+    [CMD_DOCUMENT_SELECTION]: () => editingAction(CMD_DOCUMENT_SELECTION, 'document', 'Adding documentation'),
+    [CMD_FIX_WITH_AI]: () => editingAction(CMD_FIX_WITH_AI, 'fix', 'Fixing with AI'),
+    [CMD_DOCTOR]: () => showResult(CMD_DOCTOR),
+    [CMD_INSPECT_LAST]: () => showResult(CMD_INSPECT_LAST),
+    [CMD_RECOMMEND_MODELS]: () => showResult(CMD_RECOMMEND_MODELS),
+  };
+  for (const id of ALL_SERVER_COMMANDS) {
+    context.subscriptions.push(vscode.commands.registerCommand(forwardingId(id), guarded(handlers[id])));
+  }
+  context.subscriptions.push(
+    vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.restartServer, guarded(restartServer)),
+    vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.showLog, () => output.show()),
+    vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.howToInstall, guarded(showInstallHelp)),
+    vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.statusMenu, guarded(statusMenu)),
+  );
+}
+
+/** Never let a command fail silently. */
+function guarded(fn: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await fn();
+    } catch (err) {
+      output.error(errorText(err));
+      void vscode.window.showErrorMessage(`Aethel: ${errorText(err)}`);
+    }
+  };
+}
+
+/** Send `workspace/executeCommand` to the server. */
+async function send<R>(command: string, args?: object, token?: vscode.CancellationToken): Promise<R | undefined> {
+  const c = client;
+  if (c === undefined || !c.isRunning()) {
+    throw new Error(`the language server is not running${lastLaunchProblem ? ` (${lastLaunchProblem})` : ''}. Run "Aethel: Restart language server".`);
+  }
+  const params = executeCommandParams(command, args);
+  return token === undefined
+    ? ((await c.sendRequest(ExecuteCommandRequest.type, params)) as R | undefined)
+    : ((await c.sendRequest(ExecuteCommandRequest.type, params, token)) as R | undefined);
+}
+
+interface EditorContext {
+  editor: vscode.TextEditor;
+  uri: string;
+  range: LspRange;
+}
+
+function activeSelection(kind: 'plain' | 'fix'): EditorContext | undefined {
+  const editor = vscode.window.activeTextEditor;
+  if (editor === undefined) {
+    void vscode.window.showWarningMessage('Aethel: open a file and select some code first.');
+    return undefined;
+  }
+  const doc = editor.document;
+  const sel = toLsp(editor.selection);
+  const lineLength = (line: number): number => doc.lineAt(Math.min(line, doc.lineCount - 1)).text.length;
+  const range =
+    kind === 'fix'
+      ? fixRange(sel, vscode.languages.getDiagnostics(doc.uri).map((d) => toLsp(d.range)), lineLength)
+      : effectiveRange(sel, lineLength);
+  return { editor, uri: doc.uri.toString(), range };
+}
+
+function toLsp(r: vscode.Range | vscode.Selection): LspRange {
+  const s = r instanceof vscode.Selection ? r.anchor : r.start;
+  const e = r instanceof vscode.Selection ? r.active : r.end;
+  return { start: { line: s.line, character: s.character }, end: { line: e.line, character: e.character } };
+}
+
+async function explainSelection(): Promise<void> {
+  const ctx = activeSelection('plain');
+  if (ctx === undefined) return;
+  const name = path.basename(ctx.editor.document.uri.path);
+  const panel = new StreamPanel(`Explanation: ${name}:${ctx.range.start.line + 1}-${ctx.range.end.line + 1}`);
+  const cts = new vscode.CancellationTokenSource();
+  panel.cancel = cts;
+  const unwait = router.wait('explain', panel);
+  try {
+    const result = await send<TextResult>(CMD_EXPLAIN_SELECTION, selectionArgs(ctx.uri, ctx.range), cts.token);
+    panel.finish(result?.text ?? '', metricsLine(result?.metrics));
+  } catch (err) {
+    if (isCancellation(err, cts.token)) panel.fail('stopped.');
+    else panel.fail(errorText(err));
+  } finally {
+    unwait();
+    cts.dispose();
+  }
+}
+
+async function generateContract(): Promise<void> {
+  const ctx = activeSelection('plain');
+  if (ctx === undefined) return;
+  const doc = ctx.editor.document;
+  const sel = ctx.editor.selection;
+  let description: string | undefined;
+  if (needsDescription(doc.getText(sel), doc.lineAt(sel.active.line).text, doc.getText())) {
+    description = await vscode.window.showInputBox({
+      title: 'Aethel: generate a contract',
+      prompt: 'Describe the intent (or write it as a # comment line and run this command on it)',
+      placeHolder: 'transfer with a 1% fee to the treasury',
+    });
+    if (description === undefined) return;
+  }
+  const range = sel.isEmpty ? { start: toLsp(sel).start, end: toLsp(sel).start } : ctx.range;
+  const result = await withNotificationProgress('generate', 'Generating Aethel contract', (token) =>
+    send<TextResult>(CMD_GENERATE_CONTRACT, generateArgs(ctx.uri, range, description), token),
+  );
+  if (result === undefined) return;
+  reportEdit('Generated contract', result);
+  if (result.valid === false) {
+    const pick = await vscode.window.showWarningMessage(
+      `Aethel: the generated contract still has ${result.diagnostics?.length ?? 'some'} problem(s) after ${result.attempts ?? '?'} attempt(s)` +
+        (result.applied ? ' (inserted, marked as invalid).' : ' and was not inserted.'),
+      'Show text',
+    );
+    if (pick === 'Show text') await openText(result.text, LANGUAGE_ID);
+  }
+}
+
+async function editingAction(command: ServerCommand, kind: 'improve' | 'document' | 'fix', title: string): Promise<void> {
+  const ctx = activeSelection(kind === 'fix' ? 'fix' : 'plain');
+  if (ctx === undefined) return;
+  const result = await withNotificationProgress(kind, title, (token) => send<TextResult>(command, selectionArgs(ctx.uri, ctx.range), token));
+  if (result !== undefined) reportEdit(title, result);
+}
+
+/** Run a generation under a cancellable notification fed by the server's progress. */
+async function withNotificationProgress<R>(
+  kind: 'generate' | 'improve' | 'document' | 'fix',
+  title: string,
+  run: (token: vscode.CancellationToken) => Promise<R | undefined>,
+): Promise<R | undefined> {
+  return vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Aethel: ${title}`, cancellable: true },
+    async (progress, token) => {
+      const ticket: NotificationTicket = { kind: 'notification', progress, reported: 0, showMessages: false };
+      const unwait = router.wait(kind, ticket);
+      try {
+        return await run(token);
+      } catch (err) {
+        if (isCancellation(err, token)) {
+          void vscode.window.setStatusBarMessage(`Aethel: ${title.toLowerCase()} cancelled`, 4000);
+          return undefined;
+        }
+        throw err;
+      } finally {
+        unwait();
+      }
+    },
+  );
+}
+
+function reportEdit(what: string, result: TextResult): void {
+  const line = metricsLine(result.metrics);
+  if (result.applied === false && result.valid !== false) {
+    void vscode.window.showWarningMessage(`Aethel: ${what}: the edit was not applied (the document changed?).`, 'Show text').then(async (pick) => {
+      if (pick === 'Show text') await openText(result.text, undefined);
+    });
+    return;
+  }
+  void vscode.window.setStatusBarMessage(`$(check) Aethel: ${what.toLowerCase()} done${line ? ` · ${line}` : ''}`, 6000);
+}
+
+async function openText(text: string, language: string | undefined): Promise<void> {
+  const doc = await vscode.workspace.openTextDocument({ content: text, language });
+  await vscode.window.showTextDocument(doc, vscode.ViewColumn.Beside);
+}
+
+/** Informational commands: the result, rendered as Markdown in a panel. */
+async function showResult(command: ServerCommand): Promise<void> {
+  const title = COMMAND_TITLES[command];
+  const value = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Window, title: `Aethel: ${title}` },
+    () => send<unknown>(command),
+  );
+  const markdown =
+    command === CMD_MODEL_STATUS
+      ? modelStatusMarkdown(value)
+      : command === CMD_THROUGHPUT
+        ? throughputMarkdown(value)
+        : genericResultMarkdown(`Aethel: ${title}`, value);
+  new StreamPanel(`Aethel: ${title}`).showMarkdown(markdown);
+}
+
+// ------------------------------------------------------------------------------ helpers
+
+function isCancellation(err: unknown, token: vscode.CancellationToken): boolean {
+  if (token.isCancellationRequested) return true;
+  if (err instanceof vscode.CancellationError) return true;
+  return err instanceof ResponseError && (err.code === LSPErrorCodes.RequestCancelled || err.code === LSPErrorCodes.ServerCancelled);
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof ResponseError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
