@@ -43,7 +43,9 @@ async def lsp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness
     fake = FakeOllama(token_delay=0.002)
     fake.start()
     base = tmp_path_factory.mktemp("actions")
-    harness = await start_server(base, fake, editor_settings={"model": "qwen2.5-coder:1.5b"})
+    harness = await start_server(
+        base, fake, editor_settings={"engine": "ollama", "model": "qwen2.5-coder:1.5b"}
+    )
     yield harness
     await harness.stop()
 
