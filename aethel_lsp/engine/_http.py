@@ -52,7 +52,7 @@ async def within(awaitable: Awaitable[T], deadline: Deadline, host: str) -> T:
             async with asyncio.timeout(max(deadline.seconds, 0.0)):
                 return await awaitable
         return await asyncio.wait_for(awaitable, max(deadline.seconds, 0.0))
-    except TimeoutError as exc:
+    except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
         raise EngineTimeout(deadline.message, phase=deadline.phase, host=host) from exc
 
 

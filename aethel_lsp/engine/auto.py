@@ -8,6 +8,7 @@ in llama-cpp-python, an optional extra.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import importlib
@@ -63,6 +64,7 @@ class AutoEngine(Engine):
         *,
         embedded_loader: EmbeddedLoader | None = None,
         probe_ttl_s: float = 2.0,
+        probe_timeout_s: float = 1.0,
     ) -> None:
         self.kind = "ollama"
         self.host = ollama.host
@@ -71,6 +73,9 @@ class AutoEngine(Engine):
         self._load_embedded = embedded_loader or (lambda: load_embedded_engine(None))
         self._embedded: tuple[Engine | None, str] | None = None
         self._probe_ttl_s = probe_ttl_s
+        # A local Ollama answers /api/version in milliseconds even while busy; a short bound
+        # keeps an unreachable remote host from delaying every call on the embedded engine.
+        self._probe_timeout_s = min(probe_timeout_s, ollama.timeouts.connect_s)
         self._probed_at = float("-inf")
         self._ollama_up = False
 
@@ -97,9 +102,9 @@ class AutoEngine(Engine):
         if time.monotonic() - self._probed_at < self._probe_ttl_s:
             return self._ollama_up
         try:
-            await self._ollama.version()
+            await asyncio.wait_for(self._ollama.version(), self._probe_timeout_s)
             self._ollama_up = True
-        except EngineError:
+        except (EngineError, TimeoutError, asyncio.TimeoutError):  # distinct on 3.10
             self._ollama_up = False
         self._probed_at = time.monotonic()
         return self._ollama_up
