@@ -319,13 +319,17 @@ def test_help_lists_every_subcommand(isolated_env: dict[str, str]) -> None:
 
 def test_every_subcommand_takes_host_engine_and_json() -> None:
     """In-process (no need for a process per subcommand): the table drives the parser."""
+    import argparse
+
     from aethel_lsp.cli import SUBCOMMANDS, build_parser
 
     parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for command in SUBCOMMANDS:
-        extra = ["MODEL"] if command.name in ("show", "pull") else []
-        extra += ["PROMPT"] if command.name == "generate" else []
-        args = parser.parse_args(
-            [command.name, *extra, "--host", ":1", "--engine", "ollama", "--json"]
-        )
+        sub = subparsers.choices[command.name]
+        positionals = [
+            "X" for a in sub._actions if not a.option_strings and a.nargs not in ("?", "*")
+        ]
+        argv = [command.name, *positionals, "--host", ":1", "--engine", "ollama", "--json"]
+        args = parser.parse_args(argv)
         assert (args.host, args.engine, args.json) == (":1", "ollama", True), command.name
