@@ -17,8 +17,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +101,49 @@ class Session:
         return [p for p in self.result["progress"] if p.get("run") == run_id]
 
 
+def _driver_env(work: Path, ollama_url: str, **extra: str) -> dict[str, str]:
+    """Hermetic environment (HOME, XDG_*) for one headless Neovim run of the driver."""
+    return isolated_environ(
+        work / "env",
+        {
+            "AETHEL_NVIM_PLUGIN": str(PLUGIN),
+            "AETHEL_NVIM_OUT": str(work / "result.json"),
+            "AETHEL_NVIM_PYTHON": sys.executable,
+            "AETHEL_NVIM_OLLAMA": ollama_url,
+            "AETHEL_NVIM_MODEL": ACTION_MODEL,
+            "AETHEL_NVIM_COMPLETION_MODEL": COMPLETION_MODEL,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
+            **extra,
+        },
+    )
+
+
+def _nvim_command() -> list[str]:
+    assert NVIM is not None
+    return [NVIM, "--headless", "-n", "-i", "NONE", "-u", str(DRIVER), "contract.ae"]
+
+
+def _read_result(work: Path, stderr: str) -> tuple[dict[str, Any], str]:
+    log_file = work / "env" / "state" / "nvim" / "lsp.log"
+    lsp_log = log_file.read_text(errors="replace") if log_file.exists() else ""
+    out = work / "result.json"
+    assert out.exists(), f"driver wrote no result\nstderr:\n{stderr}\nlsp.log:\n{lsp_log[-4000:]}"
+    return json.loads(out.read_text()), lsp_log
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     work = tmp_path_factory.mktemp("nvim")
     (work / "contract.ae").write_text(CONTRACT)
     (work / "new.ae").write_text(INTENT_COMMENT)
-    out = work / "result.json"
     with FakeOllama(token_delay=0.02, pull_delay=0.05) as fake:
         fake.enqueue(
             Reply(text=EXPLANATION),
@@ -114,36 +153,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
             model=ACTION_MODEL,
         )
         fake.set_reply(COMPLETION_MODEL, Reply(text=COMPLETION))
-        env = isolated_environ(
-            work / "env",
-            {
-                "AETHEL_NVIM_PLUGIN": str(PLUGIN),
-                "AETHEL_NVIM_OUT": str(out),
-                "AETHEL_NVIM_PYTHON": sys.executable,
-                "AETHEL_NVIM_OLLAMA": fake.url,
-                "AETHEL_NVIM_MODEL": ACTION_MODEL,
-                "AETHEL_NVIM_COMPLETION_MODEL": COMPLETION_MODEL,
-                "AETHEL_NVIM_PULL": PULL_MODEL,
-                "PYTHONPATH": os.pathsep.join(
-                    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-                ),
-            },
-        )
-        assert NVIM is not None
+        env = _driver_env(work, fake.url, AETHEL_NVIM_PULL=PULL_MODEL)
         proc = subprocess.run(
-            [NVIM, "--headless", "-n", "-i", "NONE", "-u", str(DRIVER), "contract.ae"],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
+            _nvim_command(), cwd=work, env=env, capture_output=True, text=True, timeout=90
         )
-        log_file = work / "env" / "state" / "nvim" / "lsp.log"
-        lsp_log = log_file.read_text(errors="replace") if log_file.exists() else ""
-        assert out.exists(), (
-            f"driver wrote no result\nstderr:\n{proc.stderr}\nlsp.log:\n{lsp_log[-4000:]}"
-        )
-        result = json.loads(out.read_text())
+        result, lsp_log = _read_result(work, proc.stderr)
         yield Session(result, result["steps"], fake, proc.returncode, proc.stderr, lsp_log)
 
 
@@ -310,3 +324,53 @@ def test_checkhealth(session: Session) -> None:
     assert "aethel-lsp 0.1.0 running" in report or "running (client id" in report
     assert "answers (version" in report
     assert "installed models:" in report
+
+
+def test_engine_offline_then_back(tmp_path: Path) -> None:
+    """Ollama down at start: actions listed, a clear error, `○ offline`; back: it just works."""
+    work = tmp_path
+    (work / "contract.ae").write_text(CONTRACT)
+    port = _free_port()
+    signal = work / "signal"
+    env = _driver_env(
+        work,
+        f"http://127.0.0.1:{port}",
+        AETHEL_NVIM_SCENARIO="offline",
+        AETHEL_NVIM_SIGNAL=str(signal),
+    )
+    proc = subprocess.Popen(
+        _nvim_command(),
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        offline_done = Path(f"{signal}.offline-done")
+        while not offline_done.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with FakeOllama(port=port, token_delay=0.01) as fake:
+            fake.enqueue(Reply(text=MENU_EXPLANATION), model=ACTION_MODEL)
+            Path(f"{signal}.online").write_text("")
+            _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    result, lsp_log = _read_result(work, stderr)
+    assert result["errors"] == [], "\n".join(result["errors"]) + "\n" + lsp_log[-3000:]
+    s = result["steps"]
+    assert s["offline_status"]["state"] == "offline"
+    assert s["offline_statusline"].startswith("aethel ○ offline"), s["offline_statusline"]
+    assert s["offline_code_actions"] >= 4  # still listed, without the engine
+    failed = s["offline_explain"]
+    assert failed["state"] == "error"
+    assert f"127.0.0.1:{port}" in failed["error"]  # names the host it tried
+    assert "**Error:**" in failed["preview_text"]
+    assert "NOT available" in s["offline_status_command"]
+    back = s["recovered_explain"]
+    assert back["state"] == "done", back
+    assert back["preview_text"].strip() == MENU_EXPLANATION
+    assert s["recovered_statusline"].startswith("aethel ●"), s["recovered_statusline"]

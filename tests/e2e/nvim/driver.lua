@@ -12,7 +12,8 @@
 -- Environment: AETHEL_NVIM_PLUGIN (plugin dir), AETHEL_NVIM_OUT (result JSON),
 -- AETHEL_NVIM_PYTHON (interpreter that has aethel_lsp), AETHEL_NVIM_OLLAMA (fake URL),
 -- AETHEL_NVIM_MODEL (action model), AETHEL_NVIM_COMPLETION_MODEL, AETHEL_NVIM_PULL,
--- AETHEL_NVIM_CMD (optional JSON list: the server command, to try another build by hand).
+-- AETHEL_NVIM_CMD (optional JSON list: the server command, to try another build by hand),
+-- AETHEL_NVIM_SCENARIO (`session`, the default, or `offline`), AETHEL_NVIM_SIGNAL.
 local env = vim.env
 vim.opt.runtimepath:prepend(assert(env.AETHEL_NVIM_PLUGIN, 'AETHEL_NVIM_PLUGIN not set'))
 vim.o.swapfile = false
@@ -345,11 +346,61 @@ local function main()
   step('health', lines(0))
 end
 
+-- The engine is down when Neovim starts, then comes back (the test starts the fake on
+-- the same port when the driver writes AETHEL_NVIM_SIGNAL .. '.offline-done' and answers
+-- with AETHEL_NVIM_SIGNAL .. '.online').
+local function offline_then_online()
+  local buf = vim.api.nvim_get_current_buf()
+  local client = wait_for('attach', 15000, function()
+    local c = aethel.client(buf)
+    return c and c.initialized and c
+  end)
+  wait_for('offline status', 15000, function()
+    return status.current and status.current.state == 'offline'
+  end)
+  step('offline_status', status.current)
+  step('offline_statusline', aethel.statusline())
+  local resp = client:request_sync('textDocument/codeAction', {
+    textDocument = { uri = vim.uri_from_bufnr(buf) },
+    range = { start = { line = 1, character = 0 }, ['end'] = { line = 16, character = 1 } },
+    context = { diagnostics = {} },
+  }, 5000, buf)
+  step('offline_code_actions', resp and resp.result and #resp.result or 0)
+  vim.cmd('2,17AethelExplain')
+  local run = actions.last()
+  wait_for('offline explain', 20000, function()
+    return run_done(run)
+  end)
+  step('offline_explain', run_info(run))
+  local n_before = #R.notifications
+  vim.cmd('AethelStatus')
+  wait_for(':AethelStatus offline', 15000, function()
+    return #R.notifications > n_before and R.notifications[#R.notifications].msg:find('installed') ~= nil
+  end)
+  step('offline_status_command', R.notifications[#R.notifications].msg)
+
+  local f = assert(io.open(env.AETHEL_NVIM_SIGNAL .. '.offline-done', 'w'))
+  f:close()
+  wait_for('engine back', 20000, function()
+    return vim.uv.fs_stat(env.AETHEL_NVIM_SIGNAL .. '.online') ~= nil
+  end)
+  vim.cmd('2,17AethelExplain')
+  local again = actions.last()
+  wait_for('explain after recovery', 20000, function()
+    return run_done(again)
+  end)
+  sleep(100)
+  step('recovered_explain', run_info(again))
+  step('recovered_statusline', aethel.statusline())
+end
+
+local SCENARIOS = { session = main, offline = offline_then_online }
+
 vim.api.nvim_create_autocmd('VimEnter', {
   once = true,
   callback = function()
     main_co = coroutine.create(function()
-      main()
+      SCENARIOS[env.AETHEL_NVIM_SCENARIO or 'session']()
       finish(0)
     end)
     vim.schedule(resume)

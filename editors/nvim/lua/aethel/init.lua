@@ -261,7 +261,11 @@ function M.format_status(result)
   end
   local line = status.statusline()
   if line ~= '' then
-    lines[#lines + 1] = 'status: ' .. line .. ((status.current and status.current.message) and (' (' .. status.current.message .. ')') or '')
+    local message = status.current and status.current.message
+    if message and message ~= val(result.error) then
+      line = line .. ' (' .. message .. ')'
+    end
+    lines[#lines + 1] = 'status: ' .. line
   end
   return table.concat(lines, '\n')
 end
