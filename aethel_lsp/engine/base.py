@@ -8,6 +8,7 @@ that the engine stops generating tokens nobody will read.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
@@ -107,18 +108,23 @@ def merge_model_info(listed: ModelInfo, shown: ModelInfo) -> ModelInfo:
 
 
 async def collect(chunks: AsyncIterator[Chunk], model: str) -> GenerateResult:
-    """Drain a stream into one result (the final chunk carries the metrics)."""
+    """Drain a stream into one result (the final chunk carries the metrics).
+
+    The stream is closed on return, so its HTTP response is released at once rather
+    than whenever the garbage collector finalizes the suspended generator.
+    """
     from aethel_lsp.engine.errors import MalformedResponse
 
     parts: list[str] = []
     thinking: list[str] = []
-    async for chunk in chunks:
-        parts.append(chunk.text)
-        thinking.append(chunk.thinking)
-        if chunk.done:
-            if chunk.metrics is None:
-                break
-            return GenerateResult("".join(parts), chunk.metrics, "".join(thinking))
+    async with contextlib.aclosing(closing_stream(chunks)) as stream:
+        async for chunk in stream:
+            parts.append(chunk.text)
+            thinking.append(chunk.thinking)
+            if chunk.done:
+                if chunk.metrics is None:
+                    break
+                return GenerateResult("".join(parts), chunk.metrics, "".join(thinking))
     raise MalformedResponse(f"The stream from model {model} ended before its final line.")
 
 

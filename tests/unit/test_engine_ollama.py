@@ -133,6 +133,12 @@ async def test_streamed_chunks_then_final_chunk_with_done_reason() -> None:
     assert script.streams[0].closed
 
 
+async def test_generate_releases_the_response_at_once() -> None:
+    script = ok_generate(Script())
+    await engine_for(script).generate(GenerateRequest(MODEL, "p"))
+    assert script.streams[0].closed
+
+
 async def test_thinking_fragments_are_kept_apart() -> None:
     script = Script().on("/api/generate", stream_reply(ndjson_lines(
         "derived_from_code/generate_stream_with_thinking.ndjson")))
