@@ -29,6 +29,7 @@ from aethel_lsp import __version__
 from aethel_lsp.cli_output import (
     Output,
     PullDisplay,
+    installed_table,
     metrics_line,
     model_details,
     models_table,
@@ -166,7 +167,7 @@ async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
         if status.reason and status.engine != "ollama":
             ctx.out.note(status.reason)
         if status.models:
-            ctx.out.table(models_table(status.models))
+            ctx.out.table(installed_table(status.models))
     return 0
 
 

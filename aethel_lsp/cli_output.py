@@ -148,6 +148,17 @@ def models_table(models: Sequence[ModelInfo]) -> Table:
     return table
 
 
+def installed_table(models: Sequence[ModelInfo]) -> Table:
+    """What `/api/tags` alone tells (the `status` view; `models` adds details from show)."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "PARAMS", "QUANT", "SIZE"):
+        table.add_column(column, no_wrap=column == "NAME")
+    for m in models:
+        params = human_count(m.parameters) if m.parameters else _or_dash(m.parameter_size)
+        table.add_row(m.name, params, _or_dash(m.quantization), human_bytes(m.size_bytes))
+    return table
+
+
 def running_table(models: Sequence[RunningModel]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("NAME", "SIZE", "VRAM", "CONTEXT", "UNTIL"):

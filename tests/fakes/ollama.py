@@ -12,6 +12,7 @@ In tests (in-process, on a background thread with its own event loop)::
 Standalone, so an editor can be pointed at it::
 
     python -m tests.fakes.ollama --port 11434 --token-delay 0.02 [--models qwen2.5-coder:1.5b ...]
+    python -m tests.fakes.ollama --port 0 --exec aethel-lsp demo   # run one command against it
 
 What it reproduces (ground truth: tests/fixtures/ollama_api and the API reference):
 NDJSON streams (`application/x-ndjson`, one compact JSON object per line, flushed per
@@ -37,9 +38,11 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -1721,6 +1724,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", default=DEFAULT_VERSION, help="what /api/version reports")
     parser.add_argument("--api-key", default=None, help="require this Bearer key on /v1")
+    parser.add_argument(
+        "--exec",
+        dest="command",
+        nargs=argparse.REMAINDER,
+        help="run this command with OLLAMA_HOST pointing at the fake, then stop "
+        "(e.g. --port 0 --exec aethel-lsp demo); exits with the command's status",
+    )
     args = parser.parse_args(argv)
     names = None
     if args.models is not None:
@@ -1739,9 +1749,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"fake Ollama listening on {url} with {', '.join(m.name for m in fake.models)}", flush=True
-    )
+    models = ", ".join(m.name for m in fake.models)
+    if args.command:
+        print(f"fake Ollama on {url} ({models}); running: {' '.join(args.command)}", flush=True)
+        try:
+            env = {**os.environ, "OLLAMA_HOST": url}
+            return subprocess.run(args.command, env=env, check=False).returncode
+        except OSError as exc:
+            print(f"error: could not run {args.command[0]!r}: {exc}", file=sys.stderr)
+            return 127
+        finally:
+            fake.stop()
+    print(f"fake Ollama listening on {url} with {models}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -469,3 +469,29 @@ def test_standalone_module_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_standalone_exec_runs_a_command_against_the_fake() -> None:
+    code = (
+        "import os, urllib.request; "
+        "print(urllib.request.urlopen(os.environ['OLLAMA_HOST'] + '/api/version').read().decode())"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.ollama",
+            "--port",
+            "0",
+            "--exec",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '{"version":"0.33.0"}' in result.stdout
