@@ -67,7 +67,8 @@ class MalformedResponse(EngineError):
 
 
 class EngineTimeout(EngineError):
-    """No answer in time: `phase` is "connect", "first_token" or "between_tokens"."""
+    """No answer in time: `phase` is "connect", "first_token", "between_tokens", or "read"
+    (a non-streamed request such as `/api/tags` whose answer did not come in time)."""
 
     def __init__(self, message: str, *, phase: str, host: str | None = None):
         super().__init__(message, host=host)
