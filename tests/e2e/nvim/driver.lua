@@ -13,7 +13,7 @@
 -- AETHEL_NVIM_PYTHON (interpreter that has aethel_lsp), AETHEL_NVIM_OLLAMA (fake URL),
 -- AETHEL_NVIM_MODEL (action model), AETHEL_NVIM_COMPLETION_MODEL, AETHEL_NVIM_PULL,
 -- AETHEL_NVIM_CMD (optional JSON list: the server command, to try another build by hand),
--- AETHEL_NVIM_SCENARIO (`session`, the default, or `offline`), AETHEL_NVIM_SIGNAL.
+-- AETHEL_NVIM_SCENARIO (`session`, the default, `offline` or `capture`), AETHEL_NVIM_SIGNAL.
 local env = vim.env
 vim.opt.runtimepath:prepend(assert(env.AETHEL_NVIM_PLUGIN, 'AETHEL_NVIM_PLUGIN not set'))
 vim.o.swapfile = false
@@ -394,7 +394,38 @@ local function offline_then_online()
   step('recovered_statusline', aethel.statusline())
 end
 
-local SCENARIOS = { session = main, offline = offline_then_online }
+-- For docs/editors/neovim.md: a UI attached with --embed (tests/e2e/nvim/capture_screen.py)
+-- is told when to take a picture, mid-stream and at the end.
+local function capture()
+  vim.o.laststatus = 2
+  vim.o.statusline = "%f %m%=%{v:lua.require'aethel'.statusline()}  %l:%c "
+  local buf = vim.api.nvim_get_current_buf()
+  wait_for('attach', 15000, function()
+    local c = aethel.client(buf)
+    return c and c.initialized
+  end)
+  wait_for('status', 10000, function()
+    return status.current ~= nil
+  end)
+  vim.api.nvim_win_set_cursor(0, { 13, 0 })
+  vim.cmd('2,17AethelExplain')
+  local run = actions.last()
+  wait_for('mid-stream', 20000, function()
+    return run.reports >= tonumber(env.AETHEL_NVIM_CAPTURE_AT or '12')
+  end)
+  vim.cmd.redraw()
+  vim.rpcnotify(0, 'aethel_capture', 'streaming')
+  sleep(300)
+  wait_for('explain done', 30000, function()
+    return run_done(run)
+  end)
+  sleep(200)
+  vim.cmd.redraw()
+  vim.rpcnotify(0, 'aethel_capture', 'done')
+  sleep(300)
+end
+
+local SCENARIOS = { session = main, offline = offline_then_online, capture = capture }
 
 vim.api.nvim_create_autocmd('VimEnter', {
   once = true,
