@@ -46,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -239,6 +239,7 @@ class RecordedStream:
     closed_at: float | None = None  # time.monotonic() when the close was seen
     ended_at: float | None = None
     fault: str | None = None
+    queued_s: float = 0.0  # time spent waiting for a slot (`parallel`)
 
     @property
     def finished(self) -> bool:
@@ -293,6 +294,8 @@ class FakeOllama:
         pull_steps: int = 4,
         running: Sequence[str] = (),
         api_key: str | None = None,
+        parallel: int | None = None,
+        max_queue: int | None = None,
     ) -> None:
         chosen = DEFAULT_INSTALLED if models is None else models
         self._models: dict[str, FakeModel] = {}
@@ -306,6 +309,13 @@ class FakeOllama:
         self.pull_delay = pull_delay
         self.pull_steps = pull_steps
         self.api_key = api_key  # when set, /v1 requires `Authorization: Bearer <key>`
+        # Like OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE: None = unlimited (the default here).
+        # With `parallel=1`, a second generation on the same model waits, sending nothing,
+        # until the first ends; more than `max_queue` waiting requests get HTTP 503.
+        self.parallel = parallel
+        self.max_queue = max_queue
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._waiting: dict[str, int] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._queue: list[Reply] = []
@@ -910,6 +920,9 @@ class FakeOllama:
         think: bool,
         prompt_words: str,
     ) -> None:
+        if self._queue_full(model):
+            await self._error(ex, 503, BUSY_MESSAGE)
+            return
         reply = self._take_reply(model, prompt_words)
         plan = _Plan.build(reply, model, body.get("options"), think, prompt_words)
         stream = body.get("stream", True) is not False
@@ -918,11 +931,12 @@ class FakeOllama:
             self._running[model.name] = _expiry(body.get("keep_alive"))
         raw = bool(body.get("raw"))
         try:
-            await self._initial_stall(ex, fault)
-            if stream:
-                await self._stream_native(ex, record, plan, name, kind, raw, reply, fault)
-            else:
-                await self._whole_native(ex, record, plan, name, kind, raw, reply, fault)
+            async with self._slot(ex, model, record):
+                await self._initial_stall(ex, fault)
+                if stream:
+                    await self._stream_native(ex, record, plan, name, kind, raw, reply, fault)
+                else:
+                    await self._whole_native(ex, record, plan, name, kind, raw, reply, fault)
         finally:
             self._close_stream(ex, record)
             if body.get("keep_alive") in (0, "0", "0s", 0.0):
@@ -1034,6 +1048,46 @@ class FakeOllama:
         elif fault.kind == "truncate":
             await ex.end_stream()
             raise _Abort
+
+    def _queue_full(self, model: FakeModel) -> bool:
+        if self.parallel is None or self.max_queue is None:
+            return False
+        slot = self._slots.get(model.name)
+        return (
+            slot is not None
+            and slot.locked()
+            and self._waiting.get(model.name, 0) >= self.max_queue
+        )
+
+    @contextlib.asynccontextmanager
+    async def _slot(
+        self, ex: Exchange, model: FakeModel, record: RecordedStream
+    ) -> AsyncIterator[None]:
+        """Wait (sending nothing) for one of `parallel` slots of `model`, like Ollama's queue;
+        a client that gives up while queued is noticed and recorded."""
+        if self.parallel is None:
+            yield
+            return
+        slot = self._slots.setdefault(model.name, asyncio.Semaphore(self.parallel))
+        started = time.monotonic()
+        self._waiting[model.name] = self._waiting.get(model.name, 0) + 1
+        acquire = asyncio.ensure_future(slot.acquire())
+        try:
+            while not acquire.done():
+                await asyncio.wait({acquire}, timeout=0.005)
+                if not acquire.done() and ex.poll_closed():
+                    acquire.cancel()
+                    raise _Abort
+        finally:
+            self._waiting[model.name] -= 1
+            if acquire.done() and not acquire.cancelled() and ex.poll_closed():
+                slot.release()
+                raise _Abort
+        record.queued_s = time.monotonic() - started
+        try:
+            yield
+        finally:
+            slot.release()
 
     async def _initial_stall(self, ex: Exchange, fault: Fault | None) -> None:
         """`Fault.stall(s)` with no tokens: nothing at all is sent for `s` seconds."""
@@ -1301,6 +1355,9 @@ class FakeOllama:
         stop = body.get("stop")
         if stop:
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        if self._queue_full(model):
+            await self._openai_error(ex, 503, BUSY_MESSAGE)
+            return
         reply = self._take_reply(model, prompt_words)
         plan = _Plan.build(reply, model, options, False, prompt_words)
         stream = bool(body.get("stream"))
@@ -1310,13 +1367,14 @@ class FakeOllama:
             self._running[model.name] = _expiry(None)
         ident = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{random.randint(0, 998)}"
         try:
-            await self._initial_stall(ex, fault)
-            if stream:
-                await self._stream_openai(
-                    ex, record, plan, name, kind, ident, include_usage, reply, fault
-                )
-            else:
-                await self._whole_openai(ex, record, plan, name, kind, ident, reply, fault)
+            async with self._slot(ex, model, record):
+                await self._initial_stall(ex, fault)
+                if stream:
+                    await self._stream_openai(
+                        ex, record, plan, name, kind, ident, include_usage, reply, fault
+                    )
+                else:
+                    await self._whole_openai(ex, record, plan, name, kind, ident, reply, fault)
         finally:
             self._close_stream(ex, record)
 

@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -495,3 +496,40 @@ def test_standalone_exec_runs_a_command_against_the_fake() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert '{"version":"0.33.0"}' in result.stdout
+
+
+# -- queueing (OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE) -------------------------------------------
+def test_parallel_one_queues_the_second_request() -> None:
+    with FakeOllama(parallel=1, max_queue=1) as fake, httpx.Client(base_url=fake.url) as c:
+        fake.enqueue(Reply(tokens=["a"] * 6, token_delay=0.05), Reply(text="second"))
+        body = {"model": "llama3.2", "prompt": "x"}
+        with c.stream("POST", "/api/generate", json=body) as first:
+            lines = first.iter_lines()
+            next(lines)  # the first request holds the only slot
+            with httpx.Client(base_url=fake.url) as c2:
+                results: list[httpx.Response] = []
+                t = threading.Thread(
+                    target=lambda: results.append(c2.post("/api/generate", json=body))
+                )
+                t.start()
+                fake.wait_for_request("/api/generate", count=2)
+                third = httpx.post(fake.url + "/api/generate", json=body)  # queue (1) is full
+                assert (third.status_code, third.json()) == (503, {"error": BUSY_MESSAGE})
+                list(lines)
+                t.join(5)
+        assert ndjson(results[0])[0]["response"] == "second"
+        queued = [s for s in fake.streams if s.completed][1]
+        assert queued.queued_s > 0.1  # waited for the first stream to end
+
+
+def test_a_client_leaving_the_queue_is_recorded() -> None:
+    with FakeOllama(parallel=1) as fake, httpx.Client(base_url=fake.url) as c:
+        fake.enqueue(Reply(tokens=["a"] * 40, token_delay=0.05))
+        body = {"model": "llama3.2", "prompt": "x"}
+        with c.stream("POST", "/api/generate", json=body) as first:
+            lines = first.iter_lines()  # keep a reference: a collected iterator closes it
+            next(lines)
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(fake.url + "/api/generate", json=body, timeout=0.3)
+            queued = fake.wait_for_stream_end("/api/generate", index=1)
+            assert queued.closed_early and queued.tokens_sent == 0
