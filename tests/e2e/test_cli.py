@@ -333,3 +333,19 @@ def test_every_subcommand_takes_host_engine_and_json() -> None:
         argv = [command.name, *positionals, "--host", ":1", "--engine", "ollama", "--json"]
         args = parser.parse_args(argv)
         assert (args.host, args.engine, args.json) == (":1", "ollama", True), command.name
+
+
+def test_engine_commands_offline_and_bad_host(isolated_env: dict[str, str]) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    line = one_error_line(run_cli(isolated_env, "models", "--host", host))
+    assert f"Ollama is not running at {host}" in line
+    bad = one_error_line(run_cli(isolated_env, "status", "--host", "ftp://example.com"))
+    assert "ftp://example.com" in bad
+
+
+def test_stats_survives_a_corrupt_file(isolated_env: dict[str, str]) -> None:
+    path = Path(isolated_env["AETHEL_LSP_STATE_DIR"], "usage.sqlite3")
+    path.write_bytes(b"this is not a database" * 100)
+    result = run_cli(isolated_env, "stats", "--json")
+    assert ok_json(result) == {}
+    assert "warning:" in result.stderr and "corrupt" in result.stderr
