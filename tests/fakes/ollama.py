@@ -232,7 +232,7 @@ class RecordedStream:
     model: str | None
     streamed: bool
     started_at: float
-    tokens_sent: int = 0
+    tokens_sent: int = 0  # content lines (text, thinking, tool calls, pull progress)
     lines: list[bytes] = field(default_factory=list)
     completed: bool = False  # the final line (or whole body) was sent
     closed_early: bool = False  # the client went away before that
@@ -1002,7 +1002,9 @@ class FakeOllama:
             if await ex.wait(delay):
                 raise _Abort
         await self._stream_fault(ex, record, fault, len(pieces), b"\n")
-        await self._send_line(ex, record, go_json(self._final(kind, name, plan, raw)) + b"\n")
+        await self._send_line(
+            ex, record, go_json(self._final(kind, name, plan, raw)) + b"\n", token=False
+        )
         record.completed = True
         await ex.end_stream()
 
@@ -1034,11 +1036,11 @@ class FakeOllama:
                 if sse
                 else {"error": fault.message}
             )
-            await self._send_line(ex, record, prefix + go_json(payload) + newline)
+            await self._send_line(ex, record, prefix + go_json(payload) + newline, token=False)
             await ex.end_stream()
             raise _Abort
         if fault.kind == "malformed":
-            await self._send_line(ex, record, prefix + fault.line.encode() + newline)
+            await self._send_line(ex, record, prefix + fault.line.encode() + newline, token=False)
         elif fault.kind == "stall":
             if await ex.wait(fault.seconds):
                 raise _Abort
@@ -1095,11 +1097,15 @@ class FakeOllama:
         if stall and fault is not None and await ex.wait(fault.seconds):
             raise _Abort
 
-    async def _send_line(self, ex: Exchange, record: RecordedStream, data: bytes) -> None:
+    async def _send_line(
+        self, ex: Exchange, record: RecordedStream, data: bytes, *, token: bool = True
+    ) -> None:
+        """Send one line; `token` lines (content, pull progress) count in `tokens_sent`."""
         if not await ex.send_chunk(data):
             raise _Abort
         record.lines.append(data)
-        record.tokens_sent += 1
+        if token:
+            record.tokens_sent += 1
         self._notify()
 
     async def _whole_native(
@@ -1415,10 +1421,11 @@ class FakeOllama:
             frames.append(usage_frame)
         for index, frame in enumerate(frames):
             await self._stream_fault(ex, record, fault, index, b"\n\n", sse=True)
-            await self._send_line(ex, record, b"data: " + go_json(frame) + b"\n\n")
+            is_token = index < len(plan.tokens)
+            await self._send_line(ex, record, b"data: " + go_json(frame) + b"\n\n", token=is_token)
             if index < len(plan.tokens) and await ex.wait(delay):
                 raise _Abort
-        await self._send_line(ex, record, b"data: [DONE]\n\n")
+        await self._send_line(ex, record, b"data: [DONE]\n\n", token=False)
         record.completed = True
         await ex.end_stream()
 

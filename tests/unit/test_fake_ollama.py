@@ -376,6 +376,7 @@ def test_completed_stream_is_not_early(client: httpx.Client, fake_ollama: FakeOl
     client.post("/api/generate", json={"model": "llama3.2", "prompt": "x"})
     stream = fake_ollama.wait_for_stream_end("/api/generate")
     assert stream.completed and not stream.closed_early
+    assert stream.tokens_sent == 8 and len(stream.lines) == 9  # 8 tokens + the final line
 
 
 # -- OpenAI-compatible --------------------------------------------------------------------------
