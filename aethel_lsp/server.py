@@ -10,6 +10,13 @@ from __future__ import annotations
 from types import ModuleType
 
 from aethel_lsp.features import (
+    aethel_diagnostics,
+    aethel_folding,
+    aethel_formatting,
+    aethel_hover,
+    aethel_navigation,
+    aethel_semantic_tokens,
+    aethel_symbols,
     code_actions,
     commands,
     completion,
@@ -27,6 +34,13 @@ FEATURES: tuple[ModuleType, ...] = (
     code_actions,  # textDocument/codeAction (instant, never calls the model)
     inline_completion,  # textDocument/inlineCompletion (FIM ghost text, latency discipline)
     completion,  # textDocument/completion + completionItem/resolve (local items + AI item)
+    aethel_diagnostics,  # .ae: didOpen/didChange/didClose -> syntax now, z3 checker after
+    aethel_symbols,  # .ae: textDocument/documentSymbol
+    aethel_hover,  # .ae: textDocument/hover
+    aethel_folding,  # .ae: textDocument/foldingRange
+    aethel_formatting,  # .ae: textDocument/formatting
+    aethel_navigation,  # .ae: definition / references / documentHighlight
+    aethel_semantic_tokens,  # .ae: textDocument/semanticTokens/full
 )
 
 
