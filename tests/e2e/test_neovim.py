@@ -183,6 +183,23 @@ def test_filetype_syntax_and_ftplugin(session: Session) -> None:
     assert s["syntax_groups"] == ["aethelDeclaration", "aethelOld", "aethelComment"]
 
 
+def _range(a: int, b: int, c: int, d: int) -> dict[str, Any]:
+    return {"start": {"line": a, "character": b}, "end": {"line": c, "character": d}}
+
+
+def test_ranges_sent_to_the_server(session: Session) -> None:
+    """Selections become exact LSP ranges in the client's position encoding."""
+    r = session.steps["ranges"]
+    # `vl` from é over 𝔸 in "aé𝔸b"
+    assert r["utf-8"] == _range(0, 1, 0, 7)
+    assert r["utf-16"] == _range(0, 1, 0, 4)
+    assert r["utf-32"] == _range(0, 1, 0, 3)
+    assert r["linewise"] == _range(0, 0, 1, 11)  # whole lines, end of the last one
+    assert r["paragraph"] == _range(0, 0, 1, 11)  # no range: the paragraph at the cursor
+    assert r["insert_below"] == _range(2, 0, 2, 0)  # :AethelGenerate text on a code line
+    assert r["insert_blank"] == _range(2, 0, 2, 0)  # ... on a blank line: right there
+
+
 def test_attaches_and_mirrors_protocol(session: Session) -> None:
     s = session.steps
     assert s["server_info"]["name"] == protocol.SERVER_NAME

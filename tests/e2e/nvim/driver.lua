@@ -167,6 +167,29 @@ local function main()
   end
   step('syntax_groups', syn_ids)
 
+  -- 0. ranges sent to the server: exact characters of a charwise selection in every
+  -- position encoding (é is 2 bytes / 1 UTF-16 unit, 𝔸 is 4 bytes / 2 UTF-16 units)
+  local scratch = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_set_current_buf(scratch)
+  vim.api.nvim_buf_set_lines(scratch, 0, -1, false, { 'aé𝔸b', 'second line', '', 'after blank' })
+  vim.api.nvim_win_set_cursor(0, { 1, 1 })
+  vim.cmd('normal! vl')
+  vim.cmd('normal! \27')
+  local ranges = {}
+  for _, enc in ipairs({ 'utf-8', 'utf-16', 'utf-32' }) do
+    ranges[enc] = aethel.range_for(scratch, { range = 2, line1 = 1, line2 = 1 }, 'line', enc)
+  end
+  ranges.linewise = aethel.range_for(scratch, { range = 2, line1 = 1, line2 = 2 }, 'line', 'utf-16')
+  vim.fn.setpos("'<", { 0, 0, 0, 0 }) -- forget the selection
+  vim.api.nvim_win_set_cursor(0, { 2, 3 })
+  ranges.paragraph = aethel.range_for(scratch, { range = 0 }, 'paragraph', 'utf-16')
+  ranges.insert_below = aethel.range_for(scratch, { range = 0 }, 'insert', 'utf-16')
+  vim.api.nvim_win_set_cursor(0, { 3, 0 })
+  ranges.insert_blank = aethel.range_for(scratch, { range = 0 }, 'insert', 'utf-16')
+  step('ranges', ranges)
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_buf_delete(scratch, { force = true })
+
   -- 1. attach
   local client = wait_for('attach', 15000, function()
     local c = aethel.client(buf)
