@@ -39,14 +39,15 @@ local function check_server()
     vim.health.ok(string.format('server command found: %s (%s)', table.concat(cmd, ' '), vim.fn.exepath(exe)))
   else
     vim.health.error(string.format('server command not found: %s', exe or '(empty cmd)'), {
-      'Install the server: pipx install aethel-lsp  (or pip install aethel-lsp in a venv on your PATH)',
+      'Install the server from a clone of the repository: pipx install ./aethel-lsp (docs/editors/neovim.md)',
       'Or point setup() at it: cmd = { "/path/to/venv/bin/aethel-lsp" } or { "python3", "-m", "aethel_lsp" }',
     })
   end
   local clients = vim.lsp.get_clients({ name = 'aethel' })
   if #clients == 0 then
     vim.health.warn('aethel-lsp is not running', {
-      'It starts when you open a file of one of these filetypes: aethel, ' .. table.concat(cfg.filetypes or {}, ', '),
+      'It starts when you open a file of one of these filetypes: '
+        .. table.concat(vim.list_extend({ 'aethel' }, vim.deepcopy(cfg.filetypes or {})), ', '),
       'If it exits at once, look at :lua vim.cmd.edit(vim.lsp.log.get_filename())',
     })
     return nil
