@@ -196,7 +196,8 @@ def status_summary(status: EngineStatus) -> str:
     loaded = f", {len(status.running)} loaded" if status.running else ""
     count = len(status.models)
     plural = "" if count == 1 else "s"
-    return f"{what}{version} is running at {status.host}: {count} model{plural} installed{loaded}."
+    where = "in this process" if status.engine == "embedded" else f"at {status.host}"
+    return f"{what}{version} is running {where}: {count} model{plural} installed{loaded}."
 
 
 def metrics_line(metrics: Metrics) -> str:
