@@ -23,11 +23,8 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from tests.conftest import isolated_environ
 from tests.fakes.ollama import FakeOllama
 
-SERVER_COMMAND = [
-    sys.executable,
-    "-c",
-    "from aethel_lsp.server import create_server; create_server().start_io()",
-]
+# The real entry point, exactly as editors start it (`aethel-lsp` == `python -m aethel_lsp`).
+SERVER_COMMAND = [sys.executable, "-m", "aethel_lsp"]
 
 
 def full_capabilities(
