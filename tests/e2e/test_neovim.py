@@ -55,6 +55,9 @@ EXPLANATION = (
 MENU_EXPLANATION = "The intent `transfer` keeps the total supply constant while moving funds."
 SLOW_EXPLANATION = " ".join(["word"] * 400)
 COMPLETION = "old_to_balance + amount;"
+DRIFT = (ROOT / "tests" / "fixtures" / "aethel" / "examples" / "drift.ae").read_text()
+FIXED_LINE = "        refund == order_total;"
+IMPROVED_LINE = "        order_paid == 1;"
 
 
 def _find_nvim() -> str | None:
@@ -144,12 +147,15 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     work = tmp_path_factory.mktemp("nvim")
     (work / "contract.ae").write_text(CONTRACT)
     (work / "new.ae").write_text(INTENT_COMMENT)
+    (work / "drift.ae").write_text(DRIFT)
     with FakeOllama(token_delay=0.02, pull_delay=0.05) as fake:
         fake.enqueue(
             Reply(text=EXPLANATION),
             Reply(text=MENU_EXPLANATION),
             Reply(text=SLOW_EXPLANATION, token_delay=0.03),
             Reply(text=CONTRACT),
+            Reply(text=FIXED_LINE),
+            Reply(text=IMPROVED_LINE),
             model=ACTION_MODEL,
         )
         fake.set_reply(COMPLETION_MODEL, Reply(text=COMPLETION))
@@ -291,6 +297,19 @@ def test_generate_changes_the_buffer(session: Session) -> None:
     assert "intent transfer(" in after
     assert "verify {" in after
     assert run["reports"] >= 1
+
+
+def test_fix_and_improve_edit_the_buffer(session: Session) -> None:
+    """:AethelFix sends the line's diagnostics; both rewrites land as one undoable edit."""
+    s = session.steps
+    assert s["fix_diagnostics"], "the server published no diagnostic on drift.ae line 5"
+    assert s["fix"]["state"] == "done" and s["fix"]["result"]["applied"] is True, s["fix"]
+    assert s["fix_line"] == FIXED_LINE
+    fix_request = [x for x in session.fake.streams if x.model == ACTION_MODEL][4].request
+    assert s["fix_diagnostics"][0] in json.dumps(fix_request.json)  # the model saw it
+    assert s["improve"]["state"] == "done", s["improve"]
+    assert s["improve_line"] == IMPROVED_LINE
+    assert s["improve_undone_line"] == "        order.paid == true;"
 
 
 def test_statusline_and_status_command(session: Session) -> None:

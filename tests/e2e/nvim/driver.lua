@@ -280,6 +280,39 @@ local function main()
   step('generate_buffer_before', before)
   step('generate_buffer_after', lines(gbuf))
 
+  -- 5b. :AethelFix on a line the server flags, then :AethelImprove: edits applied
+  vim.cmd.edit('drift.ae')
+  local dbuf = vim.api.nvim_get_current_buf()
+  wait_for('diagnostics on drift.ae', 15000, function()
+    return #vim.diagnostic.get(dbuf, { lnum = 4 }) > 0
+  end)
+  step('fix_diagnostics', vim.tbl_map(function(d)
+    return d.message
+  end, vim.diagnostic.get(dbuf, { lnum = 4 })))
+  vim.api.nvim_win_set_cursor(0, { 5, 0 })
+  vim.cmd('AethelFix')
+  local fix = actions.last()
+  wait_for('fix result', 20000, function()
+    return run_done(fix)
+  end)
+  wait_for('fix applied', 5000, function()
+    return vim.api.nvim_buf_get_lines(dbuf, 4, 5, false)[1] ~= '        refund = order.total;'
+  end)
+  step('fix', run_info(fix))
+  step('fix_line', vim.api.nvim_buf_get_lines(dbuf, 4, 5, false)[1])
+  vim.cmd('4AethelImprove')
+  local improve = actions.last()
+  wait_for('improve result', 20000, function()
+    return run_done(improve)
+  end)
+  wait_for('improve applied', 5000, function()
+    return vim.api.nvim_buf_get_lines(dbuf, 3, 4, false)[1] ~= '        order.paid == true;'
+  end)
+  step('improve', run_info(improve))
+  step('improve_line', vim.api.nvim_buf_get_lines(dbuf, 3, 4, false)[1])
+  vim.cmd('silent! undo')
+  step('improve_undone_line', vim.api.nvim_buf_get_lines(dbuf, 3, 4, false)[1])
+
   -- 6. statusline, :AethelStatus
   wait_for('status notification', 5000, function()
     return status.current ~= nil

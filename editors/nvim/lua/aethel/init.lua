@@ -197,7 +197,14 @@ function M.fix(opts)
     notify('no diagnostic here to fix (:AethelImprove rewrites code without one)', vim.log.levels.WARN)
     return nil
   end
-  local args = { uri = vim.uri_from_bufnr(bufnr), range = found[1].range, diagnostics = found }
+  -- the whole lines are rewritten (a fix rarely fits inside the diagnostic's own range);
+  -- the diagnostics travel along so the model knows what to fix
+  local last_line = vim.api.nvim_buf_get_lines(bufnr, last, last + 1, false)[1] or ''
+  local args = {
+    uri = vim.uri_from_bufnr(bufnr),
+    range = lsp_range(bufnr, first, 0, last, #last_line, client.offset_encoding),
+    diagnostics = found,
+  }
   return actions.execute(client, bufnr, protocol.CMD_FIX_WITH_AI, { args })
 end
 
