@@ -86,6 +86,31 @@ export function needsDescription(selectedText: string, cursorLineText: string, d
   return documentText.trim() !== '';
 }
 
+/** A diagnostic as the server reads it in "Fix with AI" (`diagnostics`: LSP objects). */
+export interface DiagnosticArg {
+  range: Range;
+  message: string;
+  severity?: 1 | 2 | 3 | 4;
+  source?: string;
+  code?: string | number;
+}
+
+function overlaps(a: Range, b: Range): boolean {
+  const before = (p: Position, q: Position) => p.line < q.line || (p.line === q.line && p.character < q.character);
+  return !before(a.end, b.start) && !before(b.end, a.start);
+}
+
+/** "Fix with AI": the range plus the problems reported on it, so the model knows what to fix. */
+export function fixArgs(uri: string, range: Range, diagnostics: readonly DiagnosticArg[]): SelectionArgs & { diagnostics?: DiagnosticArg[] } {
+  const relevant = diagnostics.filter((d) => overlaps(d.range, range));
+  return relevant.length > 0 ? { uri, range, diagnostics: relevant } : { uri, range };
+}
+
+/** VS Code's DiagnosticSeverity (0 = Error) -> LSP's (1 = Error). */
+export function lspSeverity(vscodeSeverity: number): 1 | 2 | 3 | 4 {
+  return (Math.min(3, Math.max(0, vscodeSeverity)) + 1) as 1 | 2 | 3 | 4;
+}
+
 export type ModelTask = 'chat' | 'completion';
 
 export function selectModelArgs(model: string, task?: ModelTask): { model: string; task?: ModelTask } {

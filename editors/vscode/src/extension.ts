@@ -24,8 +24,10 @@ import {
 import {
   executeCommandParams,
   effectiveRange,
+  fixArgs,
   fixRange,
   generateArgs,
+  lspSeverity,
   needsDescription,
   pullModelArgs,
   selectionArgs,
@@ -66,7 +68,7 @@ import { escapeHtml, genericResultMarkdown, metricsLine, modelStatusMarkdown, th
 import { findExecutable, launchCandidates, notFoundMessage, resolveLaunch, type LaunchResolution } from './serverLaunch';
 import { answerConfigurationItem, explicitServerSettings, isClientOnly, type NestedSettings } from './settingsFilter';
 import { modelPickItems, renderStatus, STARTING_VIEW, STOPPED_VIEW, type StatusView } from './status';
-import { percentIncrement, ProgressRouter, type RoutedProgress } from './streaming';
+import { isExplanationDocument, percentIncrement, ProgressRouter, type RoutedProgress } from './streaming';
 
 // ------------------------------------------------------------------------------ state
 
@@ -177,6 +179,10 @@ function clientOptions(): LanguageClientOptions {
     middleware: {
       workspace: {
         configuration: (params, token, next) => answerConfiguration(params.items, token, next),
+        // The client would push the whole `aethel` section, defaults included, and the server
+        // takes pushed settings as they are. Send `settings: null` instead: the server then
+        // pulls, and `configuration` above answers with the explicitly set values only.
+        didChangeConfiguration: (_sections, next) => next(undefined),
       },
       window: {
         showDocument: (params, token, next) => {
@@ -465,6 +471,11 @@ function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
     ticket.onStream(r.stream.text, r.value.kind === 'end' ? r.value.message : undefined, r.value.kind === 'end');
     return true;
   }
+  if (r.value.kind === 'begin' && ticket.reported > 0) {
+    // A further round (e.g. "Repairing Aethel contract (round 1)"): say so, keep the bar.
+    ticket.progress.report({ message: r.value.title });
+    return true;
+  }
   const increment = percentIncrement(ticket.reported, r.stream.percentage);
   ticket.reported += increment;
   const message = ticket.showMessages && r.value.kind !== 'end' ? r.value.message : undefined;
@@ -480,7 +491,7 @@ const recentExplanations: number[] = [];
 
 /** The server opens its Markdown explanation at the end: our panel already shows it. */
 function explanationJustShown(uri: string): boolean {
-  if (!/\.(md|markdown)$/i.test(uri)) return false;
+  if (!isExplanationDocument(uri)) return false;
   const now = Date.now();
   return streamingPanels.size > 0 || recentExplanations.some((at) => now - at < 15000);
 }
@@ -489,6 +500,8 @@ function explanationJustShown(uri: string): boolean {
 class StreamPanel {
   token: string | undefined;
   cancel: vscode.CancellationTokenSource | undefined;
+  /** The Markdown file the server wrote for this explanation, if it said so. */
+  savedDocument: string | undefined;
   private readonly panel: vscode.WebviewPanel;
   private text = '';
   private footer = '';
@@ -515,7 +528,10 @@ class StreamPanel {
       if (m.type === 'stop') this.stop();
       else if (m.type === 'copy') await vscode.env.clipboard.writeText(this.text);
       else {
-        const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: this.text });
+        const doc =
+          this.savedDocument !== undefined
+            ? await vscode.workspace.openTextDocument(vscode.Uri.parse(this.savedDocument))
+            : await vscode.workspace.openTextDocument({ language: 'markdown', content: this.text });
         await vscode.window.showTextDocument(doc, vscode.ViewColumn.Active);
       }
     });
@@ -699,6 +715,7 @@ async function explainSelection(): Promise<void> {
   const unwait = router.wait('explain', panel);
   try {
     const result = await send<TextResult>(CMD_EXPLAIN_SELECTION, selectionArgs(ctx.uri, ctx.range), cts.token);
+    if (typeof result?.document === 'string') panel.savedDocument = result.document;
     panel.finish(result?.text ?? '', metricsLine(result?.metrics));
   } catch (err) {
     if (isCancellation(err, cts.token)) panel.fail('stopped.');
@@ -742,7 +759,20 @@ async function generateContract(): Promise<void> {
 async function editingAction(command: ServerCommand, kind: 'improve' | 'document' | 'fix', title: string): Promise<void> {
   const ctx = activeSelection(kind === 'fix' ? 'fix' : 'plain');
   if (ctx === undefined) return;
-  const result = await withNotificationProgress(kind, title, (token) => send<TextResult>(command, selectionArgs(ctx.uri, ctx.range), token));
+  const args =
+    kind === 'fix'
+      ? fixArgs(
+          ctx.uri,
+          ctx.range,
+          vscode.languages.getDiagnostics(ctx.editor.document.uri).map((d) => ({
+            range: toLsp(d.range),
+            message: d.message,
+            severity: lspSeverity(d.severity),
+            source: d.source,
+          })),
+        )
+      : selectionArgs(ctx.uri, ctx.range);
+  const result = await withNotificationProgress(kind, title, (token) => send<TextResult>(command, args, token));
   if (result !== undefined) reportEdit(title, result);
 }
 
@@ -756,7 +786,7 @@ async function withNotificationProgress<R>(
     { location: vscode.ProgressLocation.Notification, title: `Aethel: ${title}`, cancellable: true },
     async (progress, token) => {
       const ticket: NotificationTicket = { kind: 'notification', progress, reported: 0, showMessages: false };
-      const unwait = router.wait(kind, ticket);
+      const unwait = router.wait(kind, ticket, kind === 'generate');
       try {
         return await run(token);
       } catch (err) {

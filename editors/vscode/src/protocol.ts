@@ -137,4 +137,6 @@ export interface TextResult {
   valid?: boolean;
   attempts?: number;
   diagnostics?: unknown[];
+  /** explainSelection: the Markdown file the server wrote and showed (if the client can show documents). */
+  document?: string | null;
 }

@@ -76,7 +76,7 @@ export function classifyProgressTitle(title: string): StreamKind {
   const t = title.toLowerCase();
   if (t.includes('explain')) return 'explain';
   if (t.includes('pull')) return 'pull';
-  if (t.includes('generat')) return 'generate';
+  if (t.includes('generat') || t.includes('repair')) return 'generate'; // "Repairing Aethel contract (round 1)"
   if (t.includes('improv')) return 'improve';
   if (t.includes('document')) return 'document';
   if (t.includes('fix')) return 'fix';
@@ -106,14 +106,18 @@ export interface RoutedProgress<T> {
  * with `ticket` undefined, when its kind is wanted, so the extension can open a panel then.
  */
 export class ProgressRouter<T> {
-  private readonly waiting: { kind: StreamKind; ticket: T }[] = [];
+  private readonly waiting: { kind: StreamKind; ticket: T; repeat: boolean }[] = [];
   private readonly active = new Map<string, { kind: StreamKind; ticket: T | undefined; stream: TextStream }>();
 
   constructor(private readonly wanted: ReadonlySet<StreamKind>) {}
 
-  /** Expect a progress of `kind` for `ticket`; returns a function that withdraws the wish. */
-  wait(kind: StreamKind, ticket: T): () => void {
-    const entry = { kind, ticket };
+  /**
+   * Expect a progress of `kind` for `ticket`; returns a function that withdraws the wish.
+   * With `repeat`, the ticket keeps taking begins of that kind until withdrawn (a generated
+   * contract's repair rounds each have their own progress).
+   */
+  wait(kind: StreamKind, ticket: T, repeat = false): () => void {
+    const entry = { kind, ticket, repeat };
     this.waiting.push(entry);
     return () => {
       const i = this.waiting.indexOf(entry);
@@ -140,7 +144,9 @@ export class ProgressRouter<T> {
       const kind = classifyProgressTitle(value.title);
       if (!this.wanted.has(kind)) return undefined;
       const i = this.waiting.findIndex((w) => w.kind === kind);
-      const ticket = i >= 0 ? this.waiting.splice(i, 1)[0]?.ticket : undefined;
+      const entry = i >= 0 ? this.waiting[i] : undefined;
+      if (entry !== undefined && !entry.repeat) this.waiting.splice(i, 1);
+      const ticket = entry?.ticket;
       const stream = new TextStream();
       stream.apply(value);
       this.active.set(key, { kind, ticket, stream });
@@ -156,4 +162,12 @@ export class ProgressRouter<T> {
   get activeCount(): number {
     return this.active.size;
   }
+}
+
+/**
+ * The Markdown file the server writes and opens (`window/showDocument`) after an explanation
+ * (`.../explanations/explain-<stamp>.md`): the streaming panel already shows it.
+ */
+export function isExplanationDocument(uri: string): boolean {
+  return /\/explain-[^/]*\.md$/i.test(uri);
 }

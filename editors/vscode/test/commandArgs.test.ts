@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   effectiveRange,
+  fixArgs,
+  lspSeverity,
   executeCommandParams,
   fixRange,
   generateArgs,
@@ -66,4 +68,15 @@ test('model names typed by the user', () => {
   assert.equal(validateModelName('library/llama3.2'), undefined);
   assert.match(validateModelName('') ?? '', /Type a model name/);
   assert.match(validateModelName('rm -rf /') ?? '', /looks like/);
+});
+
+test('fix: the diagnostics on the range travel with it', () => {
+  const uri = 'file:///a.ae';
+  const d1 = { range: r(1, 5, 1, 9), message: 'expected `;`', severity: 1 as const, source: 'aethel' };
+  const d2 = { range: r(7, 0, 7, 3), message: 'elsewhere' };
+  assert.deepEqual(fixArgs(uri, r(1, 0, 1, 24), [d1, d2]), { uri, range: r(1, 0, 1, 24), diagnostics: [d1] });
+  assert.deepEqual(fixArgs(uri, r(3, 0, 3, 1), [d1, d2]), { uri, range: r(3, 0, 3, 1) });
+  assert.deepEqual(fixArgs(uri, r(1, 9, 1, 9), [d1]), { uri, range: r(1, 9, 1, 9), diagnostics: [d1] }); // touching counts
+  assert.equal(lspSeverity(0), 1);
+  assert.equal(lspSeverity(3), 4);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyProgressTitle, percentIncrement, ProgressRouter, TextStream, type ProgressValue } from '../src/streaming';
+import { classifyProgressTitle, isExplanationDocument, percentIncrement, ProgressRouter, TextStream, type ProgressValue } from '../src/streaming';
 
 const begin = (title: string): ProgressValue => ({ kind: 'begin', title, cancellable: true, percentage: 0 });
 const report = (message: string, percentage?: number): ProgressValue => ({ kind: 'report', message, percentage });
@@ -86,4 +86,20 @@ test('router: a begin nobody waited for is routed without a ticket, and can be a
   assert.equal(r?.ticket, undefined);
   router.attach('tok', 'late-panel');
   assert.equal(router.handle('tok', report('x'))?.ticket, 'late-panel');
+});
+
+test('router: a repeating ticket takes every begin of its kind (repair rounds)', () => {
+  const router = new ProgressRouter<string>(new Set(['generate']));
+  const unwait = router.wait('generate', 'notification', true);
+  assert.equal(router.handle('g1', begin('Generating Aethel contract'))?.ticket, 'notification');
+  router.handle('g1', end('done'));
+  assert.equal(router.handle('g2', begin('Repairing Aethel contract (round 1)'))?.ticket, 'notification');
+  unwait();
+  assert.equal(router.handle('g3', begin('Generating Aethel contract'))?.ticket, undefined);
+});
+
+test('the explanation file the server shows is recognised', () => {
+  assert.equal(isExplanationDocument('file:///home/u/.local/state/aethel-lsp/explanations/explain-20261125-171400-123456.md'), true);
+  assert.equal(isExplanationDocument('file:///home/u/notes/README.md'), false);
+  assert.equal(isExplanationDocument('file:///a/explain-x.md/other.py'), false);
 });
