@@ -463,3 +463,28 @@ def test_local_engine_facade(fake_ollama: FakeOllama, tmp_path: Path) -> None:
         fake_ollama.go_offline()
         assert local.check_ollama_available() is False
         fake_ollama.go_online()
+
+
+async def test_rate_limit_before_the_first_chunk_is_busy(
+    engine: OllamaEngine, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.inject(Fault.http_error(429, "rate limit exceeded"), path="/api/generate", times=5)
+    with pytest.raises(EngineBusy) as err:
+        await engine.generate(GenerateRequest(CHAT, "x"))
+    assert "rate limit exceeded" in str(err.value)
+
+
+async def test_think_on_a_model_without_thinking(engine: OllamaEngine) -> None:
+    with pytest.raises(CapabilityMissing) as err:
+        await engine.generate(GenerateRequest(CHAT, "x", think=True))
+    assert err.value.capability == "thinking"
+
+
+async def test_openai_error_frame_mid_stream(fake_ollama: FakeOllama) -> None:
+    engine = OpenAIEngine(fake_ollama.url + "/v1", timeouts=FAST)
+    fake_ollama.inject(Fault.error_line(after_tokens=1), path="/v1/chat/completions")
+    try:
+        with pytest.raises(StreamError):
+            await engine.generate(GenerateRequest(CHAT, "x"))
+    finally:
+        await engine.aclose()
