@@ -233,6 +233,23 @@ def test_generate_no_stream_and_default_model(
     assert fake_ollama.generate_requests()[-1]["model"] in {m.name for m in fake_ollama.models}
 
 
+def test_generate_reads_the_prompt_from_stdin(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    result = run_cli(
+        isolated_env,
+        "generate",
+        "-",
+        "--model",
+        CHAT,
+        "--host",
+        fake_ollama.url,
+        stdin="from stdin",
+    )
+    assert result.returncode == 0, result.stderr
+    assert fake_ollama.generate_requests()[-1]["prompt"] == "from stdin"
+
+
 def test_generate_errors_are_one_line(
     fake_ollama: FakeOllama, isolated_env: dict[str, str]
 ) -> None:
