@@ -100,7 +100,9 @@ class CliContext:
         from aethel_lsp.engine import EngineConfig, EngineTimeouts
 
         settings = self.settings
-        kind = self.args.engine or ("ollama" if self.args.host else settings.engine)
+        kind = self.args.engine or settings.engine
+        if self.args.host and not self.args.engine and kind != "openai":
+            kind = "ollama"  # an explicit host names an Ollama (or the configured OpenAI server)
         base_url = settings.openai.base_url
         if kind == "openai" and self.args.host:
             base_url = self.args.host
@@ -374,7 +376,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--engine",
         choices=("auto", "ollama", "openai", "embedded"),
-        help="engine to use (default: config; `ollama` when --host is given)",
+        help="engine to use (default: config; with --host, `ollama` unless config says openai)",
     )
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
     return common
