@@ -366,3 +366,18 @@ def test_stats_survives_a_corrupt_file(isolated_env: dict[str, str]) -> None:
     result = run_cli(isolated_env, "stats", "--json")
     assert ok_json(result) == {}
     assert "warning:" in result.stderr and "corrupt" in result.stderr
+
+
+def test_openai_engine_from_the_config_file(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    config = Path(isolated_env["XDG_CONFIG_HOME"]) / "aethel-lsp" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'engine = "openai"\n[openai]\nbaseUrl = "{fake_ollama.url}/v1"\n')
+    status = ok_json(run_cli(isolated_env, "status", "--json"))
+    assert status["available"] is True and status["engine"] == "openai"
+    fake_ollama.enqueue(Reply(text="via the OpenAI API"))
+    out = ok_json(run_cli(isolated_env, "generate", "hi", "--model", CHAT, "--json"))
+    assert out["text"] == "via the OpenAI API"
+    assert fake_ollama.requests_to("/v1/chat/completions")
+    assert not fake_ollama.requests_to("/api/generate")
