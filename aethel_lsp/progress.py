@@ -122,9 +122,13 @@ class Progress:
             self._wake.set()
 
     def status(self, message: str, percentage: int | None = None) -> None:
-        """Status mode: report the latest `message`/`percentage` (older ones are dropped)."""
+        """Status mode: report the latest `message`/`percentage` (older ones are dropped).
+
+        A step without a percentage keeps the last one, so the bar never jumps back.
+        """
         self._status = message
-        self._status_percentage = percentage
+        if percentage is not None:
+            self._status_percentage = percentage
         if self.token is not None:
             self._wake.set()
 

@@ -134,6 +134,9 @@ class Session:
     engine_message: str = ""
     last_tokens_per_second: float | None = None
     last_metrics: Metrics | None = None
+    ready_message: str = ""  # what aethel/status says while the engine serves
+    serving_engine: str = ""  # the backend actually serving (auto may switch)
+    serving_host: str = ""  # normalized host of that backend
     last_status: StatusSnapshot | None = None
 
     @property
@@ -161,8 +164,8 @@ class Session:
         state: State = "busy" if self.busy > 0 else self.engine_state
         return StatusSnapshot(
             state=state,
-            engine=self.settings.engine,
-            host=self.settings.host,
+            engine=self.serving_engine or self.settings.engine,
+            host=self.serving_host or self.settings.host,
             model=self.model_for("chat"),
             tokens_per_second=self.last_tokens_per_second,
             message=self.engine_message if state != "busy" else "Generating…",
@@ -202,6 +205,9 @@ class AethelServer(LanguageServer):
         config = self.session.reload()
         if publish:
             self.publish_config_issues(config.issues)
+            if self._engine is not None and engine_config(config.settings) != self._engine_config:
+                # A new host or backend: say at once whether it serves.
+                self.spawn(self.refresh_engine_state(), "engine status check")
             self.publish_status()
 
     def ensure_fresh_config(self) -> None:
@@ -249,9 +255,16 @@ class AethelServer(LanguageServer):
             old = self._engine
             self._engine = MeteredEngine(create_engine(wanted), self.stats)
             self._engine_config = wanted
+            self._note_engine()
             if old is not None:
                 self.spawn(old.aclose(), "closing the previous engine")
         return self._engine
+
+    def _note_engine(self) -> None:
+        """Remember which backend serves, and where (for aethel/status)."""
+        if self._engine is not None:
+            self.session.serving_engine = str(self._engine.kind)
+            self.session.serving_host = self._engine.host
 
     async def refresh_engine_state(self) -> EngineStatus | None:
         """Ask the engine whether it serves, and publish the answer in aethel/status."""
@@ -260,10 +273,13 @@ class AethelServer(LanguageServer):
         except EngineError as exc:
             self.engine_failed(exc)
             return None
+        self.session.serving_engine = status.engine
+        self.session.serving_host = status.host
         if status.available:
-            self.set_engine_state(
-                "ready", f"{status.engine} {status.version or ''} at {status.host}".strip()
-            )
+            version = f" {status.version}" if status.version else ""
+            why = f" ({status.reason})" if status.reason else ""
+            self.session.ready_message = f"{status.engine}{version} at {status.host}{why}"
+            self.set_engine_state("ready", self.session.ready_message)
         else:
             self.set_engine_state("offline" if status.offline else "error", status.error or "")
         return status
@@ -273,13 +289,15 @@ class AethelServer(LanguageServer):
         offline = isinstance(exc, EngineOffline) or (
             isinstance(exc, EngineTimeout) and exc.phase == "connect"
         )
+        self._note_engine()
         self.set_engine_state("offline" if offline else "error", str(exc))
         self.log(str(exc), types.MessageType.Warning)
 
     def engine_succeeded(self, tokens_per_second: float | None = None) -> None:
         if tokens_per_second:
             self.session.last_tokens_per_second = tokens_per_second
-        self.set_engine_state("ready", "")
+        self._note_engine()
+        self.set_engine_state("ready", self.session.ready_message)
 
     # -- messages to the user ---------------------------------------------------------
 

@@ -24,7 +24,7 @@ STATUS_KEYS = {"state", "engine", "host", "model", "tokensPerSecond", "message"}
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def lsp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
-    fake = FakeOllama(token_delay=0.002, pull_steps=4)
+    fake = FakeOllama(token_delay=0.002, pull_steps=4, pull_delay=0.06)
     fake.start()
     harness = await start_server(
         tmp_path_factory.mktemp("models"),
