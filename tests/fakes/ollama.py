@@ -347,6 +347,8 @@ class FakeOllama:
         """Start serving on a background thread; returns the base URL."""
         if self._thread is not None:
             return self.url
+        self._ready.clear()
+        self._start_error = None
         self._thread = threading.Thread(target=self._run, name="fake-ollama", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):

@@ -534,3 +534,16 @@ def test_a_client_leaving_the_queue_is_recorded() -> None:
                 httpx.post(fake.url + "/api/generate", json=body, timeout=0.3)
             queued = fake.wait_for_stream_end("/api/generate", index=1)
             assert queued.closed_early and queued.tokens_sent == 0
+
+
+def test_stop_then_start_again_on_the_same_port() -> None:
+    fake = FakeOllama()
+    url = fake.start()
+    fake.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/api/version", timeout=2)
+    assert fake.start() == url
+    try:
+        assert httpx.get(url + "/api/version", timeout=2).status_code == 200
+    finally:
+        fake.stop()
