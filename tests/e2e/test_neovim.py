@@ -350,8 +350,10 @@ def test_ghost_text_inline_completion(session: Session) -> None:
     assert ghost["row"] == 15
     assert ghost["virt_text"] == COMPLETION
     assert ghost["line"].endswith("to_balance == ")
-    assert s["ghost_accepted_line"].endswith("to_balance == " + COMPLETION)
+    assert s["ghost_typed_through"] == COMPLETION[2:]  # typed "ol": still shown, no new request
+    assert s["ghost_accepted_line"] == "        to_balance == " + COMPLETION
     assert s["ghost_accepted_lines_added"] == 1
+    assert s["ghost_dismissed"] == {"line_unchanged": True}
 
 
 def test_checkhealth(session: Session) -> None:

@@ -383,13 +383,34 @@ local function main()
     mode = vim.api.nvim_get_mode().mode,
     line = vim.api.nvim_get_current_line(),
   })
+  local function ghost_text()
+    local m = vim.api.nvim_buf_get_extmarks(buf, inline.ns, 0, -1, { details = true })
+    return m[1] and m[1][4].virt_text and m[1][4].virt_text[1][1] or nil
+  end
+  -- typing what the ghost text shows keeps it, shortened by what was typed
+  local shown = ghost_text()
+  vim.api.nvim_feedkeys('ol', 'n', false)
+  wait_for('typed through', 5000, function()
+    return vim.api.nvim_get_current_line():sub(-2) == 'ol' and ghost_text() == shown:sub(3)
+  end)
+  step('ghost_typed_through', ghost_text())
   vim.api.nvim_feedkeys(vim.keycode('<Tab>'), 'm', false)
   wait_for('ghost accepted', 5000, function()
-    return #vim.api.nvim_buf_get_extmarks(buf, inline.ns, 0, -1, {}) == 0
+    return vim.api.nvim_get_current_line():sub(-#shown) == shown
   end)
-  sleep(50)
   step('ghost_accepted_line', vim.api.nvim_buf_get_lines(buf, 15, 16, false)[1])
   step('ghost_accepted_lines_added', #lines(buf) - before_lines)
+  -- on the next line a new suggestion comes; <C-]> dismisses it, the text stays
+  vim.api.nvim_feedkeys(vim.keycode('<CR>') .. 'to_balance == ', 'n', false)
+  wait_for('next suggestion', 10000, function()
+    return vim.api.nvim_get_current_line():find('to_balance == $') ~= nil and ghost_text() ~= nil
+  end)
+  local line_before = vim.api.nvim_get_current_line()
+  vim.api.nvim_feedkeys(vim.keycode('<C-]>'), 'm', false)
+  wait_for('dismissed', 5000, function()
+    return ghost_text() == nil
+  end)
+  step('ghost_dismissed', { line_unchanged = vim.api.nvim_get_current_line() == line_before })
   vim.api.nvim_feedkeys(vim.keycode('<Esc>'), 'n', false)
   sleep(50)
 
