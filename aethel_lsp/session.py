@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from pygls.lsp.server import LanguageServer
 from aethel_lsp import __version__
 from aethel_lsp.config import ConfigIssue, ResolvedConfig, Settings, config_files, load_config
 from aethel_lsp.engine import (
+    Engine,
     EngineConfig,
     EngineError,
     EngineOffline,
@@ -183,6 +184,9 @@ class AethelServer(LanguageServer):
         self._engine: MeteredEngine | None = None
         self._stats: UsageStats | None = None
         self._engine_config: EngineConfig | None = None
+        # Features may wrap the engine (e.g. the request inspector): applied innermost first,
+        # below the metering, each time the engine is (re)built.
+        self.engine_wrappers: list[Callable[[Engine], Engine]] = []
 
     # -- configuration ------------------------------------------------------------------
 
@@ -253,12 +257,23 @@ class AethelServer(LanguageServer):
         wanted = engine_config(self.session.settings)
         if self._engine is None or wanted != self._engine_config:
             old = self._engine
-            self._engine = MeteredEngine(create_engine(wanted), self.stats)
+            inner = create_engine(wanted)
+            for wrap in self.engine_wrappers:
+                inner = wrap(inner)
+            self._engine = MeteredEngine(inner, self.stats)
             self._engine_config = wanted
             self._note_engine()
             if old is not None:
                 self.spawn(old.aclose(), "closing the previous engine")
         return self._engine
+
+    async def close_engine(self) -> None:
+        engine, self._engine, self._engine_config = self._engine, None, None
+        if engine is not None:
+            try:
+                await asyncio.wait_for(engine.aclose(), 2.0)
+            except Exception as exc:  # closing must never fail a shutdown
+                log.info("closing the engine failed: %s", exc)
 
     def _note_engine(self) -> None:
         """Remember which backend serves, and where (for aethel/status)."""

@@ -74,7 +74,8 @@ def _is_aethel(ls: AethelServer, uri: str) -> bool:
 def list_actions(
     ls: AethelServer, params: types.CodeActionParams
 ) -> list[types.CodeAction | types.Command]:
-    """Pure bookkeeping over settings and the request: no I/O, no engine call."""
+    """Bookkeeping over settings and the request: no engine call (a few `stat`s at most)."""
+    ls.ensure_fresh_config()
     enabled = ls.session.settings.actions
     uri = params.text_document.uri
     base = {"uri": uri, "range": _range_json(params.range)}

@@ -39,6 +39,11 @@ def register(server: AethelServer) -> None:
         ls.publish_status(force=True)
         ls.spawn(ls.refresh_engine_state(), "engine status check")
 
+    @server.feature(types.SHUTDOWN)
+    async def on_shutdown(ls: AethelServer, *args: object) -> None:
+        """Close the engine's connections (pygls cancels the requests still running)."""
+        await ls.close_engine()
+
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def on_config_change(
         ls: AethelServer, params: types.DidChangeConfigurationParams

@@ -253,3 +253,14 @@ async def test_invalid_range_and_empty_selection(lsp: Harness) -> None:
             await lsp.command(protocol.CMD_IMPROVE_SELECTION, {"uri": uri, "range": rng})
         assert needle in str(err.value), (needle, str(err.value))
         assert err.value.code == -32602
+
+
+async def test_selection_uses_the_negotiated_position_encoding(lsp: Harness) -> None:
+    """UTF-16 columns (the default): the emoji counts as two units."""
+    assert lsp.fake is not None
+    uri = lsp.open("emoji.py", "s = '\U0001f600x' + t\n")
+    rng = {"start": {"line": 0, "character": 5}, "end": {"line": 0, "character": 8}}
+    lsp.fake.enqueue(Reply(text="An emoji and an x."))
+    await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": rng})
+    prompt = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
+    assert "\U0001f600x\n```" in prompt and "s = " not in prompt
