@@ -57,7 +57,10 @@ def npm(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
 
 
 def show(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+    return (
+        f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-6000:]}"
+        f"\n--- stderr ---\n{result.stderr[-4000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,5 +108,6 @@ def test_package_builds_a_vsix(installed: Path, tmp_path: Path) -> None:
     ):
         assert required in names, sorted(names)
     # sources, tests and node_modules stay out of the package
-    assert not any(n.startswith(("extension/src/", "extension/test/", "extension/node_modules/")) for n in names)
+    kept_out = ("extension/src/", "extension/test/", "extension/node_modules/")
+    assert not any(n.startswith(kept_out) for n in names), sorted(names)
     assert '"aethel-vscode.explainSelection"' in manifest
