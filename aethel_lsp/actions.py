@@ -11,7 +11,7 @@ as a message.
 from __future__ import annotations
 
 import asyncio
-import importlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +31,9 @@ from aethel_lsp.engine import (
     ModelNotFound,
 )
 from aethel_lsp.handlers import Args, UserError, require_str
-from aethel_lsp.language import Diagnostic, Severity, parse
+from aethel_lsp.language import Diagnostic, Severity
+from aethel_lsp.language.checker import CheckCancelled, analyze
+from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.paths import state_dir
 from aethel_lsp.progress import Progress, stream_into
 from aethel_lsp.prompts import actions as prompts
@@ -293,14 +295,18 @@ async def fix(ls: AethelServer, args: Args) -> dict[str, Any]:
 # -- generate contract ---------------------------------------------------------------
 
 
-def check_aethel(text: str) -> list[Diagnostic]:
-    """Errors in generated Aethel: the full checker when the language package has it
-    (`language.analyze`), else the parser's syntax errors."""
-    analyze = getattr(importlib.import_module("aethel_lsp.language"), "analyze", None)
-    found: Any = analyze(text) if callable(analyze) else parse(text).diagnostics
-    if not isinstance(found, list):  # analyze may return a result object
-        found = list(getattr(found, "diagnostics", []))
-    return [d for d in found if isinstance(d, Diagnostic) and d.severity == Severity.ERROR]
+async def check_aethel(text: str) -> list[Diagnostic]:
+    """Errors in generated Aethel: syntax, then the z3 checker (conservation, overflow,
+    consistency, vacuous guards).  Runs on a worker thread so other requests go on; a
+    cancelled action stops the checker at its next query."""
+    stop = threading.Event()
+    try:
+        analysis = await asyncio.to_thread(analyze, text, cancel=stop)
+    except CheckCancelled:
+        raise asyncio.CancelledError from None
+    finally:
+        stop.set()
+    return [d for d in analysis.diagnostics if d.severity == Severity.ERROR]
 
 
 def describe(d: Diagnostic) -> str:
@@ -375,8 +381,8 @@ async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
         )
         result = await generate(ls, title=title, prompt=prompt)
         metrics.append(result.metrics.to_json())
-        code = prompts.extract_code(result.text)
-        problems = check_aethel(code)
+        code = extract_aethel(result.text).rstrip("\n")
+        problems = await check_aethel(code)
         if not problems or attempts > rounds:
             break
         prompt = prompts.repair_contract(target.description, code, [describe(d) for d in problems])

@@ -3,16 +3,17 @@
 Pure text in, `ActionPrompt` out (no I/O): the server turns a prompt into a chat
 request.  Templates ask for exactly one fenced block when the answer is code, so
 `extract_code` can take the code out of a chatty answer.  For Aethel generation the
-prompt carries the grammar summary and a few-shot example from `aethel_lsp.language`
-when that module provides them, and a compact built-in summary otherwise.
+prompt carries the grammar summary and the few-shot example of
+`aethel_lsp.language.grammar_prompt`, so that even small local models write valid Aethel.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from aethel_lsp.language.grammar_prompt import AETHEL_FEW_SHOT, AETHEL_GRAMMAR_SUMMARY
 
 
 @dataclass(frozen=True)
@@ -25,45 +26,6 @@ _CODE_RULES = (
     "Answer with exactly one fenced code block containing the complete replacement for the "
     "given code, and nothing else: no explanation before or after it."
 )
-
-_FALLBACK_GRAMMAR = """\
-Aethel describes state transitions ("intents") checked by an SMT solver. Grammar:
-  intent NAME(param: Type, ...) {
-    guard { cond; ... } solve { key: value; ... } verify { cond; ... } }
-  atomic_batch NAME { intent ... }
-A cond is exactly one comparison `expr OP expr` with OP in >= <= == != > <; expr uses
-identifiers, integers, + - * / % and parentheses. Comments start with #.
-Pre-state values are named old_x and pinned in guard (`old_x == x;`); a verify line
-`x == old_x - amount;` is a balance change. Balance changes in verify must sum to zero.
-NOT Aethel: && || ! if let = strings calls a.b // comments assert."""
-
-_FALLBACK_EXAMPLE = """\
-# Move funds between two accounts; total supply must not change.
-intent transfer(from: Account, to: Account, amount: Balance) {
-    guard {
-        amount > 0;
-        from_balance >= amount;
-        old_from_balance == from_balance;
-        old_to_balance == to_balance;
-    }
-    solve {
-        priority: security;
-    }
-    verify {
-        from_balance == old_from_balance - amount;
-        to_balance == old_to_balance + amount;
-    }
-}"""
-
-
-def _language_text(name: str, fallback: str) -> str:
-    """A constant from `aethel_lsp.language.grammar_prompt`, if that module has it."""
-    try:
-        module = importlib.import_module("aethel_lsp.language.grammar_prompt")
-    except ImportError:
-        return fallback
-    value = getattr(module, name, None)
-    return value if isinstance(value, str) and value.strip() else fallback
 
 
 def _fence(code: str, language: str) -> str:
@@ -114,8 +76,8 @@ def fix(code: str, language: str, problems: Sequence[str]) -> ActionPrompt:
 
 def generate_contract(description: str, existing: str = "") -> ActionPrompt:
     """Ask for an Aethel program that implements `description` (or completes `existing`)."""
-    grammar = _language_text("AETHEL_GRAMMAR_SUMMARY", _FALLBACK_GRAMMAR)
-    example = _language_text("AETHEL_FEW_SHOT", _FALLBACK_EXAMPLE)
+    grammar = AETHEL_GRAMMAR_SUMMARY
+    example = AETHEL_FEW_SHOT
     task = description.strip() or "a small, correct example contract"
     user = f"Write an Aethel contract for: {task}"
     if existing.strip():

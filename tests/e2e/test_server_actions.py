@@ -16,6 +16,7 @@ from aethel_lsp import protocol
 from tests.e2e.lsp_harness import Harness, start_server
 from tests.fakes.ollama import FakeOllama, Reply
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aethel" / "examples"
 PY = "def add(a, b):\n    return a + b\n"
 SEL = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}
 CONTRACT = """intent pay(from: Account, to: Account, amount: Balance) {
@@ -264,3 +265,16 @@ async def test_selection_uses_the_negotiated_position_encoding(lsp: Harness) -> 
     await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": rng})
     prompt = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
     assert "\U0001f600x\n```" in prompt and "s = " not in prompt
+
+
+async def test_generate_contract_repairs_a_checker_finding(lsp: Harness) -> None:
+    """Parses but breaks conservation: the checker's finding goes back to the model."""
+    assert lsp.fake is not None
+    minting = (FIXTURES / "conservation_violation.ae").read_text()
+    lsp.fake.enqueue(Reply(text=f"```aethel\n{minting}```"), Reply(text=CONTRACT))
+    uri = lsp.open("mint.ae", "# pay without minting money\n", language_id="aethel")
+    point = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}
+    result = await lsp.command(protocol.CMD_GENERATE_CONTRACT, {"uri": uri, "range": point})
+    assert result["valid"] is True and result["attempts"] == 2
+    repair = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
+    assert "conservation violated" in repair and "bad_transfer" in repair
