@@ -20,14 +20,29 @@ RELOPS: frozenset[str] = frozenset({">=", "<=", "==", "!=", ">", "<"})
 
 @dataclass(slots=True)
 class Name:
+    """An identifier.  Leaves keep raw offsets (one object instead of two per leaf: the
+    parser makes tens of thousands of them on large files); `span` is built on demand."""
+
     name: str
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
 
 @dataclass(slots=True)
 class Number:
     text: str  # source text, including a leading "-"
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
     @property
     def is_integer(self) -> bool:
@@ -41,6 +56,14 @@ class BinOp:
     right: Expr
     span: Span
 
+    @property
+    def start(self) -> int:
+        return self.span.start
+
+    @property
+    def end(self) -> int:
+        return self.span.end
+
 
 @dataclass(slots=True)
 class Group:
@@ -49,12 +72,28 @@ class Group:
     inner: Expr
     span: Span
 
+    @property
+    def start(self) -> int:
+        return self.span.start
+
+    @property
+    def end(self) -> int:
+        return self.span.end
+
 
 @dataclass(slots=True)
 class MissingExpr:
     """Placeholder where the parser expected an expression and reported an error."""
 
     span: Span
+
+    @property
+    def start(self) -> int:
+        return self.span.start
+
+    @property
+    def end(self) -> int:
+        return self.span.end
 
 
 Expr = Name | Number | BinOp | Group | MissingExpr

@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import add, sub
-from typing import Final
+from operator import add, itemgetter, sub
+from typing import Final, TypeVar
+
+T = TypeVar("T")
 
 KEYWORDS: Final = frozenset(
     {"intent", "atomic_batch", "guard", "solve", "verify", "secret", "external"}
@@ -52,24 +54,22 @@ _OPERATORS: Final = (
     "]",
 )
 
-# Whitespace and comments ("trivia"), then one token.  split() returns the (trivia,
-# token) strings in one flat list without creating a Match object per token; offsets
-# are rebuilt from the lengths.  Comments are located afterwards by _COMMENT_RE, only
-# inside the trivia that contain one.  The `(?=(...))\\1` wrapper makes the trivia
-# atomic (Python 3.10 has no `(?>...)`): without it, trailing comments with no token
-# after them would be re-split by backtracking into bogus tokens.  The empty `\Z`
-# alternative always matches last: it carries the trailing trivia and becomes `eof`.
+# Whitespace, then one token (comments are tokens here and are moved out of the stream
+# afterwards).  split() returns the (whitespace, token) strings in one flat list
+# without creating a Match object per token; offsets are rebuilt from the lengths.
+# The empty `\Z` alternative always matches last and becomes `eof`.
 _TOKEN_RE: Final = re.compile(
-    r"""(?=((?:[ \t\r\n\f\v]+|\#[^\n]*|//[^\n]*|/\*(?:.|\n)*?(?:\*/|\Z))*))\1
+    r"""([ \t\r\n\f\v]*)
     ( [A-Za-z_][A-Za-z0-9_]*
     | [0-9]+(?:\.[0-9]+)?
-    | ==>|>=|<=|==|!=|&&|\|\||=>|=<|[-+*/%<>=!(){},;:.\[\]]
+    | ==>|>=|<=|==|!=|&&|\|\||=>|=<|[-+*%<>=!(){},;:.\[\]]
+    | \#[^\n]*
+    | //[^\n]* | /\*(?:.|\n)*?(?:\*/|\Z) | /
     | "(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?
     | .
     | \Z )""",
     re.VERBOSE,
 )
-_COMMENT_RE: Final = re.compile(r"\#[^\n]*|//[^\n]*|/\*(?:.|\n)*?(?:\*/|\Z)")
 
 # kind of a token whose text alone decides it (operators, keywords)
 _FIXED_KINDS: Final[dict[str, str]] = {op: op for op in _OPERATORS} | {kw: kw for kw in KEYWORDS}
@@ -77,7 +77,7 @@ _FIXED_KINDS: Final[dict[str, str]] = {op: op for op in _OPERATORS} | {kw: kw fo
 _FIRST_CHAR_KINDS: Final[dict[str, str]] = (
     {c: "ident" for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"}
     | {c: "number" for c in "0123456789"}
-    | {'"': "string", "'": "string"}
+    | {'"': "string", "'": "string", "#": "comment", "/": "foreigncomment"}
 )
 
 
@@ -102,29 +102,36 @@ def tokenize(text: str) -> Tokens:
     Hot path (see the performance target in issue 6): everything per token is done by
     C-level helpers (findall, map, accumulate, a list comprehension over dict lookups).
     """
-    # split() with two groups yields ["", trivia, token, "", trivia, token, ..., tail];
-    # the last one or two matches are the empty `\Z` token (carrying trailing trivia).
+    # split() with two groups yields ["", ws, token, "", ws, token, ..., tail]; the last
+    # one or two matches are the empty `\Z` token.
     parts = _TOKEN_RE.split(text)
     spaces: list[str] = parts[1::3]
     texts: list[str] = parts[2::3]
     while texts and not texts[-1]:
         texts.pop()
-    count = len(texts)
-    tail = spaces[count] if count < len(spaces) else ""
-    del spaces[count:]
+    del spaces[len(texts) :]
     token_lengths = list(map(len, texts))
     ends = list(accumulate(map(add, map(len, spaces), token_lengths)))
     starts = list(map(sub, ends, token_lengths))
-    fixed = _FIXED_KINDS.get
-    first = _FIRST_CHAR_KINDS.get
-    kinds = [fixed(t) or first(t[0], "bad") for t in texts]
+    # kind = fixed kind of the text, else the kind of its first character: all in C
+    by_first_char = map(_FIRST_CHAR_KINDS.get, map(itemgetter(0), texts))
+    kinds: list[str] = list(map(_FIXED_KINDS.get, texts, by_first_char))  # type: ignore[arg-type]
+    if None in kinds:  # characters that start no token
+        kinds = [k or "bad" for k in kinds]
     comments: list[tuple[int, int]] = []
     foreign: list[tuple[int, int, str]] = []
     if "#" in text or "/" in text:
-        spaces.append(tail)
-        starts.append(len(text))
-        _collect_comments(text, spaces, starts, comments, foreign)
-        starts.pop()
+        drop = _positions(kinds, "comment") + _positions(kinds, "foreigncomment")
+        if drop:
+            drop.sort()
+            for i in drop:
+                if kinds[i] == "comment":
+                    comments.append((starts[i], ends[i]))
+                else:
+                    foreign.append((starts[i], ends[i], texts[i][:2]))
+            kinds, starts, ends, texts = (
+                _without(seq, drop) for seq in (kinds, starts, ends, texts)
+            )
     end_of_text = len(text)
     kinds.append("eof")
     starts.append(end_of_text)
@@ -133,23 +140,24 @@ def tokenize(text: str) -> Tokens:
     return Tokens(kinds, starts, ends, texts, comments, foreign)
 
 
-def _collect_comments(
-    text: str,
-    trivia: list[str],
-    token_starts: list[int],
-    comments: list[tuple[int, int]],
-    foreign: list[tuple[int, int, str]],
-) -> None:
-    """Find `#` (and foreign `//`, `/* */`) comments in the trivia before each token."""
-    spans = [
-        (end - len(space), end)
-        for space, end in zip(trivia, token_starts, strict=False)
-        if "#" in space or "/" in space
-    ]
-    for start, end in spans:
-        for match in _COMMENT_RE.finditer(text, start, end):
-            value = match.group()
-            if value[0] == "#":
-                comments.append(match.span())
-            else:
-                foreign.append((match.start(), match.end(), value[:2]))
+def _positions(kinds: list[str], kind: str) -> list[int]:
+    """Indices of `kind` in `kinds` (list.index scans in C; comments are rare)."""
+    found: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = kinds.index(kind, i + 1)
+            found.append(i)
+    except ValueError:
+        return found
+
+
+def _without(seq: list[T], drop: list[int]) -> list[T]:
+    """`seq` minus the (sorted) indices in `drop`, copied slice by slice."""
+    out: list[T] = []
+    prev = 0
+    for i in drop:
+        out += seq[prev:i]
+        prev = i + 1
+    out += seq[prev:]
+    return out

@@ -59,6 +59,15 @@ _MUL_OPS = frozenset({"*", "/", "%"})
 # tokens that may continue an expression after a name or number
 _EXPR_CONTINUES = frozenset({"+", "-", "*", "/", "%", ".", "(", "["})
 _TERM_CONTINUES = frozenset({"*", "/", "%", ".", "(", "["})
+_SPECIAL_WORDS = frozenset(
+    {
+        "let",
+        "if",
+        "return",
+        "not",
+        *["assert", "ensure", "ensures", "require", "requires", "prove", "assume"],
+    }
+)
 _STATEMENT_WORDS = {
     "assert": "`assert` is not Aethel: write the condition itself, e.g. `x > 0;`, in `guard`"
     " (precondition) or `verify` (postcondition)",
@@ -127,6 +136,9 @@ class _Parser:
 
     def span(self, start: int, end: int) -> Span:
         return Span(start, end, self.index)
+
+    def name_token(self, i: int) -> Name:
+        return Name(self.texts[i], self.starts[i], self.ends[i], self.index)
 
     def tok_span(self, i: int) -> Span:
         return Span(self.starts[i], self.ends[i], self.index)
@@ -271,7 +283,7 @@ class _Parser:
         self.i += 1
         name: Name | None = None
         if self.kinds[self.i] == "ident":
-            name = Name(self.texts[self.i], self.tok_span(self.i))
+            name = self.name_token(self.i)
             self.i += 1
         else:
             self.expected("a batch name after `atomic_batch`")
@@ -312,7 +324,7 @@ class _Parser:
         kinds = self.kinds
         name: Name | None = None
         if kinds[self.i] == "ident":
-            name = Name(self.texts[self.i], self.tok_span(self.i))
+            name = self.name_token(self.i)
             self.i += 1
         else:
             self.expected("an intent name after `intent`")
@@ -444,13 +456,13 @@ class _Parser:
         if kinds[self.i] != "ident":
             self.expected("a parameter `name: Type`")
             return None
-        name = Name(self.texts[self.i], self.tok_span(self.i))
+        name = self.name_token(self.i)
         self.i += 1
         type_name: Name | None = None
         if kinds[self.i] == ":":
             self.i += 1
             if kinds[self.i] == "ident":
-                type_name = Name(self.texts[self.i], self.tok_span(self.i))
+                type_name = self.name_token(self.i)
                 self.i += 1
             else:
                 self.expected(f"a type after `{name.name}:` (e.g. `{name.name}: Balance`)")
@@ -500,8 +512,11 @@ class _Parser:
 
     def parse_condition_body(self, block: Block, start: int) -> None:
         kinds = self.kinds
+        conditions = block.conditions
         while True:
             kind = kinds[self.i]
+            if (kind == "ident" or kind == "number") and self.simple_condition(conditions):
+                continue
             if kind == "}":
                 self.i += 1
                 block.span = self.span(start, self.prev_end())
@@ -513,6 +528,44 @@ class _Parser:
             self.parse_statement(block.conditions, block.kind)
             if self.i == before:  # guarantee progress
                 self.skip_balanced()
+
+    def simple_condition(self, out: list[Condition]) -> bool:
+        """Fast path for the two commonest shapes, `a op b;` and `a op b +/- c;`, where
+        a, b, c are names or numbers.  Builds exactly what the general path would."""
+        kinds = self.kinds
+        i = self.i
+        op = kinds[i + 1]
+        if op not in RELOPS:
+            return False
+        k2 = kinds[i + 2]
+        if k2 != "ident" and k2 != "number":
+            return False
+        k3 = kinds[i + 3]
+        if k3 == ";":
+            last = i + 2
+        elif (k3 == "+" or k3 == "-") and kinds[i + 5] == ";":
+            k4 = kinds[i + 4]
+            if k4 != "ident" and k4 != "number":
+                return False
+            last = i + 4
+        else:
+            return False
+        texts, starts, ends, index = self.texts, self.starts, self.ends, self.index
+        if kinds[i] == "ident" and texts[i] in _SPECIAL_WORDS:
+            return False
+        left: Expr = (Name if kinds[i] == "ident" else Number)(texts[i], starts[i], ends[i], index)
+        right: Expr = (Name if k2 == "ident" else Number)(
+            texts[i + 2], starts[i + 2], ends[i + 2], index
+        )
+        if last != i + 2:
+            extra = (Name if kinds[i + 4] == "ident" else Number)(
+                texts[i + 4], starts[i + 4], ends[i + 4], index
+            )
+            right = BinOp(k3, right, extra, Span(starts[i + 2], ends[i + 4], index))
+        span = Span(starts[i], ends[last], index)
+        out.append(Condition(Comparison(left, op, right, span), span))
+        self.i = last + 2
+        return True
 
     def parse_solve_body(self, block: Block, start: int) -> None:
         kinds = self.kinds
@@ -553,11 +606,11 @@ class _Parser:
                 self.skip_balanced()
 
     def parse_setting(self, has_colon: bool = True) -> Setting:
-        key = Name(self.texts[self.i], self.tok_span(self.i))
+        key = self.name_token(self.i)
         self.i += 2 if has_colon else 1  # name and ':'
         value: Name | None = None
         if self.kinds[self.i] == "ident":
-            value = Name(self.texts[self.i], self.tok_span(self.i))
+            value = self.name_token(self.i)
             self.i += 1
         else:
             self.expected(f"a name after `{key.name}:` (e.g. `{key.name}: security`)")
@@ -589,7 +642,7 @@ class _Parser:
         texts = self.texts
         i = self.i
         kind = kinds[i]
-        if kind == "ident":
+        if kind == "ident" and texts[i] in _SPECIAL_WORDS:
             word = texts[i]
             nxt = kinds[i + 1]
             if word == "let" and nxt == "ident":
@@ -689,8 +742,14 @@ class _Parser:
             self.i += 1
         n_before = len(self.diagnostics)
         body = self.parse_condition_body_expr(assignment_ok)
-        out.append(Condition(body, self.span(start, self.prev_end()), secret, external))
+        span = body.span
+        if span.start != start or span.end != self.ends[self.i - 1]:
+            span = Span(start, self.ends[self.i - 1], self.index)
+        out.append(Condition(body, span, secret, external))
         kind = kinds[self.i]
+        if kind == ";":  # the common case
+            self.i += 1
+            return
         if kind in ("&&", "||") or (kind == "ident" and self.texts[self.i] in ("and", "or")):
             op = self.texts[self.i]
             if op in ("&&", "and"):
@@ -820,7 +879,7 @@ class _Parser:
             )
             self.i += 1
             self.parse_expr()
-        return Comparison(left, op, right, self.span(start, self.prev_end()))
+        return Comparison(left, op, right, Span(start, self.ends[self.i - 1], self.index))
 
     # ----------------------------------------------------------------- expressions
 
@@ -831,16 +890,16 @@ class _Parser:
         if kinds[i + 1] not in _EXPR_CONTINUES:  # fast path: a lone name or number
             if kind == "ident":
                 self.i = i + 1
-                return Name(self.texts[i], Span(self.starts[i], self.ends[i], self.index))
+                return Name(self.texts[i], self.starts[i], self.ends[i], self.index)
             if kind == "number":
                 self.i = i + 1
-                return Number(self.texts[i], Span(self.starts[i], self.ends[i], self.index))
+                return Number(self.texts[i], self.starts[i], self.ends[i], self.index)
         left = self.parse_term()
         while kinds[self.i] in _ADD_OPS:
             op = kinds[self.i]
             self.i += 1
             right = self.parse_term()
-            left = BinOp(op, left, right, Span(left.span.start, right.span.end, self.index))
+            left = BinOp(op, left, right, Span(left.start, right.end, self.index))
         return left
 
     def parse_term(self) -> Expr:
@@ -850,16 +909,16 @@ class _Parser:
         if kinds[i + 1] not in _TERM_CONTINUES:  # fast path: a lone name or number
             if kind == "ident":
                 self.i = i + 1
-                return Name(self.texts[i], Span(self.starts[i], self.ends[i], self.index))
+                return Name(self.texts[i], self.starts[i], self.ends[i], self.index)
             if kind == "number":
                 self.i = i + 1
-                return Number(self.texts[i], Span(self.starts[i], self.ends[i], self.index))
+                return Number(self.texts[i], self.starts[i], self.ends[i], self.index)
         left = self.parse_factor()
         while kinds[self.i] in _MUL_OPS:
             op = kinds[self.i]
             self.i += 1
             right = self.parse_factor()
-            left = BinOp(op, left, right, Span(left.span.start, right.span.end, self.index))
+            left = BinOp(op, left, right, Span(left.start, right.end, self.index))
         return left
 
     def parse_factor(self) -> Expr:
@@ -870,10 +929,10 @@ class _Parser:
             nxt = self.kinds[i + 1]
             if nxt == "." or nxt == "(" or nxt == "[":
                 return self.parse_foreign_postfix(i)
-            return Name(self.texts[i], Span(self.starts[i], self.ends[i], self.index))
+            return Name(self.texts[i], self.starts[i], self.ends[i], self.index)
         if kind == "number":
             self.i = i + 1
-            return Number(self.texts[i], Span(self.starts[i], self.ends[i], self.index))
+            return Number(self.texts[i], self.starts[i], self.ends[i], self.index)
         if kind == "(":
             self.i = i + 1
             inner = self.parse_expr()
@@ -884,7 +943,7 @@ class _Parser:
             return Group(inner, self.span(self.starts[i], self.prev_end()))
         if kind == "-" and self.kinds[i + 1] == "number" and self.ends[i] == self.starts[i + 1]:
             self.i = i + 2
-            return Number("-" + self.texts[i + 1], self.span(self.starts[i], self.ends[i + 1]))
+            return Number("-" + self.texts[i + 1], self.starts[i], self.ends[i + 1], self.index)
         if kind == "-":
             self.error(
                 self.tok_span(i),
@@ -892,8 +951,8 @@ class _Parser:
             )
             self.i = i + 1
             operand = self.parse_factor()
-            zero = Number("0", self.span(self.starts[i], self.starts[i]))
-            return BinOp("-", zero, operand, self.span(self.starts[i], operand.span.end))
+            zero = Number("0", self.starts[i], self.starts[i], self.index)
+            return BinOp("-", zero, operand, self.span(self.starts[i], operand.end))
         if kind == "string":
             self.i = i + 1
             self.error(
@@ -902,7 +961,7 @@ class _Parser:
                 "`status_done` or a number code",
                 "foreign-string",
             )
-            return Name(self.texts[i], self.tok_span(i))
+            return self.name_token(i)
         if kind == "!":
             self.error(
                 self.tok_span(i),
@@ -938,7 +997,7 @@ class _Parser:
                 f"`{'_'.join(parts)}`",
                 "foreign-member",
             )
-            return Name(dotted, span)
+            return Name(dotted, span.start, span.end, self.index)
         opener = kinds[self.i]
         self.skip_balanced()
         span = self.span(self.starts[i], self.prev_end())
@@ -954,4 +1013,4 @@ class _Parser:
             message = f"indexing `{self.texts[i]}[...]` is not Aethel: use one flat name per value"
             code = "foreign-index"
         self.error(span, message, code)
-        return Name(self.text[span.start : span.end], span)
+        return Name(self.text[span.start : span.end], span.start, span.end, self.index)

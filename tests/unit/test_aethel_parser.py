@@ -353,3 +353,18 @@ def test_every_prefix_and_token_deletion_parses_without_crashing() -> None:
             k = rng.randrange(len(tokens) - 1)
             mutated = text[: tokens.starts[k]] + text[tokens.ends[k] :]
             parse(mutated)
+
+
+def test_fast_path_builds_the_same_tree_as_the_general_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aethel_lsp.language import parser as parser_module
+
+    texts = [read(p) for p in sorted(EXAMPLES.glob("*.ae")) + sorted(UPSTREAM.glob("*.ae"))]
+    texts.append(block_text("a > 0; b == 1 - c; 3 <= d + 4; e != f - -2;"))
+    fast = [parse(t) for t in texts]
+    monkeypatch.setattr(parser_module._Parser, "simple_condition", lambda self, out: False)
+    slow = [parse(t) for t in texts]
+    for a, b in zip(fast, slow, strict=True):
+        assert a.program.items == b.program.items
+        assert a.diagnostics == b.diagnostics
