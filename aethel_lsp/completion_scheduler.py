@@ -583,9 +583,12 @@ class CompletionScheduler:
                     pass  # the model has not caught up with the typing yet
                 else:
                     return None
+            rest = seen[len(typed) :] if seen.startswith(typed) else None
+            # Cleaning is only needed at the end, at the deadline, or when the new text
+            # could trigger a stop rule (a newline, a special token, a fence).
             cleaned = (
-                clean(seen[len(typed) :], post, chat=generation.chat)
-                if seen.startswith(typed)
+                clean(rest, post, chat=generation.chat)
+                if rest is not None and (generation.finished or _may_settle(rest))
                 else None
             )
             if generation.finished:
@@ -614,8 +617,8 @@ class CompletionScheduler:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 partial = ""
-                if cleaned is not None:
-                    lines = complete_lines(seen[len(typed) :])
+                if rest is not None:
+                    lines = complete_lines(rest)
                     partial = clean(lines, post, chat=generation.chat).text if lines else ""
                 return Outcome(
                     partial, Source.FRESH, self._ms(started), generation.plan.mode, partial=True
@@ -765,6 +768,11 @@ class CompletionScheduler:
 
     def _ms(self, started: float) -> float:
         return (self._clock() - started) * 1000.0
+
+
+def _may_settle(text: str) -> bool:
+    """Could a stop rule end this answer?  (Cheap pre-check before `clean`.)"""
+    return "\n" in text or "<" in text or "[" in text or "`" in text
 
 
 def _post_context(request: InlineRequest) -> PostprocessContext:

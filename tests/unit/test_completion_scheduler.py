@@ -357,3 +357,37 @@ async def test_forget_document_answers_and_closes() -> None:
     scheduler.forget_document(URI)
     assert (await asyncio.wait_for(task, 5)).source is Source.SUPERSEDED
     await asyncio.wait_for(stream.closed.wait(), 5)
+
+
+def test_scheduler_settings_follow_the_completion_section() -> None:
+    from aethel_lsp.completion_scheduler import scheduler_settings
+    from aethel_lsp.config import CompletionSettings, Settings
+
+    settings = Settings(
+        keep_alive="10m",
+        context_size=4096,
+        completion=CompletionSettings(max_tokens=32, deadline_ms=800, debounce_min_ms=10),
+    )
+    mapped = scheduler_settings(settings, "m")
+    assert mapped.model == "m"
+    assert (mapped.max_tokens, mapped.deadline_ms, mapped.debounce_min_ms) == (32, 800, 10)
+    assert mapped.keep_alive == "10m"
+    assert mapped.num_ctx == 4096  # same as the actions: no model reload between them
+
+
+async def test_model_choice_asks_once_per_settings() -> None:
+    from aethel_lsp.completion_scheduler import ModelChoice
+
+    calls: list[int] = []
+
+    async def find() -> str:
+        calls.append(1)
+        return "best"
+
+    choice = ModelChoice()
+    assert await choice.get("configured", "k", find) == "configured"
+    assert await choice.get("", "k", find) == "best"
+    assert await choice.get("", "k", find) == "best"
+    assert len(calls) == 1
+    await choice.get("", "other settings", find)
+    assert len(calls) == 2
