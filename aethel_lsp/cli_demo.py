@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from aethel_lsp.cli import CliContext
 
 BASIC_PROMPT = "In one sentence: what is a smart contract?"
+# Token budgets keep the demo quick on a CPU-only machine (the embedded engine).
+BASIC_TOKENS = 64
+STREAM_TOKENS = 96
+AETHEL_TOKENS = 400
 STREAM_PROMPT = "Write three short lines about running language models locally."
 AETHEL_TASK = "move an amount between two accounts without changing the total supply"
 
@@ -57,7 +61,9 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
 
     # 1. Basic inference
     _heading(ctx, "1. Basic inference", f"{general}: {BASIC_PROMPT}")
-    basic = await engine.generate(GenerateRequest(general, BASIC_PROMPT))
+    basic = await engine.generate(
+        GenerateRequest(general, BASIC_PROMPT, options=GenerationOptions(num_predict=BASIC_TOKENS))
+    )
     report["basicInference"] = basic.to_json()
     if not out.json_mode:
         out.line(basic.text.strip())
@@ -65,7 +71,11 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
 
     # 2. Streaming
     _heading(ctx, "2. Streaming", f"{general}: {STREAM_PROMPT}")
-    stream = engine.stream_generate(GenerateRequest(general, STREAM_PROMPT))
+    stream = engine.stream_generate(
+        GenerateRequest(
+            general, STREAM_PROMPT, options=GenerationOptions(num_predict=STREAM_TOKENS)
+        )
+    )
     async with contextlib.aclosing(_echo(ctx, stream)) as chunks:
         streamed = await collect(chunks, general)
     report["streaming"] = streamed.to_json()
@@ -107,7 +117,7 @@ async def _aethel(ctx: CliContext, model: str) -> dict[str, Any]:
     request = ChatRequest(
         model,
         (ChatMessage("system", prompt.system), ChatMessage("user", prompt.user)),
-        options=GenerationOptions(temperature=0.2),
+        options=GenerationOptions(temperature=0.2, num_predict=AETHEL_TOKENS),
     )
     result = await ctx.engine.chat(request)
     code = extract_code(result.text)
