@@ -28,7 +28,7 @@ def register(server: AethelServer) -> None:
         session = ls.session
         session.client = ClientFeatures.from_capabilities(params.capabilities)
         session.roots = workspace_roots(params)
-        session.init_options = params.initialization_options
+        session.init_options = unwrap_section(params.initialization_options)
         ls.reload_config()
 
     @server.feature(types.INITIALIZED)
@@ -56,6 +56,13 @@ def register(server: AethelServer) -> None:
         ls.reload_config(publish=True)
         ls.log("Settings reloaded (workspace/didChangeConfiguration).")
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def on_folders_changed(ls: AethelServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        """pygls updates its folder list first; the first folder with a config wins."""
+        paths = (to_fs_path(folder.uri) for folder in ls.workspace.folders.values())
+        ls.session.roots = [Path(p) for p in paths if p]
+        ls.reload_config(publish=True)
+
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def on_files_changed(ls: AethelServer, params: types.DidChangeWatchedFilesParams) -> None:
         watched = {p.resolve() for p in ls.config_file_paths()}
@@ -65,6 +72,13 @@ def register(server: AethelServer) -> None:
                 ls.reload_config(publish=True)
                 ls.log(f"Settings reloaded: {path} changed.")
                 return
+
+
+def unwrap_section(options: object) -> object:
+    """Accept both `{...settings}` and `{"aethel": {...settings}}` from clients."""
+    if isinstance(options, dict) and set(options) == {CONFIG_SECTION}:
+        return options[CONFIG_SECTION]
+    return options
 
 
 def workspace_roots(params: types.InitializeParams) -> list[Path]:

@@ -278,3 +278,17 @@ async def test_generate_contract_repairs_a_checker_finding(lsp: Harness) -> None
     assert result["valid"] is True and result["attempts"] == 2
     repair = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
     assert "conservation violated" in repair and "bad_transfer" in repair
+
+
+async def test_generate_contract_in_another_language_inserts_a_block(lsp: Harness) -> None:
+    assert lsp.fake is not None
+    lsp.fake.enqueue(Reply(text=CONTRACT))
+    uri = lsp.open("notes.py", "x = 1\n# escrow released after both parties sign\ny = 2\n")
+    point = {"start": {"line": 1, "character": 5}, "end": {"line": 1, "character": 5}}
+    result = await lsp.command(protocol.CMD_GENERATE_CONTRACT, {"uri": uri, "range": point})
+    assert result["valid"] is True and result["applied"] is True
+    edit = lsp.applied[-1].edit.changes[uri][0]  # type: ignore[index]
+    assert edit.range.start == types.Position(2, 0)
+    assert edit.new_text == f"```aethel\n{CONTRACT}\n```\n"
+    prompt = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
+    assert "escrow released after both parties sign" in prompt

@@ -76,12 +76,13 @@ async def test_ollama_host_env_and_pyproject_table(tmp_path: Path) -> None:
             'engine = "ollama"\nmodel = "py-model"\n\n[tool.aethel-lsp.timeouts]\n'
             "connectMs = 2000\n"
         },
+        init_options={"aethel": {"temperature": 0.6}},  # wrapped in the section: accepted
     )
     try:
         body = await _explain_body(lsp)
         assert body["model"] == "py-model"
         assert body["options"]["num_predict"] == 1024  # default
-        assert body["options"]["temperature"] == 0.2  # default
+        assert body["options"]["temperature"] == 0.6
         assert body["keep_alive"] == "30m"  # default
     finally:
         await lsp.stop()
