@@ -1,6 +1,9 @@
 """The Aethel syntax tree.
 
-Every node carries its exact `Span`.  The parser builds this tree even for broken
+Every node has its exact `span` (offsets, resolvable to 0-based line/column).  The
+numerous nodes (names, numbers, operations, comparisons, conditions, parameters,
+settings) store raw `start`/`end` offsets and build the `Span` on demand: fewer
+objects per parse is what keeps 20,000-line files fast.  The parser builds this tree even for broken
 text: missing pieces are `None` or `MissingExpr`, so symbols, hover and navigation
 keep working while the user is typing.
 """
@@ -54,15 +57,13 @@ class BinOp:
     op: str  # + - * / %
     left: Expr
     right: Expr
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
 
     @property
-    def start(self) -> int:
-        return self.span.start
-
-    @property
-    def end(self) -> int:
-        return self.span.end
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
 
 @dataclass(slots=True)
@@ -104,8 +105,14 @@ class Comparison:
     left: Expr
     op: str
     right: Expr
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
     parenthesized: bool = False
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
 
 @dataclass(slots=True)
@@ -120,9 +127,15 @@ class Implication:
 @dataclass(slots=True)
 class Condition:
     body: Comparison | Implication
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
     secret: bool = False
     external: bool = False
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
 
 @dataclass(slots=True)
@@ -131,7 +144,13 @@ class Setting:
 
     key: Name
     value: Name | None
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
 
 @dataclass(slots=True)
@@ -156,9 +175,15 @@ class Block:
 class Param:
     name: Name
     type: Name | None
-    span: Span
+    start: int
+    end: int
+    index: LineIndex = field(repr=False, compare=False)
     secret: bool = False
     external: bool = False
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.index)
 
 
 @dataclass(slots=True)

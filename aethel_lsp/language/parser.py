@@ -473,7 +473,7 @@ class _Parser:
                 f"(e.g. `{name.name}: Balance`), found {self.describe(self.i)}",
             )
         return Param(
-            name, type_name, self.span(self.starts[start], self.prev_end()), secret, external
+            name, type_name, self.starts[start], self.prev_end(), self.index, secret, external
         )
 
     # ----------------------------------------------------------------- blocks
@@ -561,9 +561,9 @@ class _Parser:
             extra = (Name if kinds[i + 4] == "ident" else Number)(
                 texts[i + 4], starts[i + 4], ends[i + 4], index
             )
-            right = BinOp(k3, right, extra, Span(starts[i + 2], ends[i + 4], index))
-        span = Span(starts[i], ends[last], index)
-        out.append(Condition(Comparison(left, op, right, span), span))
+            right = BinOp(k3, right, extra, starts[i + 2], ends[i + 4], index)
+        start, end = starts[i], ends[last]
+        out.append(Condition(Comparison(left, op, right, start, end, index), start, end, index))
         self.i = last + 2
         return True
 
@@ -616,8 +616,8 @@ class _Parser:
             self.expected(f"a name after `{key.name}:` (e.g. `{key.name}: security`)")
             if self.kinds[self.i] not in (";", "}"):
                 self.skip_statement()
-                return Setting(key, None, self.span(key.span.start, self.prev_end()))
-        setting = Setting(key, value, self.span(key.span.start, self.prev_end()))
+                return Setting(key, None, key.start, self.prev_end(), self.index)
+        setting = Setting(key, value, key.start, self.prev_end(), self.index)
         self.expect_semicolon("setting")
         return setting
 
@@ -742,10 +742,7 @@ class _Parser:
             self.i += 1
         n_before = len(self.diagnostics)
         body = self.parse_condition_body_expr(assignment_ok)
-        span = body.span
-        if span.start != start or span.end != self.ends[self.i - 1]:
-            span = Span(start, self.ends[self.i - 1], self.index)
-        out.append(Condition(body, span, secret, external))
+        out.append(Condition(body, start, self.ends[self.i - 1], self.index, secret, external))
         kind = kinds[self.i]
         if kind == ";":  # the common case
             self.i += 1
@@ -832,7 +829,7 @@ class _Parser:
             self.i += 1
         else:
             self.expected("`)` to close the parenthesised comparison")
-        comp.span = self.span(self.starts[open_i], self.prev_end())
+        comp.start, comp.end = self.starts[open_i], self.prev_end()
         comp.parenthesized = True
         return comp
 
@@ -869,7 +866,7 @@ class _Parser:
                     "condition compares two expressions"
                 )
             missing = MissingExpr(self.span(self.prev_end(), self.prev_end()))
-            return Comparison(left, "==", missing, self.span(start, self.prev_end()))
+            return Comparison(left, "==", missing, start, self.prev_end(), self.index)
         right = self.parse_expr()
         if kinds[self.i] in RELOPS:
             self.error(
@@ -879,7 +876,7 @@ class _Parser:
             )
             self.i += 1
             self.parse_expr()
-        return Comparison(left, op, right, Span(start, self.ends[self.i - 1], self.index))
+        return Comparison(left, op, right, start, self.ends[self.i - 1], self.index)
 
     # ----------------------------------------------------------------- expressions
 
@@ -899,7 +896,7 @@ class _Parser:
             op = kinds[self.i]
             self.i += 1
             right = self.parse_term()
-            left = BinOp(op, left, right, Span(left.start, right.end, self.index))
+            left = BinOp(op, left, right, left.start, right.end, self.index)
         return left
 
     def parse_term(self) -> Expr:
@@ -918,7 +915,7 @@ class _Parser:
             op = kinds[self.i]
             self.i += 1
             right = self.parse_factor()
-            left = BinOp(op, left, right, Span(left.start, right.end, self.index))
+            left = BinOp(op, left, right, left.start, right.end, self.index)
         return left
 
     def parse_factor(self) -> Expr:
@@ -952,7 +949,7 @@ class _Parser:
             self.i = i + 1
             operand = self.parse_factor()
             zero = Number("0", self.starts[i], self.starts[i], self.index)
-            return BinOp("-", zero, operand, self.span(self.starts[i], operand.end))
+            return BinOp("-", zero, operand, self.starts[i], operand.end, self.index)
         if kind == "string":
             self.i = i + 1
             self.error(
