@@ -296,8 +296,19 @@ async def _choose_model(ctx: CliContext, explicit: str | None, use_case: str) ->
     )
 
 
+def _recommend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--measure", action="store_true",
+                        help="probe each installed model and recommend for this machine")
+    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+
+
 async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine.recommend import recommend_installed
+
+    if getattr(args, "measure", False):
+        from aethel_lsp.cli_doctor import recommend_measured
+
+        return await recommend_measured(args, ctx)
 
     recommendations = await recommend_installed(ctx.engine)
     if args.json:
@@ -340,6 +351,16 @@ async def _demo(args: argparse.Namespace, ctx: CliContext) -> int:
     return await run_demo(args, ctx)
 
 
+def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-probe", action="store_true", help="skip the timed speed probes")
+    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+
+
+def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--count", type=int, default=5, help="how many (newest last)")
+    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+
+
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="Aethel files (.ae) to check")
     parser.add_argument("--timeout-ms", type=int, help="time limit per solver query (ms)")
@@ -352,7 +373,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("ps", "models loaded in memory", _ps),
     Subcommand("pull", "download a model, with a progress bar", _pull, _pull_arguments),
     Subcommand("generate", "generate text from a prompt, streamed", _generate, _generate_arguments),
-    Subcommand("recommend", "which installed model to use for what", _recommend),
+    Subcommand("recommend", "which installed model to use for what (--measure: on this machine)",
+               _recommend, _recommend_arguments),
     Subcommand("stats", "usage statistics recorded across runs", _stats),
     Subcommand("demo", "the four demo scenarios, end to end", _demo, _demo_arguments),
     Subcommand(
@@ -360,6 +382,18 @@ SUBCOMMANDS: list[Subcommand] = [
         "Aethel diagnostics for files; exit 1 on errors",
         lazy("aethel_lsp.check_cli"),
         _check_arguments,
+    ),
+    Subcommand(
+        "doctor",
+        "diagnose the setup: engine, models, FIM, speed, memory, config; exit 1 on errors",
+        lazy("aethel_lsp.cli_doctor", "doctor"),
+        _doctor_arguments,
+    ),
+    Subcommand(
+        "inspect",
+        "the last requests sent to the engine (needs inspector.enabled)",
+        lazy("aethel_lsp.cli_doctor", "inspect"),
+        _inspect_arguments,
     ),
 ]
 

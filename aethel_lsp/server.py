@@ -20,6 +20,7 @@ from aethel_lsp.features import (
     code_actions,
     commands,
     completion,
+    doctor,
     inline_completion,
     lifecycle,
     models,
@@ -34,6 +35,7 @@ FEATURES: tuple[ModuleType, ...] = (
     code_actions,  # textDocument/codeAction (instant, never calls the model)
     inline_completion,  # textDocument/inlineCompletion (FIM ghost text, latency discipline)
     completion,  # textDocument/completion + completionItem/resolve (local items + AI item)
+    doctor,  # aethel.doctor / inspectLast / recommendModels; the request inspector
     aethel_diagnostics,  # .ae: didOpen/didChange/didClose -> syntax now, z3 checker after
     aethel_symbols,  # .ae: textDocument/documentSymbol
     aethel_hover,  # .ae: textDocument/hover

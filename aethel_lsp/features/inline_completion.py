@@ -25,6 +25,7 @@ from aethel_lsp.completion_scheduler import (
     scheduler_settings,
 )
 from aethel_lsp.engine.errors import EngineError
+from aethel_lsp.inspector import inspection_scope
 from aethel_lsp.prompts.context import OpenDocument
 from aethel_lsp.session import AethelServer
 
@@ -72,7 +73,10 @@ def register(server: AethelServer) -> None:
             invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
             documents=lambda: _other_documents(ls, uri),
         )
-        outcome = await scheduler.complete(request)
+        with inspection_scope("inlineCompletion") as inspected:
+            outcome = await scheduler.complete(request)
+        inspected.finish(outcome.text, fim_mode=outcome.mode.value if outcome.mode else None,
+                         source=outcome.source.value, partial=outcome.partial)
         if outcome.source is Source.ERROR:
             _report_error(ls, last_error, outcome.message)
         elif outcome.source is not Source.SUPERSEDED:

@@ -1,0 +1,263 @@
+"""The doctor against the fake Ollama scripted into each broken setup: the right finding,
+with the right fix, for each (offline, model missing, no `insert`, thinking model for
+completion, slow model, keep_alive 0, bad config value), plus provenance and key safety."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from aethel_lsp.cli_doctor import engine_config
+from aethel_lsp.config import load_config
+from aethel_lsp.doctor import DoctorReport, Finding, keep_alive_seconds, run_doctor
+from aethel_lsp.engine import UsageStats, create_engine
+from tests.fakes.ollama import FakeOllama, Reply
+from tests.fakes.ollama_models import CHAT, CODER, EMBEDDING, THINKING
+
+CODER_NAME = CODER.name
+SECRET = "sk-test-0123456789abcdefABCDEF"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def diagnose(
+    tmp_path: Path,
+    host: str,
+    toml: str = "",
+    *,
+    env: dict[str, str] | None = None,
+    probe: bool = True,
+    header: str | None = None,
+) -> DoctorReport:
+    """Write a user config, resolve it like the server does, and run the doctor."""
+    config_home = tmp_path / "config"
+    path = config_home / "aethel-lsp" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    top = header if header is not None else f'engine = "ollama"\nhost = "{host}"\n'
+    path.write_text(top + toml, encoding="utf-8")
+    environ = {"XDG_CONFIG_HOME": str(config_home), **(env or {})}
+    config = load_config(roots=[], env=environ)
+    engine = create_engine(engine_config(config.settings, None, None))
+    stats = UsageStats(tmp_path / "usage.sqlite3")
+    try:
+        return await run_doctor(engine, config, env=environ, probe=probe, stats=stats,
+                                probe_timeout_s=10.0)
+    finally:
+        await engine.aclose()
+        stats.close()
+
+
+def find(report: DoctorReport, severity: str, text: str, area: str | None = None) -> Finding:
+    for finding in report.findings:
+        if finding.severity == severity and text in finding.title and (
+            area is None or finding.area == area
+        ):
+            return finding
+    pytest.fail(f"no {severity} finding with {text!r}:\n" + "\n".join(report.to_lines()))
+
+
+def severities(report: DoctorReport, area: str) -> set[str]:
+    return {f.severity for f in report.findings if f.area == area}
+
+
+async def test_healthy_setup_has_no_problems(tmp_path: Path) -> None:
+    with FakeOllama([CODER, CHAT]) as fake:
+        report = await diagnose(tmp_path, fake.url, f'model = "{CODER_NAME}"\n')
+    assert report.ok, report.to_lines()
+    assert report.counts()["warning"] == 0, report.to_lines()
+    find(report, "ok", "Ollama 0.33.0 is running", "engine")
+    find(report, "ok", "native fill-in-the-middle", "completion")
+    find(report, "ok", "fast enough for inline completion", "speed")
+    find(report, "ok", "share one model", "residency")
+    assert [p.model for p in report.probes] == [CODER_NAME]
+
+
+async def test_offline_engine_is_an_error_naming_the_host_and_the_fix(tmp_path: Path) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    report = await diagnose(tmp_path, host)
+    assert not report.ok
+    finding = find(report, "error", f"Nothing answers at {host}", "engine")
+    assert "ollama serve" in finding.fix
+    assert "config.toml:2" in finding.fix  # where the host came from, with its line
+    find(report, "info", "were skipped", "models")
+    assert not report.probes
+
+
+async def test_host_provenance_names_the_file_line_and_the_overridden_env(
+    tmp_path: Path,
+) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, probe=False,
+                                env={"OLLAMA_HOST": "10.1.2.3:11434"})
+    finding = find(report, "info", f"host {fake.url}", "engine")
+    assert "your user config (" in finding.detail and "config.toml:2)" in finding.detail
+    assert "overrides OLLAMA_HOST=10.1.2.3:11434" in finding.detail
+    assert finding.data["hostSource"] == "user"
+    assert report.settings["host"] == {"value": fake.url, "source": "user"}
+
+
+async def test_missing_model_says_where_it_was_set_and_how_to_pull_it(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, 'model = "codellama:13b"\n', probe=False)
+    finding = find(report, "error", "Model 'codellama:13b'", "models")
+    assert "not installed" in finding.title
+    assert "ollama pull codellama:13b" in finding.fix
+    assert "config.toml:3" in finding.detail and CODER_NAME in finding.detail
+    assert not report.ok
+
+
+async def test_model_without_insert_falls_back_to_chat_with_a_warning(tmp_path: Path) -> None:
+    toml = f'model = "{CODER_NAME}"\n[completion]\nmodel = "{CHAT.name}"\n'
+    with FakeOllama([CODER, CHAT]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    finding = find(report, "warning", "cannot fill in the middle", "completion")
+    assert finding.data["fimMode"] == "chat"
+    assert "no 'insert' capability" in finding.detail
+    assert f'completion.model = "{CODER_NAME}"' in finding.fix
+
+
+async def test_known_family_without_insert_uses_its_template(tmp_path: Path) -> None:
+    starcoder = CHAT.renamed("starcoder2:3b")
+    toml = f'[completion]\nmodel = "{starcoder.name}"\n'
+    with FakeOllama([CODER, starcoder]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    finding = find(report, "info", "starcoder2 FIM template", "completion")
+    assert finding.data["fimMode"] == "template"
+
+
+async def test_thinking_model_for_completion_is_a_warning(tmp_path: Path) -> None:
+    toml = f'[completion]\nmodel = "{THINKING.name}"\n'
+    with FakeOllama([CODER, THINKING]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    finding = find(report, "warning", "is a thinking model, used for completion", "completion")
+    assert CODER_NAME in finding.fix
+
+
+async def test_embedding_model_cannot_serve_a_task(tmp_path: Path) -> None:
+    toml = f'model = "{EMBEDDING.name}"\n[completion]\nmodel = "{CODER_NAME}"\n'
+    with FakeOllama([CODER, EMBEDDING]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    find(report, "error", "cannot generate text", "models")
+
+
+async def test_slow_model_by_reported_speed_gets_a_verdict_and_fix(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        # The engine reports 10 tok/s: a 24-token completion needs ~2.4 s > 1.5 s deadline.
+        fake.set_reply(CODER_NAME, Reply(tokens=["x = 1\n"] * 4, eval_count=4,
+                                         eval_duration_ns=400_000_000))
+        report = await diagnose(tmp_path, fake.url, f'model = "{CODER_NAME}"\n')
+    finding = find(report, "warning", "too slow for inline completion on this machine", "speed")
+    assert "completion.deadlineMs" in finding.fix and "qwen2.5-coder:0.5b" in finding.fix
+    assert finding.data["estimatedMs"] > 1500
+    probe = report.probes[0]
+    assert probe.tokens_per_second == pytest.approx(10.0)
+
+
+async def test_slow_model_by_token_delay_is_caught_by_the_wall_clock(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        # Reported speed stays 50 tok/s; tokens really arrive every 100 ms (10 tok/s).
+        fake.set_reply(CODER_NAME, Reply(tokens=["a", "b", "c", "d", "e"], token_delay=0.1))
+        report = await diagnose(tmp_path, fake.url, f'model = "{CODER_NAME}"\n')
+    find(report, "warning", "too slow for inline completion", "speed")
+    probe = report.probes[0]
+    assert probe.tokens_per_second == pytest.approx(50.0)
+    assert probe.wall_tokens_per_second is not None and probe.wall_tokens_per_second < 15
+
+
+async def test_probe_measurements_are_kept_with_the_usage_statistics(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        await diagnose(tmp_path, fake.url, f'model = "{CODER_NAME}"\n')
+    stats = UsageStats(tmp_path / "usage.sqlite3")
+    try:
+        probes = stats.probes()
+        assert [p.model for p in probes] == [CODER_NAME]
+        assert stats.models() == {}  # a probe is not a user's generation
+    finally:
+        stats.close()
+
+
+async def test_keep_alive_zero_warns_that_the_model_unloads(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, 'keepAlive = 0\n', probe=False)
+    finding = find(report, "warning", "keepAlive = 0", "residency")
+    assert "unloads after every request" in finding.title
+    assert 'keepAlive = "30m"' in finding.fix and "config.toml:3" in finding.fix
+
+
+async def test_short_keep_alive_warns_too(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, 'keepAlive = "45s"\n', probe=False)
+    find(report, "warning", "unloads after 45 s", "residency")
+
+
+async def test_bad_config_value_is_an_error_on_its_line(tmp_path: Path) -> None:
+    toml = '[completion]\nmaxTokens = "lots"\n'
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    finding = find(report, "error", "Invalid setting `completion.maxTokens`", "config")
+    assert finding.data["line"] == 4 and finding.data["file"].endswith("config.toml")
+    assert "Using 64 instead" in finding.detail
+    assert "give `completion.maxTokens` a valid value" in finding.fix
+    assert not report.ok
+    find(report, "ok", "Config file read", "config")
+
+
+async def test_unknown_key_suggests_the_right_name(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, "keepalive = \"1h\"\n", probe=False)
+    finding = find(report, "warning", "Unknown setting `keepalive`", "config")
+    assert "Rename it to `keepAlive`" in finding.fix
+
+
+async def test_both_models_loaded_fit_together(tmp_path: Path) -> None:
+    toml = f'model = "{CHAT.name}"\n[completion]\nmodel = "{CODER_NAME}"\n'
+    with FakeOllama([CODER, CHAT]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml)
+    find(report, "ok", "fit in memory together", "residency")
+    find(report, "ok", "fast enough for actions", "speed")
+
+
+async def test_openai_key_presence_is_reported_never_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeOllama([CODER], api_key=SECRET) as fake:
+        header = (f'engine = "openai"\n[openai]\nbaseUrl = "{fake.url}/v1"\n'
+                  'apiKeyEnv = "MY_KEY"\n')
+        monkeypatch.setenv("MY_KEY", SECRET)  # the engine reads the key from the process
+        report = await diagnose(tmp_path, fake.url, header=header, probe=False,
+                                env={"MY_KEY": SECRET})
+        monkeypatch.delenv("MY_KEY")
+        missing = await diagnose(tmp_path / "b", fake.url, header=header, probe=False)
+    find(report, "ok", "API key present in $MY_KEY", "engine")
+    find(report, "ok", "is running", "engine")
+    assert SECRET not in json.dumps(report.to_json()) and SECRET not in report.to_markdown()
+    finding = find(missing, "error", "API key missing: $MY_KEY is not set", "engine")
+    assert "Export MY_KEY" in finding.fix
+    refused = find(missing, "error", "answers, but not correctly", "engine")
+    assert "401" in refused.detail and "$MY_KEY" in refused.fix
+
+
+async def test_report_shapes(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, "keepAlive = 0\n", probe=False)
+    data = report.to_json()
+    assert set(data) >= {"ok", "summary", "counts", "findings", "engine", "settings",
+                         "configFiles", "probes"}
+    assert set(data["findings"][0]) == {"area", "severity", "title", "detail", "fix", "data"}
+    assert data["settings"]["keepAlive"] == {"value": "0", "source": "user"}
+    markdown = report.to_markdown()
+    assert markdown.startswith("# aethel-lsp doctor") and "## Residency" in markdown
+    assert "**Fix:**" in markdown
+
+
+def test_keep_alive_seconds() -> None:
+    assert keep_alive_seconds("5m") == 300.0
+    assert keep_alive_seconds("-1") is None
+    assert keep_alive_seconds(0) == 0.0
