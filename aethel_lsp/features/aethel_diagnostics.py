@@ -28,7 +28,7 @@ from aethel_lsp.language.parser import ParseResult, parse
 from aethel_lsp.session import AethelServer
 
 CHECK_DELAY_S = 0.25  # quiet time after the last change before the solver runs
-MAX_PARALLEL = 2  # worker threads busy with Aethel at once (the machine may have 2 cores)
+MAX_PARALLEL = 2  # solver threads at once (the machine may have 2 cores)
 
 T = TypeVar("T")
 
@@ -103,8 +103,8 @@ class AethelDiagnostics:
 
     async def analyze(self, document: TextDocument, cancel: threading.Event) -> None:
         uri, source, version = document.uri, document.source, document.version
-        async with self.slots:
-            result: ParseResult = await run_in_daemon_thread(lambda: parse(source))
+        # not behind `slots`: syntax diagnostics must never wait for a busy solver
+        result: ParseResult = await run_in_daemon_thread(lambda: parse(source))
         PARSES.put(uri, source, result)
         self.publish(document, version, result.diagnostics)
         await asyncio.sleep(CHECK_DELAY_S)
