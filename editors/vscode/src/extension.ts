@@ -243,18 +243,21 @@ async function answerConfiguration(
 
 async function findServer(): Promise<LaunchResolution> {
   const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
-  const candidates = launchCandidates({
+  const inputs = {
     configuredCommand: cfg.get<string>('server.command', 'aethel-lsp'),
     extraArgs: cfg.get<string[]>('server.args', []),
-    pythonExtensionInterpreter: await pythonExtensionInterpreter(),
     platform: process.platform,
     home: os.homedir(),
     workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
-  });
-  return resolveLaunch(candidates, {
-    find: (cmd) => findExecutable(cmd, process.env, process.platform, isExecutableFile),
-    canImport: (python) => canImportServer(python),
-  });
+  };
+  const probes = {
+    find: (cmd: string) => findExecutable(cmd, process.env, process.platform, isExecutableFile),
+    canImport: (python: string) => canImportServer(python),
+  };
+  // Only wake the Python extension when the command itself is not found.
+  const [first] = launchCandidates(inputs);
+  if (first !== undefined && probes.find(first.command) !== undefined) return resolveLaunch([first], probes);
+  return resolveLaunch(launchCandidates({ ...inputs, pythonExtensionInterpreter: await pythonExtensionInterpreter() }), probes);
 }
 
 function isExecutableFile(p: string): boolean {
@@ -485,15 +488,22 @@ function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
 
 // ------------------------------------------------------------------------------ the streaming panel
 
-/** Explanation panels still streaming, and when the last ones finished. */
+/** Explanation panels still streaming, and the last ones that finished (with when). */
 const streamingPanels = new Set<StreamPanel>();
-const recentExplanations: number[] = [];
+const recentExplanations: { at: number; panel: StreamPanel }[] = [];
 
-/** The server opens its Markdown explanation at the end: our panel already shows it. */
+/**
+ * The server opens its Markdown explanation at the end: our panel already shows it, so the
+ * document is not opened again; the panel's "Open as Markdown" opens that file instead.
+ */
 function explanationJustShown(uri: string): boolean {
   if (!isExplanationDocument(uri)) return false;
   const now = Date.now();
-  return streamingPanels.size > 0 || recentExplanations.some((at) => now - at < 15000);
+  const recent = recentExplanations.filter((e) => now - e.at < 15000).map((e) => e.panel);
+  const panel = [...streamingPanels][0] ?? recent.at(-1);
+  if (panel === undefined) return false;
+  panel.savedDocument ??= uri;
+  return true;
 }
 
 /** A webview that shows Markdown as it streams in; renders at most every 80 ms. */
@@ -567,7 +577,7 @@ class StreamPanel {
 
   private markDone(): void {
     if (this.streaming && streamingPanels.delete(this)) {
-      recentExplanations.push(Date.now());
+      recentExplanations.push({ at: Date.now(), panel: this });
       if (recentExplanations.length > 10) recentExplanations.shift();
     }
     this.streaming = false;
@@ -668,7 +678,7 @@ function guarded(fn: () => Promise<void>): () => Promise<void> {
 /** Send `workspace/executeCommand` to the server. */
 async function send<R>(command: string, args?: object, token?: vscode.CancellationToken): Promise<R | undefined> {
   const c = client;
-  if (c === undefined || !c.isRunning()) {
+  if (c === undefined || c.state === State.Stopped) {
     throw new Error(`the language server is not running${lastLaunchProblem ? ` (${lastLaunchProblem})` : ''}. Run "Aethel: Restart language server".`);
   }
   const params = executeCommandParams(command, args);
