@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,10 +40,10 @@ def record(n: int) -> InspectionRecord:
 
 
 @pytest.fixture
-def inspector(tmp_path: Path) -> Inspector:
+def inspector(tmp_path: Path) -> Iterator[Inspector]:
     ring = Inspector(tmp_path / "inspector.sqlite3", size=3,
                      redactor=Redactor.from_env({"MY_KEY": SECRET}, "MY_KEY"))
-    yield ring  # type: ignore[misc]
+    yield ring
     ring.close()
 
 
@@ -54,7 +54,7 @@ async def fake_engine(fake_ollama: FakeOllama) -> AsyncIterator[OllamaEngine]:
     await engine.aclose()
 
 
-# -- redaction --------------------------------------------------------------------------------------
+# -- redaction ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",
     [
@@ -89,7 +89,7 @@ def test_redactor_blanks_secret_keys_in_objects() -> None:
     assert out == {"headers": {"Authorization": REDACTED}, "apiKey": REDACTED, "n": 1}
 
 
-# -- the ring ---------------------------------------------------------------------------------------
+# -- the ring -------------------------------------------------------------------------------------
 def test_ring_keeps_only_the_newest(inspector: Inspector) -> None:
     for n in range(5):
         inspector.write(record(n))
@@ -158,7 +158,7 @@ def test_a_corrupt_file_is_moved_aside(tmp_path: Path) -> None:
         ring.close()
 
 
-# -- the engine wrapper -----------------------------------------------------------------------------
+# -- the engine wrapper ---------------------------------------------------------------------------
 async def test_records_a_fim_request_exactly(
     inspector: Inspector, fake_engine: OllamaEngine, fake_ollama: FakeOllama
 ) -> None:
