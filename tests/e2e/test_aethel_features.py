@@ -282,3 +282,40 @@ async def test_utf16_positions(lsp: Harness) -> None:
     )
     assert isinstance(location, types.Location)
     assert location.range.start == pos(text, "amount: Balance")
+
+
+async def test_requests_are_answered_while_the_checker_runs(lsp: Harness) -> None:
+    big = "\n".join(TRANSFER.replace("transfer", f"transfer_{i}") for i in range(300))
+    uri = lsp.open("busy.ae", big, "aethel")
+    await diagnostics_where(lsp, uri, lambda d: d == [])  # syntax pass done, checker running
+    hover = await asyncio.wait_for(
+        lsp.client.text_document_hover_async(
+            types.HoverParams(text_document=doc(uri), position=pos(big, "guard", delta=1))
+        ),
+        5,
+    )
+    assert hover is not None
+
+
+async def test_utf8_position_encoding(tmp_path: Path) -> None:
+    """Neovim negotiates UTF-8: columns after 😀 count its 4 bytes."""
+    caps = types.ClientCapabilities(
+        general=types.GeneralClientCapabilities(
+            position_encodings=[types.PositionEncodingKind.Utf8]
+        ),
+        text_document=types.TextDocumentClientCapabilities(
+            publish_diagnostics=types.PublishDiagnosticsClientCapabilities()
+        ),
+    )
+    fake = FakeOllama()
+    fake.start()
+    harness = await start_server(tmp_path, fake, capabilities=caps)
+    try:
+        assert harness.init_result.capabilities.position_encoding == "utf-8"
+        text = TRANSFER.replace("amount > 0;", 'tag == "😀" + amount;')
+        uri = harness.open("utf8.ae", text, "aethel")
+        found = await diagnostics_where(harness, uri, lambda d: len(d) == 1)
+        assert found[0].range.start == types.Position(line=3, character=15)
+        assert found[0].range.end == types.Position(line=3, character=21)  # 1 + 4 + 1 bytes
+    finally:
+        await harness.stop()
