@@ -605,6 +605,11 @@ class _Doctor:
             measured = self.probes.get(model)
             if measured is None or not measured.ok:
                 continue
+            if measured.estimate_ms(1) is None:
+                self.add("speed", "info", f"The speed of {model} is unknown",
+                         "The engine reported no token counts or durations for the probe.",
+                         model=model)
+                continue
             if task == "completion":
                 self._completion_verdict(model, measured)
             else:

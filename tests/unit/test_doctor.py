@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from aethel_lsp.cli_doctor import engine_config
-from aethel_lsp.config import load_config
+from aethel_lsp.config import ConfigSource, dict_layer, load_config, resolve
 from aethel_lsp.doctor import DoctorReport, Finding, keep_alive_seconds, run_doctor
-from aethel_lsp.engine import UsageStats, create_engine
+from aethel_lsp.engine import ModelInfo, RunningModel, UsageStats, create_engine
 from tests.fakes.ollama import FakeOllama, Reply
 from tests.fakes.ollama_models import CHAT, CODER, EMBEDDING, THINKING
+from tests.unit.scripted_engine import ScriptedEngine
 
 CODER_NAME = CODER.name
 SECRET = "sk-test-0123456789abcdefABCDEF"
@@ -261,3 +262,38 @@ def test_keep_alive_seconds() -> None:
     assert keep_alive_seconds("5m") == 300.0
     assert keep_alive_seconds("-1") is None
     assert keep_alive_seconds(0) == 0.0
+
+
+class _CrowdedEngine(ScriptedEngine):
+    """Only the last model used stays loaded, and only half of it fits on the GPU."""
+
+    def __init__(self) -> None:
+        super().__init__({CODER_NAME: ModelInfo(CODER_NAME, capabilities=("completion", "insert")),
+                          CHAT.name: ModelInfo(CHAT.name, capabilities=("completion",))},
+                         manual=False)
+
+    async def running(self) -> list[RunningModel]:
+        last = self.streams[-1].request.model if self.streams else CHAT.name
+        return [RunningModel(last, size_bytes=4_000_000_000, size_vram=2_000_000_000)]
+
+
+async def test_models_that_do_not_fit_together_and_cpu_offload(tmp_path: Path) -> None:
+    config = resolve([dict_layer(ConfigSource.EDITOR, {
+        "model": CHAT.name, "completion": {"model": CODER_NAME}})])
+    report = await run_doctor(_CrowdedEngine(), config, env={})
+    gone = find(report, "warning", "was unloaded to make room", "residency")
+    assert "do not fit in memory together" in gone.title
+    find(report, "warning", "is only 50% in GPU memory", "residency")
+    # The scripted engine reports no durations: the speed is unknown, not "too slow".
+    find(report, "info", "speed of", "speed")
+    assert not [f for f in report.findings if "too slow" in f.title]
+
+
+async def test_instruct_model_for_completion_is_a_warning(tmp_path: Path) -> None:
+    instruct = CODER.renamed("qwen2.5-coder:7b-instruct")
+    toml = f'[completion]\nmodel = "{instruct.name}"\n'
+    with FakeOllama([CODER, instruct]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    find(report, "ok", "native fill-in-the-middle", "completion")
+    finding = find(report, "warning", "is an instruct/chat model, used for completion")
+    assert CODER_NAME in finding.fix
