@@ -129,7 +129,12 @@ class CliContext:
             from aethel_lsp.engine.metered import MeteredEngine
             from aethel_lsp.engine.stats import UsageStats
 
-            self._engine = MeteredEngine(create_engine(self.engine_config()), UsageStats())
+            engine = create_engine(self.engine_config())
+            if self.settings.inspector.enabled:  # record what the CLI sends (aethel-lsp inspect)
+                from aethel_lsp.cli_doctor import inspecting
+
+                engine = inspecting(engine, self.settings)
+            self._engine = MeteredEngine(engine, UsageStats())
         return self._engine
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aethel_lsp.config import ResolvedConfig, Settings, load_config
 from aethel_lsp.doctor import run_doctor
 from aethel_lsp.engine import (
+    Engine,
     EngineConfig,
     EngineTimeouts,
     UsageStats,
@@ -24,7 +25,7 @@ from aethel_lsp.engine import (
 )
 from aethel_lsp.engine.measure import measure_installed, measured_json
 from aethel_lsp.engine.types import JsonDict
-from aethel_lsp.inspector import Inspector, Redactor, inspect_json
+from aethel_lsp.inspector import InspectingEngine, Inspector, Redactor, inspect_json
 
 if TYPE_CHECKING:
     from aethel_lsp.cli import CliContext
@@ -101,6 +102,12 @@ def inspector_for(settings: Settings, env: Any = None) -> Inspector:
     environ = os.environ if env is None else env
     return Inspector(size=settings.inspector.size,
                      redactor=Redactor.from_env(environ, settings.openai.api_key_env))
+
+
+def inspecting(engine: Engine, settings: Settings) -> Engine:
+    """`engine`, recording every generation in the inspector ring."""
+    ring = inspector_for(settings)
+    return InspectingEngine(engine, lambda: ring)
 
 
 def inspect(args: argparse.Namespace, ctx: CliContext) -> int:

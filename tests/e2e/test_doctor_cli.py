@@ -142,3 +142,20 @@ def test_inspect_shows_recorded_requests(isolated_env: dict[str, str], tmp_path:
     human = run_cli(isolated_env, "inspect", "-n", "1", "--workspace", str(tmp_path))
     assert "FIM native" in human.stdout and "─── suffix ───" in human.stdout
     assert "─── result shown, fresh ───\nx2" in human.stdout
+
+
+def test_cli_generations_are_recorded_when_the_inspector_is_on(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    user_config(isolated_env, f'model = "{CHAT.name}"\n[inspector]\nenabled = true\n')
+    isolated_env["OPENAI_API_KEY"] = SECRET
+    ok_json(run_cli(isolated_env, "generate", f"my key is {SECRET}", "--host", fake_ollama.url,
+                    "--max-tokens", "8", "--json"))
+    data = ok_json(run_cli(isolated_env, "inspect", "--json", "--workspace", str(tmp_path)))
+    [record] = data["records"]
+    assert data["enabled"] is True
+    assert record["model"] == CHAT.name and record["outcome"] == "ok"
+    assert record["request"]["prompt"] == "my key is [REDACTED]"
+    assert record["request"]["options"] == {"num_predict": 8}
+    assert record["response"] == CHAT.default_text
+    assert SECRET not in json.dumps(data)
