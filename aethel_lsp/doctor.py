@@ -502,9 +502,9 @@ class _Doctor:
             return "the aethel.selectModel command"
         key = TASK_KEYS[task]
         if task == "completion" and not self.settings.completion.model:
-            return f"`model` ({describe_origin(self.config, 'model', self.env)}), because " \
-                   "`completion.model` is not set"
-        return f"`{key}` ({describe_origin(self.config, key, self.env)})"
+            return (f"`model`, set by {describe_origin(self.config, 'model', self.env)} "
+                    "(`completion.model` is not set)")
+        return f"`{key}`, set by {describe_origin(self.config, key, self.env)}"
 
     def _not_installed(self, task: Task, model: str, installed: Sequence[ModelInfo],
                        host: str) -> None:
@@ -755,11 +755,14 @@ class _Doctor:
                      models=distinct)
         else:
             disk = sum(self.infos[m].size_bytes or 0 for m in distinct if m in self.infos)
+            unloading = keep_alive_seconds(self.settings.keep_alive_value) == 0
+            why = ("keepAlive = 0 unloads each model right after its request" if unloading
+                   else "they are not both loaded now")
             self.add("residency", "info", "Whether both models fit together is not known yet",
-                     f"They are not both loaded now; on disk they take {_gb(disk)} (loaded, "
-                     "add their context cache).",
-                     "Run the doctor again after using both, or with the speed probe.",
-                     models=distinct)
+                     f"Not measurable: {why}. On disk they take {_gb(disk)} (loaded, add "
+                     "their context cache).",
+                     "" if unloading else "Run the doctor again after using both (the speed "
+                     "probe loads both).", models=distinct)
 
 
 def _issue_title(issue: ConfigIssue) -> str:
