@@ -242,9 +242,33 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     parser.add_argument("--model", "-m", help="model to use (default: config, else best installed)")
     parser.add_argument("--system", help="system prompt")
-    parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    parser.add_argument("--temperature", type=_finite_float, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=_positive_int, help="stop after this many tokens")
     parser.add_argument("--no-stream", action="store_true", help="print the answer when complete")
+
+
+def _finite_float(text: str) -> float:
+    """A float argparse accepts only if JSON can carry it (`nan`/`inf` cannot)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A token budget: Ollama reads -1/-2 as "unbounded", so only > 0 means a limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of tokens")
+    return value
 
 
 async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:

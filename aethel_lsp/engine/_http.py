@@ -9,13 +9,14 @@ phases of one streamed response, and because a deadline also works with
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -167,6 +168,43 @@ class StreamClock:
         return time.perf_counter() - self.first_token
 
 
+MAX_LINE_BYTES = 8 * 1024 * 1024  # the official Go client's scanner limit
+
+
+async def split_lines(chunks: AsyncIterator[bytes], *, host: str) -> AsyncGenerator[str, None]:
+    """The lines of a UTF-8 body, split on "\n" only (a trailing "\r" is dropped).
+
+    Not `httpx.Response.aiter_lines()`: that splits like `str.splitlines()`, also on
+    U+0085, U+2028, U+2029 and \x1c-\x1e, which Go's `json.Marshal` leaves raw (or, for
+    U+0085, unescaped) inside strings — a token containing one would cut an NDJSON line
+    in two and read as malformed JSON.  A line longer than `MAX_LINE_BYTES` is refused
+    rather than buffered without bound.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending: list[str] = []
+    size = 0
+    final = False
+    while not final:
+        raw = await anext(chunks, None)
+        final = raw is None
+        text = decoder.decode(raw or b"", final=final)
+        pieces = text.split("\n")
+        for piece in pieces[:-1]:
+            pending.append(piece)
+            yield "".join(pending).removesuffix("\r")
+            pending, size = [], 0
+        if pieces[-1]:
+            pending.append(pieces[-1])
+            size += len(pieces[-1])
+            if size > MAX_LINE_BYTES:
+                raise MalformedResponse(
+                    f"{host} sent a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB "
+                    "without a newline; is the host really the engine you configured?",
+                    host=host)
+    if pending:
+        yield "".join(pending).removesuffix("\r")
+
+
 async def timed_lines(
     response: httpx.Response,
     *,
@@ -179,7 +217,7 @@ async def timed_lines(
     `first` is a callable so that the budget left for the first line accounts for the
     time already spent waiting for the response headers.
     """
-    body = cast(AsyncGenerator[str, None], response.aiter_lines())
+    body = split_lines(response.aiter_bytes(), host=host)
     async with contextlib.aclosing(body) as lines:
         got_first = False
         while True:
@@ -246,7 +284,7 @@ class HttpSession:
         """A whole request; busy answers are retried, other failures translated."""
         for attempt in range(self.retry.attempts):
             with self.transport_errors(what):
-                response = await self.client.request(method, path, json=body)
+                response = await self.client.send(self.build(method, path, body))
             if response.status_code in BUSY_STATUSES and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
@@ -255,6 +293,23 @@ class HttpSession:
                                               attempts=attempt + 1, path=path)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def build(self, method: str, path: str, body: JsonDict | None, *,
+              streaming: bool = False) -> httpx.Request:
+        """The HTTP request; a body that cannot be JSON (NaN, infinity) is `InvalidRequest`.
+
+        Caught here because Python's `json` raises `ValueError` for `nan`, which would
+        otherwise escape the engine's error tree (e.g. `--temperature nan`).
+        """
+        timeout = (request_timeout(self.timeouts, streaming=True) if streaming
+                   else httpx.USE_CLIENT_DEFAULT)
+        try:
+            return self.client.build_request(method, path, json=body, timeout=timeout)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(
+                f"The request to {self.host}{path} cannot be sent as JSON ({exc}); check "
+                "the numbers in the settings (temperature, maxTokens, ...): NaN and infinity "
+                "are not allowed.", host=self.host) from exc
 
     async def request_json(
         self, method: str, path: str, body: JsonDict | None, *, what: str, model: str | None
@@ -293,9 +348,7 @@ class HttpSession:
     ) -> httpx.Response:
         """Send, waiting for headers within the first-token budget; retry while busy."""
         for attempt in range(self.retry.attempts):
-            request = self.client.build_request(
-                "POST", path, json=body, timeout=request_timeout(self.timeouts, streaming=True)
-            )
+            request = self.build("POST", path, body, streaming=True)
             response = await within(
                 self.client.send(request, stream=True),
                 self.first_deadline(model, clock, idle_s),

@@ -1,0 +1,585 @@
+"""The Ollama engine against the independent strict emulator (`tests/fakes/ollama_strict.py`).
+
+Our own fake and the client were written by the same people; this second emulator was
+written from the API reference only, so these tests catch shared misunderstandings:
+Go's JSON (key order, omitempty, raw UTF-8 incl. U+0085), lines split across chunks and
+TCP writes, thinking on by default for thinking models, per-endpoint 404 texts, mid-stream
+error lines, busy retries, timeouts per phase, and cancellation seen from the server side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from aethel_lsp.engine import create_engine
+from aethel_lsp.engine._http import RetryPolicy
+from aethel_lsp.engine.errors import (
+    CapabilityMissing,
+    EngineBusy,
+    EngineOffline,
+    EngineTimeout,
+    InvalidRequest,
+    MalformedResponse,
+    ModelNotFound,
+    ServerError,
+    StreamError,
+)
+from aethel_lsp.engine.factory import EngineConfig
+from aethel_lsp.engine.ollama import OllamaEngine
+from aethel_lsp.engine.types import (
+    ChatMessage,
+    ChatRequest,
+    EngineTimeouts,
+    GenerateRequest,
+    GenerationOptions,
+)
+from tests.fakes.ollama_strict import BUSY_TEXT, StrictOllama, go_json, rfc3339_nano
+
+FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01)
+
+
+@pytest.fixture
+def emu() -> Iterator[StrictOllama]:
+    with StrictOllama() as server:
+        yield server
+
+
+def engine_for(emu: StrictOllama, **timeouts: float) -> OllamaEngine:
+    return OllamaEngine(emu.url, timeouts=EngineTimeouts(**timeouts), retry=FAST_RETRY)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the emulator itself speaks Go's dialect ------------------------------------------
+
+
+def test_go_json_escapes_like_encoding_json() -> None:
+    assert go_json({"a": "<&>", "b": "é\u0085\u2028🙂"}) == (
+        '{"a":"\\u003c\\u0026\\u003e","b":"é\u0085\\u2028🙂"}')
+
+
+def test_created_at_trims_trailing_zeros_and_keeps_nanoseconds() -> None:
+    assert rfc3339_nano(1_691_176_965_499_127_000) == "2023-08-04T19:22:45.499127Z"
+    assert rfc3339_nano(1_691_176_965_000_000_001) == "2023-08-04T19:22:45.000000001Z"
+    assert rfc3339_nano(1_691_176_965_000_000_000) == "2023-08-04T19:22:45Z"
+
+
+# -- detection and models -------------------------------------------------------------
+
+
+async def test_status_lists_local_and_cloud_models_and_running_with_local_offset(
+    emu: StrictOllama,
+) -> None:
+    engine = engine_for(emu)
+    try:
+        status = await engine.status()
+    finally:
+        await engine.aclose()
+    assert status.available and status.version == "0.33.0" and status.host == emu.url
+    names = [m.name for m in status.models]
+    assert "gpt-oss:120b-cloud" in names and "someuser/aethel-coder:latest" in names
+    coder = next(m for m in status.models if m.name == "qwen2.5-coder:1.5b")
+    assert coder.capabilities == ("completion", "tools", "insert")
+    assert coder.size_bytes == 986061892 and coder.quantization == "Q4_K_M"
+    [running] = status.running
+    assert running.name == "qwen2.5-coder:1.5b" and running.context_length == 4096
+    assert running.expires_at is not None and running.expires_at.endswith("-07:00")
+
+
+async def test_show_reads_exact_parameters_and_context_from_large_model_info(
+    emu: StrictOllama,
+) -> None:
+    engine = engine_for(emu)
+    try:
+        coder = await engine.show("qwen2.5-coder:1.5b")
+        thinker = await engine.show("qwen3:8b")  # 36 blocks -> 300+ tensors in the body
+        mystery = await engine.show("mystery:7b")  # no general.parameter_count
+        cloud = await engine.show("gpt-oss:120b-cloud")  # remote: minimal model_info
+        short = await engine.show("llama3.2")  # tag defaults to latest
+    finally:
+        await engine.aclose()
+    assert (coder.parameters, coder.context_length) == (1543714304, 32768)
+    assert coder.has("insert")
+    assert (thinker.parameters, thinker.context_length) == (8190735360, 40960)
+    assert thinker.has("thinking")
+    assert mystery.parameters is None and mystery.context_length is None
+    assert mystery.parameter_size == "7B"  # the human string is still there
+    assert cloud.parameters is None and cloud.context_length == 131072
+    assert short.parameters == 3212749888
+
+
+async def test_show_unknown_model_is_not_installed_with_pull_advice(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(ModelNotFound) as info:
+            await engine.show("nope")
+    finally:
+        await engine.aclose()
+    assert "ollama pull nope" in str(info.value)
+
+
+async def test_tags_without_capabilities_like_older_servers() -> None:
+    with StrictOllama(tags_capabilities=False) as emu:
+        engine = engine_for(emu)
+        try:
+            listed = await engine.list_models()
+            detailed = await engine.list_models_detailed()
+        finally:
+            await engine.aclose()
+    assert all(m.capabilities == () for m in listed)
+    by_name = {m.name: m for m in detailed}
+    assert by_name["qwen2.5-coder:1.5b"].has("insert")
+    assert by_name["qwen2.5-coder:1.5b"].parameters == 1543714304
+
+
+# -- generation: text and metrics -----------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["line", "split", "packed", "bytewise"])
+async def test_text_is_reassembled_exactly_and_metrics_come_from_the_final_line(
+    emu: StrictOllama, split: str
+) -> None:
+    tokens = ["fn ", "привет", "(", "🙂", ") ", "→ ", "日本語", "\n", "<&>", "\"q\"", "\\"]
+    emu.script(tokens=tokens, split=split, eval_count=259, eval_duration=4_232_710_000,
+               prompt_eval_count=26, load_duration=6_338_219_291, done_reason="stop")
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("qwen2.5-coder:1.5b", "write"))
+    finally:
+        await engine.aclose()
+    assert result.text == "".join(tokens)
+    m = result.metrics
+    assert m.tokens_generated == 259 and m.prompt_tokens == 26
+    assert m.tokens_per_second == pytest.approx(259 / 4_232_710_000 * 1e9)
+    assert m.load_ms == pytest.approx(6338.219291)
+    assert m.done_reason == "stop"
+    assert m.time_to_first_token_ms is not None and m.latency_ms is not None
+
+
+async def test_unicode_line_separators_in_tokens_do_not_split_ndjson_lines(
+    emu: StrictOllama,
+) -> None:
+    """Go leaves U+0085 (NEL) raw inside JSON strings; only "\\n" ends an NDJSON line."""
+    tokens = ["a\u0085b", "c\u2028d", "e\x1cf", "\x0b\x0c", "end"]
+    emu.script(tokens=tokens, split="packed")
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("qwen2.5-coder:1.5b", "x"))
+    finally:
+        await engine.aclose()
+    assert result.text == "".join(tokens)
+
+
+async def test_text_on_the_final_line_is_kept(emu: StrictOllama) -> None:
+    """docs streaming.mdx: the last fragment may arrive on the `done: true` line."""
+    emu.script(tokens=["That", "'s"], text_in_final="!")
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert result.text == "That's!"
+
+
+async def test_done_reason_length_is_reported(emu: StrictOllama) -> None:
+    emu.script(tokens=["a", "b"], done_reason="length", eval_count=2)
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest(
+            "llama3.2", "x", options=GenerationOptions(num_predict=2)))
+    finally:
+        await engine.aclose()
+    assert result.metrics.done_reason == "length"
+    assert emu.bodies("/api/generate")[-1]["options"] == {"num_predict": 2}
+
+
+async def test_request_body_is_what_ollama_accepts(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    options = GenerationOptions(temperature=0.2, num_predict=64, num_ctx=4096,
+                                stop=("\n\n", "```"), seed=7)
+    try:
+        for keep_alive in ("5m", -1, 0, 300.5, "-1m", "1h30m"):
+            await engine.generate(GenerateRequest("qwen2.5-coder:1.5b", "def f(", suffix="\n",
+                                                  options=options, keep_alive=keep_alive))
+    finally:
+        await engine.aclose()
+    bodies = emu.bodies("/api/generate")
+    assert len(bodies) == 6
+    assert bodies[0] == {"model": "qwen2.5-coder:1.5b", "prompt": "def f(", "stream": True,
+                         "suffix": "\n", "options": {"temperature": 0.2, "num_predict": 64,
+                                                     "num_ctx": 4096, "stop": ["\n\n", "```"],
+                                                     "seed": 7},
+                         "keep_alive": "5m", "think": False}
+
+
+async def test_invalid_keep_alive_is_a_clear_invalid_request(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x", keep_alive="five minutes"))
+    finally:
+        await engine.aclose()
+    assert 'time: invalid duration "five minutes"' in str(info.value)
+
+
+async def test_thinking_model_without_think_streams_thinking_apart_from_text(
+    emu: StrictOllama,
+) -> None:
+    """The server defaults think=true for thinking models when `think` is omitted."""
+    emu.script(tokens=["x = 1"], thinking=["Let me ", "think."])
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("qwen3:8b", "x", think=None))
+        chat = await engine.chat(ChatRequest(
+            "qwen3:8b", (ChatMessage("user", "x"),), think=None))
+    finally:
+        await engine.aclose()
+    assert "think" not in emu.bodies("/api/generate")[-1]
+    assert result.text == "x = 1" and result.thinking == "Let me think."
+    assert chat.text == "def add(a, b):\n    return a + b\n"
+    assert chat.thinking == "The user wants an adder."
+
+
+async def test_code_tasks_send_think_false_and_get_no_thinking(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("qwen3:8b", "x"))
+    finally:
+        await engine.aclose()
+    assert emu.bodies("/api/generate")[-1]["think"] is False
+    assert result.thinking == "" and "adder" not in result.text
+
+
+async def test_cloud_model_lines_with_remote_fields_parse(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("gpt-oss:120b-cloud", "x", think=None))
+    finally:
+        await engine.aclose()
+    assert result.text == "def add(a, b):\n    return a + b\n"
+    assert result.metrics.tokens_generated == 8  # thinking tokens count as eval tokens
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+async def test_offline_is_never_model_not_found() -> None:
+    port = free_port()
+    engine = OllamaEngine(f"127.0.0.1:{port}", retry=FAST_RETRY)
+    try:
+        status = await engine.status()
+        with pytest.raises(EngineOffline) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+        with pytest.raises(EngineOffline):
+            await engine.show("llama3.2")
+    finally:
+        await engine.aclose()
+    assert not status.available and status.state == "offline"
+    for text in (str(info.value), status.error or ""):
+        assert f"127.0.0.1:{port}" in text and "ollama serve" in text
+        assert "not found" not in text and "not installed" not in text
+
+
+async def test_generate_unknown_model_is_not_installed(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(ModelNotFound) as gen:
+            await engine.generate(GenerateRequest("codellama:7b", "x"))
+        with pytest.raises(ModelNotFound) as chat:
+            await engine.chat(ChatRequest("codellama:7b", (ChatMessage("user", "x"),)))
+    finally:
+        await engine.aclose()
+    for err in (gen.value, chat.value):
+        assert "ollama pull codellama:7b" in str(err) and err.status == 404
+
+
+async def test_suffix_on_model_without_insert_is_capability_missing(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(CapabilityMissing) as info:
+            await engine.generate(GenerateRequest("llama3.2", "def f(", suffix="\n"))
+    finally:
+        await engine.aclose()
+    assert info.value.capability == "insert" and info.value.model == "llama3.2"
+    assert "registry.ollama.ai/library/llama3.2:latest does not support insert" in str(info.value)
+
+
+async def test_embedding_model_cannot_generate(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(CapabilityMissing) as info:
+            await engine.generate(GenerateRequest("all-minilm", "x"))
+    finally:
+        await engine.aclose()
+    assert "embedding model" in str(info.value)
+
+
+async def test_think_true_on_a_non_thinking_model(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(CapabilityMissing) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x", think=True))
+    finally:
+        await engine.aclose()
+    assert info.value.capability == "thinking" and "think: false" in str(info.value)
+
+
+async def test_midstream_error_line_is_a_stream_error_with_ollamas_text(
+    emu: StrictOllama,
+) -> None:
+    emu.script(fault="midstream_error", fault_after=3, split="split",
+               error_text="an error was encountered while running the model")
+    engine = engine_for(emu)
+    seen: list[str] = []
+    try:
+        with pytest.raises(StreamError) as info:
+            async for chunk in engine.stream_generate(GenerateRequest("llama3.2", "x")):
+                seen.append(chunk.text)
+    finally:
+        await engine.aclose()
+    assert "an error was encountered while running the model" in str(info.value)
+    assert "".join(seen) == "def add(a, b):"
+
+
+@pytest.mark.parametrize(("fault", "expected"), [("malformed", "not JSON"),
+                                                 ("truncate", "ended before"),
+                                                 ("disconnect", "broke")])
+async def test_broken_streams_are_malformed_responses(
+    emu: StrictOllama, fault: str, expected: str
+) -> None:
+    emu.script(fault=fault)
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(MalformedResponse) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+        # and the engine keeps working on the next request
+        emu.script()
+        after = await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert expected in str(info.value) and emu.url in str(info.value)
+    assert after.text == "def add(a, b):\n    return a + b\n"
+
+
+async def test_busy_is_retried_then_succeeds(emu: StrictOllama) -> None:
+    emu.script(busy_times=2)
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert result.text.startswith("def add")
+    assert len(emu.bodies("/api/generate")) == 3
+
+
+async def test_busy_beyond_the_retries_quotes_ollamas_text(emu: StrictOllama) -> None:
+    emu.script(busy_times=5)
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(EngineBusy) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert BUSY_TEXT in str(info.value) and info.value.status == 503
+    assert len(emu.bodies("/api/generate")) == 3
+
+
+@pytest.mark.parametrize(("status", "text", "error"), [
+    (500, "model runner has unexpectedly stopped, this may be due to resource limitations",
+     ServerError),
+    (429, "rate limit exceeded", EngineBusy),
+    (400, "the prompt is longer than the context length currently available to the model",
+     InvalidRequest),
+])
+async def test_errors_before_the_first_byte_use_the_real_status(
+    emu: StrictOllama, status: int, text: str, error: type[Exception]
+) -> None:
+    for _ in range(3):
+        emu.script(fault="error_first", error_status=status, error_text=text)
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(error) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert text in str(info.value)
+
+
+async def test_request_canceled_499_is_not_reported_as_a_bad_request(emu: StrictOllama) -> None:
+    emu.script(fault="error_first", error_status=499, error_text="request canceled")
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(Exception) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert "request canceled" in str(info.value)
+
+
+async def test_a_number_json_cannot_carry_is_an_invalid_request(emu: StrictOllama) -> None:
+    """`temperature = nan` used to escape as a bare ValueError from the JSON encoder."""
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            await engine.generate(GenerateRequest(
+                "llama3.2", "x", options=GenerationOptions(temperature=float("nan"))))
+        with pytest.raises(InvalidRequest):
+            await engine.generate(GenerateRequest("llama3.2", "x", keep_alive=float("inf")))
+    finally:
+        await engine.aclose()
+    assert "NaN" in str(info.value) and emu.bodies("/api/generate") == []
+
+
+# -- timeouts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "phase"), [("no_headers", "first_token"),
+                                              ("stall_first", "first_token"),
+                                              ("stall", "between_tokens")])
+async def test_timeouts_per_phase_and_the_connection_is_closed(
+    emu: StrictOllama, fault: str, phase: str
+) -> None:
+    emu.script(fault=fault, stall_s=5.0)
+    engine = engine_for(emu, first_token_s=0.4, between_tokens_s=0.3)
+    start = time.monotonic()
+    try:
+        with pytest.raises(EngineTimeout) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert info.value.phase == phase
+    assert time.monotonic() - start < 3.0
+    if fault != "no_headers":
+        record = emu.wait_closed(timeout=2.0)
+        assert record.client_closed and not record.finished
+
+
+# -- cancellation -----------------------------------------------------------------------
+
+
+async def test_closing_a_stream_closes_the_connection_server_side(emu: StrictOllama) -> None:
+    emu.script(tokens=[f"t{i} " for i in range(200)], token_delay_s=0.02)
+    engine = engine_for(emu)
+    try:
+        stream = engine.stream_generate(GenerateRequest("llama3.2", "x"))
+        got = [await anext(stream) for _ in range(3)]
+        closed_at = time.monotonic()
+        await stream.aclose()  # type: ignore[attr-defined]
+        record = emu.wait_closed(timeout=2.0)
+    finally:
+        await engine.aclose()
+    assert [c.text for c in got] == ["t0 ", "t1 ", "t2 "]
+    assert record.client_closed and not record.finished
+    assert record.closed_at is not None and record.closed_at - closed_at < 0.5
+    assert record.lines_written < 50
+
+
+async def test_cancelling_the_task_closes_the_connection_server_side(emu: StrictOllama) -> None:
+    emu.script(tokens=[f"t{i} " for i in range(200)], token_delay_s=0.02)
+    engine = engine_for(emu)
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in engine.stream_generate(GenerateRequest("llama3.2", "x")):
+            first.set()
+
+    try:
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        record = emu.wait_closed(timeout=2.0)
+    finally:
+        await engine.aclose()
+    assert record.client_closed and not record.finished
+
+
+# -- pull -------------------------------------------------------------------------------
+
+
+async def test_pull_reports_progress_and_success(emu: StrictOllama) -> None:
+    engine = engine_for(emu)
+    try:
+        progress = [p async for p in engine.pull("tiny:1b")]
+        models = [m.name for m in await engine.list_models()]
+    finally:
+        await engine.aclose()
+    assert progress[0].status == "pulling manifest" and progress[-1].status == "success"
+    downloading = [p for p in progress if p.total]
+    assert [p.percentage for p in downloading] == [0, 25, 75, 100]
+    assert downloading[0].completed is None  # omitempty: absent while 0
+    assert "tiny:1b" in models
+    assert emu.bodies("/api/pull")[-1] == {"model": "tiny:1b", "stream": True}
+
+
+async def test_pull_of_an_unknown_model_is_an_error_line_after_the_manifest(
+    emu: StrictOllama,
+) -> None:
+    engine = engine_for(emu)
+    seen: list[str] = []
+    try:
+        with pytest.raises(ModelNotFound) as info:
+            async for p in engine.pull("nonexistent-model"):
+                seen.append(p.status)
+    finally:
+        await engine.aclose()
+    assert seen == ["pulling manifest"]
+    assert "file does not exist" in str(info.value)
+
+
+# -- hosts and the factory --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", ":{port}", "http://127.0.0.1:{port}/",
+                                  "localhost:{port}"])
+async def test_host_forms_reach_the_emulator(emu: StrictOllama, form: str) -> None:
+    engine = create_engine(EngineConfig(kind="ollama", host=form.format(port=emu.port)))
+    try:
+        assert (await engine.status()).available
+    finally:
+        await engine.aclose()
+
+
+async def test_auto_engine_prefers_a_running_ollama(emu: StrictOllama) -> None:
+    engine = create_engine(EngineConfig(kind="auto", host=emu.url))
+    try:
+        status = await engine.status()
+        result = await engine.generate(GenerateRequest("qwen2.5-coder:1.5b", "x"))
+    finally:
+        await engine.aclose()
+    assert status.available and status.engine == "ollama"
+    assert result.metrics.tokens_per_second == pytest.approx(6 / 0.25)
+
+
+def test_emulator_answers_head_405_and_404_like_gin(emu: StrictOllama) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
+    try:
+        conn.request("HEAD", "/api/tags")
+        head = conn.getresponse()
+        assert head.status == 200 and head.read() == b""
+        conn.request("GET", "/api/generate")
+        wrong = conn.getresponse()
+        assert (wrong.status, wrong.read()) == (405, b"405 method not allowed")
+        conn.request("GET", "/api/nothing")
+        missing = conn.getresponse()
+        assert (missing.status, missing.read()) == (404, b"404 page not found")
+        conn.request("POST", "/api/generate", body=b"{\"model\": 1}",
+                     headers={"Content-Type": "application/json"})
+        bad = conn.getresponse()
+        assert bad.status == 400 and "error" in json.loads(bad.read())
+    finally:
+        conn.close()
