@@ -113,7 +113,8 @@ class _Printer:
         """Emit comments that start before `offset`, then the blank line policy.
 
         mode: "none" (no blank line before the first output), "force" (exactly one
-        blank line before the first output), "keep" (a blank line if the source had one).
+        blank line before the first output), "keep" (a blank line if the source had one),
+        "close" (like keep, but never a blank line right before the closing brace).
         """
         first = True
         while self.ci < len(self.comments) and self.comments[self.ci].span.start < offset:
@@ -123,7 +124,8 @@ class _Printer:
             self.last_end = comment.span.end
             self.ci += 1
             first = False
-        self.blank_line(first, mode, offset)
+        if mode != "close":
+            self.blank_line(first, mode, offset)
 
     def blank_line(self, first: bool, mode: str, offset: int) -> None:
         if (first and mode == "force") or (
@@ -158,7 +160,7 @@ class _Printer:
                 self.line(f"atomic_batch {name} {{", brace + 1, "")
                 for k, intent in enumerate(item.intents):
                     self.intent(intent, INDENT, "none" if k == 0 else "force")
-                self.leading(item.span.end - 1, INDENT, "keep")
+                self.leading(item.span.end - 1, INDENT, "close")
                 self.line("}", item.span.end, "")
         self.leading(len(self.text) + 1, "", "keep")
         while self.lines and self.lines[-1] == "":
@@ -175,7 +177,9 @@ class _Printer:
         brace = self.next_token("{", close_paren)
         params = [render_param(p) for p in intent.params]
         one_line = f"intent {name}({', '.join(params)}) {{"
-        has_comments = any(after_name <= c.span.start < brace for c in self.comments[self.ci :])
+        has_comments = any(
+            after_name <= c.span.start < close_paren for c in self.comments[self.ci :]
+        )
         if not has_comments and len(indent) + len(one_line) <= MAX_LINE:
             self.line(one_line, brace + 1, indent)
         else:
@@ -190,7 +194,7 @@ class _Printer:
         inner = indent + INDENT
         for k, block in enumerate(intent.blocks):
             self.block(block, inner, "none" if k == 0 else "keep")
-        self.leading(intent.span.end - 1, inner, "keep")
+        self.leading(intent.span.end - 1, inner, "close")
         self.line("}", intent.span.end, indent)
 
     def block(self, block: Block, indent: str, mode: str) -> None:
@@ -208,5 +212,5 @@ class _Printer:
             self.leading(start, inner, "none" if k == 0 else "keep")
             semicolon = self.next_token(";", end)
             self.line(text, semicolon + 1, inner)
-        self.leading(block.span.end - 1, inner, "keep")
+        self.leading(block.span.end - 1, inner, "close")
         self.line("}", block.span.end, indent)
