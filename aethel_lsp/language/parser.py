@@ -22,6 +22,8 @@ Recovery rules, in short:
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aethel_lsp.language.ast import (
@@ -95,20 +97,39 @@ class ParseResult:
 
 def parse(text: str) -> ParseResult:
     """Parse Aethel source; never raises, always returns a tree."""
-    # The parser allocates one small object per node and nothing it builds is cyclic
-    # garbage: pausing the cyclic GC saves ~15% on large files.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _young_gc_paused():
         index = LineIndex(text)
         tokens = tokenize(text)
         parser = _Parser(text, tokens, index)
         program = parser.parse_program()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     parser.diagnostics.sort(key=lambda d: (d.range.start.offset, d.range.end.offset))
     return ParseResult(program, parser.diagnostics)
+
+
+@contextmanager
+def _young_gc_paused() -> Iterator[None]:
+    """Keep the cyclic GC from traversing the tree while and right after it is built.
+
+    A parse allocates one small object per node (~50,000 on a 20,000-line file) and
+    none of it is cyclic garbage: trees are freed by reference counting.  Left alone,
+    the GC would traverse those objects in repeated young collections while they are
+    being built (about 15% of the parse).  So collection is paused during the parse,
+    and afterwards `freeze()` + `unfreeze()` move every tracked object into the oldest
+    generation in O(1) and reset the young counters: the new tree is then only seen by
+    the (rare) full collections.  The side effect, other young objects also aging at
+    once, only delays the collection of unrelated cyclic garbage to the next full
+    collection.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
 
 class _Parser:
