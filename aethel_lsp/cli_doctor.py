@@ -204,6 +204,8 @@ async def recommend_measured(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.out.line(f"    {rec.reason}")
         if rec.pull:
             ctx.out.line(f"    pull: {rec.pull_reason}")
+        if rec.fixed_note:
+            ctx.out.line(f"    {rec.fixed_note}")
     return 0
 
 

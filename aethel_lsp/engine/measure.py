@@ -22,12 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aethel_lsp.engine.base import Engine, closing_stream
 from aethel_lsp.engine.errors import EngineError
-from aethel_lsp.engine.recommend import can_generate, is_code_model, normalize_name, parameter_count
+from aethel_lsp.engine.recommend import (
+    USE_CASES,
+    Recommendation,
+    can_generate,
+    is_code_model,
+    normalize_name,
+    parameter_count,
+    recommend,
+)
 from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.engine.types import (
     GenerateRequest,
@@ -38,6 +47,7 @@ from aethel_lsp.engine.types import (
     ModelInfo,
 )
 
+FIXED_USE_CASES = {use_case.name: use_case for use_case in USE_CASES}
 PROBE_PROMPT = "def fibonacci(n):\n"
 PROBE_TOKENS = 16
 PROBE_TIMEOUT_S = 90.0  # a cold model load can take a minute
@@ -199,7 +209,7 @@ class MeasuredUseCase:
     budget_ms: float  # it must be there within this (warm)
     wants_code: bool
     wants_fim: bool
-    fixed_default: str  # the fixed table's choice (recommend.py)
+    fixed_use_case: str  # the row of the fixed table (recommend.py) this use case extends
     pull_ladder: tuple[tuple[str, float], ...]  # what to pull, best first, with its size
 
 
@@ -207,20 +217,19 @@ def measured_use_cases(deadline_ms: float = 1500.0) -> tuple[MeasuredUseCase, ..
     """The three use cases; inline completion's budget is the user's completion deadline."""
     return (
         MeasuredUseCase(
-            "inlineCompletion", "inline completion", 24, deadline_ms, True, True,
-            "qwen2.5-coder:1.5b",
+            "inlineCompletion", "inline completion", 24, deadline_ms, True, True, "coding",
             (("qwen2.5-coder:3b", 3.1 * B), ("qwen2.5-coder:1.5b", 1.5 * B),
              ("qwen2.5-coder:0.5b", 0.5 * B)),
         ),
         MeasuredUseCase(
             "actions", "actions and chat (explain, improve, document, fix)", 300, 30_000.0,
-            False, False, "deepseek-coder:7b",
+            False, False, "general",
             (("qwen2.5-coder:7b", 7.6 * B), ("qwen2.5-coder:3b", 3.1 * B),
              ("qwen2.5-coder:1.5b", 1.5 * B)),
         ),
         MeasuredUseCase(
             "aethelGeneration", "Aethel contract generation", 400, 60_000.0, True, False,
-            "deepseek-coder:33b",
+            "code_large",
             (("qwen2.5-coder:14b", 14.8 * B), ("qwen2.5-coder:7b", 7.6 * B),
              ("qwen2.5-coder:3b", 3.1 * B), ("qwen2.5-coder:1.5b", 1.5 * B)),
         ),
@@ -260,6 +269,8 @@ class MeasuredRecommendation:
     pull: str | None = None  # a model to pull, when nothing installed fits well
     pull_reason: str = ""
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    fixed_table: Recommendation | None = None  # what the fixed table says, unmeasured
+    fixed_note: str = ""  # how the fixed table's choice fares on this machine
 
     def to_json(self) -> JsonDict:
         return {
@@ -273,6 +284,8 @@ class MeasuredRecommendation:
             "pull": self.pull,
             "pullReason": self.pull_reason,
             "candidates": [c.to_json() for c in self.candidates],
+            "fixedTable": self.fixed_table.to_json() if self.fixed_table else None,
+            "fixedNote": self.fixed_note,
         }
 
 
@@ -286,8 +299,32 @@ def recommend_measured(
     by_name = {normalize_name(p.model): p for p in probes}
     measured = [(m, by_name[normalize_name(m.name)]) for m in models
                 if normalize_name(m.name) in by_name]
-    return [_recommend_one(use_case, measured)
-            for use_case in measured_use_cases(deadline_ms)]
+    out = []
+    for use_case in measured_use_cases(deadline_ms):
+        answer = _recommend_one(use_case, measured)
+        fixed = recommend(models, FIXED_USE_CASES[use_case.fixed_use_case])
+        out.append(dataclasses.replace(answer, fixed_table=fixed,
+                                       fixed_note=_fixed_note(answer, fixed)))
+    return out
+
+
+def _fixed_note(answer: MeasuredRecommendation, fixed: Recommendation) -> str:
+    """The fixed table's choice, judged by the measurements."""
+    table = f"The fixed table recommends {fixed.recommended} for {fixed.use_case}"
+    if not fixed.recommended_installed:
+        table += " (not installed)"
+        if fixed.model is None:
+            return table + "."
+        table += f"; its best installed pick is {fixed.model}"
+    chosen = next((c for c in answer.candidates
+                   if fixed.model and normalize_name(c.model.name) == normalize_name(fixed.model)),
+                  None)
+    if chosen is None or chosen.estimate_ms is None:
+        return table + "."
+    verdict = "fits" if chosen.fits else "is too slow"
+    agree = " — the same choice" if fixed.model == answer.model else ""
+    return (f"{table}: measured, it {verdict} here (≈{_num(chosen.estimate_ms)} ms of "
+            f"{_num(answer.budget_ms)} ms){agree}.")
 
 
 def _recommend_one(
@@ -378,7 +415,7 @@ def _pull_for(
         if normalize_name(name) in installed:
             continue
         if reference is None:
-            return name, (f"{name} is the fixed table's choice for {use_case.title}; nothing "
+            return name, (f"`ollama pull {name}`: a good size for {use_case.title}; nothing "
                           "installed could be measured to predict its speed here.")
         ref_model, ref_probe, ref_size = reference
         rate = (ref_probe.effective_tokens_per_second or 0.0) * ref_size / size
