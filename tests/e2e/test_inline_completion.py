@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 
 from tests.e2e.lsp_harness import Harness, start_server
 from tests.fakes.ollama import FakeOllama, Reply
@@ -214,3 +215,51 @@ async def test_disabled_language_gets_nothing(tmp_path: Path) -> None:
         assert h.fake is not None and h.fake.generate_requests() == []
     finally:
         await h.stop()
+
+
+async def test_typing_what_the_model_writes_reuses_the_running_stream(tmp_path: Path) -> None:
+    h = await started(tmp_path, token_delay=0.1)
+    try:
+        assert h.fake is not None
+        h.fake.enqueue(Reply(tokens=["sum", "(values", ")", " + 1"]))
+        uri = h.open("r.py", "values = [1]\ntotal = \n")
+        first = ask(h, uri, 1, 8)
+        await h.wait_for(
+            lambda: h.fake is not None and h.fake.streams and h.fake.streams[0].tokens_sent >= 1
+        )
+        change(h, uri, 2, "values = [1]\ntotal = su\n")
+        second = ask(h, uri, 1, 10, invoked=False)
+        assert texts(await asyncio.wait_for(first, 5)) == []  # superseded, answered
+        assert texts(await asyncio.wait_for(second, 10)) == ["m(values) + 1"]
+        assert len(h.fake.generate_requests()) == 1  # the running stream was adopted
+        assert not h.fake.streams[0].closed_early
+    finally:
+        await h.stop()
+
+
+async def test_client_cancel_closes_the_upstream_stream(lsp: Harness) -> None:
+    assert lsp.fake is not None
+    uri = lsp.open("c.py", "warm = \ncold = \n")
+    lsp.fake.enqueue(Reply(tokens=["1"]))  # the model answers once: it counts as loaded
+    assert texts(await asyncio.wait_for(ask(lsp, uri, 0, 7), 10)) == ["1"]
+    lsp.fake.enqueue(Reply(tokens=[f" x{i}" for i in range(200)], token_delay=0.02))
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=1, character=7),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked
+        ),
+    )
+    pending = asyncio.ensure_future(
+        lsp.client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="inline-cancel"
+        )
+    )
+    await lsp.wait_for(lambda: len(lsp.fake.streams) == 2 and lsp.fake.streams[1].tokens_sent >= 2)
+    lsp.client.cancel_request(types.CancelParams(id="inline-cancel"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(pending, 5)
+    stream = lsp.fake.streams[1]
+    await lsp.wait_for(lambda: stream.finished, timeout=5)
+    assert stream.closed_early
+    assert stream.tokens_sent < 200
