@@ -355,6 +355,8 @@ class AethelServer(LanguageServer):
     def publish_config_issues(self, issues: tuple[ConfigIssue, ...]) -> None:
         """One message per new issue, a log line, and diagnostics on the TOML lines."""
         by_file: dict[Path, list[types.Diagnostic]] = {}
+        # Forget issues that are gone, so one that comes back is shown again.
+        self.session.shown_issues &= {issue.message for issue in issues}
         for issue in issues:
             text = issue.message
             if text not in self.session.shown_issues:
