@@ -129,6 +129,7 @@ def register(server: AethelServer) -> None:
             model,
             document.language_id or "",
             markdown=_markdown_support(ls),
+            as_additional_edit=_applies_resolved_edits_after_insert(ls),
         )
 
 
@@ -216,17 +217,29 @@ def with_ai_text(
     language: str,
     *,
     markdown: bool = True,
+    as_additional_edit: bool = False,
 ) -> types.CompletionItem:
-    """The resolved AI item: preview in the documentation, the text as an insert."""
+    """The resolved AI item: a preview in the documentation, and the text to insert.
+
+    How the text travels depends on the client.  VS Code applies the resolved item's
+    `insertText` (its API allows resolving it) but applies `additionalTextEdits` *before*
+    the main edit with the cursor moved past them, so an insert at the cursor would be
+    partly overwritten: it gets `insertText` = typed word + suggestion.  Neovim inserts
+    the word at once and applies only the resolved `additionalTextEdits` (and `command`)
+    afterwards: it gets the suggestion as an insert at the cursor.
+    """
     item.detail = f"{model} · {len(text.splitlines()) or 1} line(s)"
     item.documentation = (
         types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```{language}\n{text}\n```")
         if markdown
         else text
     )
-    item.additional_text_edits = [
-        types.TextEdit(range=types.Range(start=position, end=position), new_text=text)
-    ]
+    if as_additional_edit:
+        item.additional_text_edits = [
+            types.TextEdit(range=types.Range(start=position, end=position), new_text=text)
+        ]
+    else:
+        item.insert_text = (item.insert_text or "") + text
     return item
 
 
@@ -244,6 +257,17 @@ def plain_text(snippet: str) -> str:
     while previous != snippet:
         previous, snippet = snippet, _PLACEHOLDER.sub(r"\1", snippet)
     return _TABSTOP.sub("", snippet)
+
+
+def _applies_resolved_edits_after_insert(ls: AethelServer) -> bool:
+    """Neovim-like clients: they resolve `additionalTextEdits` *and* `command`, and apply
+    them after inserting the item's word (VS Code resolves no `command`)."""
+    text = ls.client_capabilities.text_document
+    completion = text.completion if text else None
+    item = completion.completion_item if completion else None
+    support = item.resolve_support if item else None
+    properties = set(support.properties) if support else set()
+    return {"additionalTextEdits", "command"} <= properties
 
 
 def _markdown_support(ls: AethelServer) -> bool:

@@ -92,24 +92,53 @@ async def test_inside_an_intent_offers_the_blocks(lsp: Harness) -> None:
 
 
 async def test_ai_item_is_resolved_lazily(lsp: Harness) -> None:
+    """VS Code-like client: the resolved item's insertText carries the suggestion."""
     assert lsp.fake is not None
     uri = lsp.open("calc.py", "def double(x):\n    return \n")
     result = await complete(lsp, uri, 1, 11)
     (ai,) = [i for i in result.items if i.label == "AI completion"]
-    assert ai.additional_text_edits is None
+    assert ai.insert_text == ""
     assert lsp.fake.generate_requests() == []
     lsp.fake.enqueue(Reply(tokens=["x ", "* 2"]))
     resolved = await asyncio.wait_for(lsp.client.completion_item_resolve_async(ai), 10)
     assert resolved.label == "AI completion"
-    assert resolved.additional_text_edits is not None
-    (edit,) = resolved.additional_text_edits
-    assert edit.new_text == "x * 2"
-    assert edit.range.start == types.Position(line=1, character=11)
+    assert resolved.insert_text == "x * 2"
+    assert resolved.additional_text_edits is None
     assert isinstance(resolved.documentation, types.MarkupContent)
     assert "x * 2" in resolved.documentation.value
     (body,) = lsp.fake.generate_requests()
     assert body["prompt"] == "def double(x):\n    return "
     assert body["suffix"] == "\n"
+
+
+async def test_ai_item_for_a_neovim_like_client_is_an_additional_edit(tmp_path: Path) -> None:
+    fake = FakeOllama()
+    fake.start()
+    caps = full_capabilities()
+    assert caps.text_document is not None
+    caps.text_document.completion = types.CompletionClientCapabilities(
+        completion_item=types.ClientCompletionItemOptions(
+            snippet_support=True,
+            resolve_support=types.ClientCompletionItemResolveOptions(
+                properties=["additionalTextEdits", "command"]
+            ),
+        )
+    )
+    h = await start_server(tmp_path, fake, capabilities=caps, editor_settings={"model": MODEL})
+    try:
+        uri = h.open("n.py", "value = tot\n")
+        (ai,) = [i for i in (await complete(h, uri, 0, 11)).items if i.label == "AI completion"]
+        assert ai.insert_text == "tot"  # the typed word: inserting it changes nothing
+        fake.enqueue(Reply(tokens=["al + 1"]))
+        resolved = await asyncio.wait_for(h.client.completion_item_resolve_async(ai), 10)
+        assert resolved.insert_text == "tot"
+        assert resolved.additional_text_edits is not None
+        (edit,) = resolved.additional_text_edits
+        assert edit.new_text == "al + 1"
+        assert edit.range.start == edit.range.end == types.Position(line=0, character=11)
+        assert resolved.documentation == "al + 1"  # no markdown support declared
+    finally:
+        await h.stop()
 
 
 async def test_ai_item_can_be_turned_off(tmp_path: Path) -> None:
