@@ -16,6 +16,7 @@ import { createVscodeStub, textDocument, Selection, Position, Uri } from './vsco
 import { EXTENSION_ROOT, REPO_ROOT } from './paths';
 
 const CHAT = 'llama3.2:latest';
+const CODER = 'qwen2.5-coder:1.5b';
 const CHAT_TEXT = 'The sky is blue because of Rayleigh scattering.';
 
 function python(): { python: string; problem?: string } {
@@ -135,6 +136,34 @@ test('activate: server found, status bar, commands, explanation streamed into th
     const tp = state.panels.find((p) => p.title === 'Aethel: Show throughput');
     await waitFor('the throughput panel to render', () => (tp?.messages.length ?? 0) > 0);
     assert.match((tp?.messages.at(-1) as UpdateMessage | undefined)?.html ?? '', new RegExp(`\\| \`${CHAT.replace('.', '\\.')}\` \\| 1 \\|`));
+
+    // A click on the status bar: the installed models, the active one first; pick the coder.
+    await Promise.all([
+      state.commands.get('aethel-vscode.statusMenu')?.(),
+      (async () => {
+        await waitFor('the model picker to fill', () => (state.quickPicks[0]?.items.length ?? 0) > 0 && !state.quickPicks[0]?.busy);
+        const qp = state.quickPicks[0];
+        assert.ok(qp);
+        assert.equal(qp.items[0]?.label, `$(check) ${CHAT}`);
+        const coder = qp.items.find((i) => i.label.endsWith(CODER));
+        assert.ok(coder, qp.items.map((i) => i.label).join(', '));
+        assert.match(coder.description ?? '', /1\.5B/);
+        assert.ok(qp.items.some((i) => i.label === '$(cloud-download) Pull a model…'));
+        qp.accept(coder);
+      })(),
+    ]);
+    await waitFor('the status bar to show the picked model', () => status.text.startsWith(`$(sparkle) ${CODER}`));
+
+    // "Pull a model…": a notification fed by the server's pull progress.
+    state.inputBox = 'deepseek-coder:6.7b';
+    await state.commands.get('aethel-vscode.pullModel')?.();
+    const pull = state.progress.find((p) => p.title === 'Pulling deepseek-coder:6.7b');
+    assert.ok(pull, state.progress.map((p) => p.title).join(', '));
+    assert.equal(pull.location, 15, 'a notification');
+    const total = pull.reports.reduce((sum, r) => sum + (r.increment ?? 0), 0);
+    assert.ok(total > 0 && total <= 100, `percent increments add up (${total})`);
+    assert.ok(pull.reports.some((r) => typeof r.message === 'string' && r.message !== ''), 'pull status lines are shown');
+    await waitFor('the "ready" message', () => state.messages.some((m) => m.text === 'Aethel: deepseek-coder:6.7b is ready.'));
 
     // No error was shown to the user along the way.
     assert.deepEqual(state.messages.filter((m) => m.kind === 'error'), []);

@@ -174,6 +174,20 @@ export interface StubState {
   settings: Record<string, unknown>;
   /** What the next showErrorMessage/showInformationMessage/... resolves to. */
   answer: (text: string, items: string[]) => string | undefined;
+  /** What showInputBox resolves to. */
+  inputBox: string | undefined;
+  quickPicks: StubQuickPick[];
+  progress: { title: string; location: number; reports: { message?: string; increment?: number }[] }[];
+}
+
+export interface StubQuickPick {
+  items: { label: string; description?: string; detail?: string; buttons?: unknown[] }[];
+  selectedItems: unknown[];
+  busy: boolean;
+  title?: string;
+  accept(item: unknown): void;
+  triggerButton(item: unknown): void;
+  visible: boolean;
 }
 
 export function createVscodeStub(): { vscode: unknown; state: StubState } {
@@ -190,6 +204,9 @@ export function createVscodeStub(): { vscode: unknown; state: StubState } {
     activeTextEditor: undefined,
     settings: {},
     answer: () => undefined,
+    inputBox: undefined,
+    quickPicks: [],
+    progress: [],
   };
   const noopEvent = () => new Disposable();
 
@@ -281,9 +298,44 @@ export function createVscodeStub(): { vscode: unknown; state: StubState } {
         state.messages.push({ kind: 'info', text, items: [] });
         return new Disposable();
       },
-      withProgress: async (_opts: unknown, task: (progress: unknown, token: unknown) => Promise<unknown>) => {
+      withProgress: async (opts: { title?: string; location: number }, task: (progress: unknown, token: unknown) => Promise<unknown>) => {
         const cts = new CancellationTokenSource();
-        return task({ report: () => undefined }, cts.token);
+        const record = { title: opts.title ?? '', location: opts.location, reports: [] as { message?: string; increment?: number }[] };
+        state.progress.push(record);
+        return task({ report: (r: { message?: string; increment?: number }) => record.reports.push(r) }, cts.token);
+      },
+      showInputBox: (opts: { validateInput?: (v: string) => string | undefined }) => {
+        const value = state.inputBox;
+        if (value !== undefined && opts.validateInput?.(value) !== undefined) throw new Error(`input rejected: ${value}`);
+        return Promise.resolve(value);
+      },
+      createQuickPick: () => {
+        const accept = new EventEmitter<void>();
+        const hide = new EventEmitter<void>();
+        const button = new EventEmitter<{ item: unknown; button: unknown }>();
+        const qp: any = {
+          items: [],
+          selectedItems: [],
+          busy: false,
+          visible: false,
+          show: () => (qp.visible = true),
+          hide: () => {
+            if (!qp.visible) return;
+            qp.visible = false;
+            hide.fire();
+          },
+          dispose: () => undefined,
+          onDidAccept: accept.event,
+          onDidHide: hide.event,
+          onDidTriggerItemButton: button.event,
+          accept: (item: unknown) => {
+            qp.selectedItems = [item];
+            accept.fire();
+          },
+          triggerButton: (item: unknown) => button.fire({ item, button: undefined }),
+        };
+        state.quickPicks.push(qp);
+        return qp;
       },
       showTextDocument: (doc: any) => {
         state.shownDocuments.push(String(doc?.uri ?? doc));
