@@ -352,20 +352,24 @@ class _Doctor:
 
     async def check_engine(self) -> EngineStatus:
         s = self.settings
-        kind = self.engine.kind if self.host_override else s.engine
-        host = self.engine.host
-        if s.engine == "openai" and not self.host_override:
+        openai = s.engine == "openai" and not self.host_override
+        origin = describe_origin(self.config, "engine", self.env)
+        choice = f"`engine` = {s.engine!r}, set by {origin}"
+        if self.host_override:
+            choice = f"`engine` = {self.engine.kind!r} (the command line)"
+        if openai:
+            host = self.engine.host
             self.add("engine", "info", f"Engine: OpenAI-compatible server at {host}",
-                     f"`engine` set by {describe_origin(self.config, 'engine', self.env)}; "
-                     f"`openai.baseUrl` set by "
+                     f"{choice}; `openai.baseUrl` set by "
                      f"{describe_origin(self.config, 'openai.baseUrl', self.env)}.",
                      engine="openai", host=host)
             self.check_api_key()
         else:
-            self.add("engine", "info", f"Engine: {kind}, host {host}",
-                     f"The host was set by {self._host_origin()}.", engine=kind, host=host,
+            host = self.host_override or s.host
+            self.add("engine", "info", f"Ollama host: {host}",
+                     f"Set by {self._host_origin()}. {choice}.", engine=s.engine, host=host,
                      hostSource=self._host_source())
-        if host and not host.startswith("embedded") and not is_loopback_host(host):
+        if host and not is_loopback_host(host):
             self.add("engine", "info", f"Your code is sent to {host}, which is not this "
                      "machine", "Every prompt (the code around the cursor, selections) "
                      "leaves this machine.", "If that is not intended, set `host` to a local "
@@ -374,14 +378,17 @@ class _Doctor:
         self.engine_json = {k: v for k, v in status.to_json().items()
                             if k not in ("models", "running")}
         reason = getattr(self.engine, "reason", "") or status.reason or ""
-        if status.available:
-            what = "Ollama" if status.engine == "ollama" else status.engine
-            version = f" {status.version}" if status.version and status.engine == "ollama" else ""
-            self.add("engine", "ok", f"{what}{version} is running at {status.host}",
-                     reason if s.engine == "auto" else "", version=status.version)
-            if status.engine == "embedded":
+        if status.available and status.engine == "embedded":
+            self.add("engine", "ok", f"The embedded engine is running ({status.host})",
+                     "llama-cpp-python runs the model in this process.", version=status.version)
+            if s.engine == "auto":
                 self.add("engine", "info", "Serving with the embedded engine", reason,
                          "Start Ollama (`ollama serve`) for larger models and GPU speed.")
+        elif status.available:
+            what = "Ollama" if status.engine == "ollama" else "The OpenAI-compatible server"
+            version = f" {status.version}" if status.version and status.engine == "ollama" else ""
+            self.add("engine", "ok", f"{what}{version} is running at {status.host}",
+                     version=status.version)
         elif status.offline:
             self.add("engine", "error", f"Nothing answers at {status.host}",
                      status.error or "", self._offline_fix(status))

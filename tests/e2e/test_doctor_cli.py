@@ -74,7 +74,7 @@ def test_doctor_broken_setup_lists_every_problem_with_its_fix(
     assert any("keepAlive = 0" in t for t in titles(report, "warning"))
     bad = next(f for f in report["findings"] if "completion.deadlineMs" in f["title"])
     assert bad["severity"] == "error" and bad["data"]["line"] == 7
-    host = next(f for f in report["findings"] if f["title"].startswith("Engine: ollama"))
+    host = next(f for f in report["findings"] if f["title"].startswith("Ollama host:"))
     assert "config.toml:1" in host["detail"]
 
 

@@ -13,7 +13,15 @@ import pytest
 from aethel_lsp.cli_doctor import engine_config
 from aethel_lsp.config import ConfigSource, dict_layer, load_config, resolve
 from aethel_lsp.doctor import DoctorReport, Finding, keep_alive_seconds, run_doctor
-from aethel_lsp.engine import ModelInfo, RunningModel, UsageStats, create_engine
+from aethel_lsp.engine import (
+    AutoEngine,
+    EngineStatus,
+    ModelInfo,
+    OllamaEngine,
+    RunningModel,
+    UsageStats,
+    create_engine,
+)
 from tests.fakes.ollama import FakeOllama, Reply
 from tests.fakes.ollama_models import CHAT, CODER, EMBEDDING, THINKING
 from tests.unit.scripted_engine import ScriptedEngine
@@ -97,7 +105,7 @@ async def test_host_provenance_names_the_file_line_and_the_overridden_env(
     with FakeOllama([CODER]) as fake:
         report = await diagnose(tmp_path, fake.url, probe=False,
                                 env={"OLLAMA_HOST": "10.1.2.3:11434"})
-    finding = find(report, "info", f"host {fake.url}", "engine")
+    finding = find(report, "info", f"Ollama host: {fake.url}", "engine")
     assert "your user config (" in finding.detail and "config.toml:2)" in finding.detail
     assert "overrides OLLAMA_HOST=10.1.2.3:11434" in finding.detail
     assert finding.data["hostSource"] == "user"
@@ -297,3 +305,29 @@ async def test_instruct_model_for_completion_is_a_warning(tmp_path: Path) -> Non
     find(report, "ok", "native fill-in-the-middle", "completion")
     finding = find(report, "warning", "is an instruct/chat model, used for completion")
     assert CODER_NAME in finding.fix
+
+
+class _Embedded(ScriptedEngine):
+    kind = "embedded"
+    host = "embedded:tiny.gguf"
+
+    async def status(self) -> EngineStatus:
+        return EngineStatus(True, self.host, "embedded", version="llama.cpp")
+
+
+async def test_auto_with_ollama_offline_serves_embedded_and_says_why(tmp_path: Path) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    embedded = _Embedded({"tiny": ModelInfo("tiny", capabilities=("completion",))},
+                         manual=False)
+    engine = AutoEngine(OllamaEngine(host), embedded_loader=lambda: (embedded, ""))
+    config = resolve([dict_layer(ConfigSource.EDITOR, {"host": host, "model": "tiny"})])
+    try:
+        report = await run_doctor(engine, config, env={}, probe=False)
+    finally:
+        await engine.aclose()
+    assert report.ok, report.to_lines()
+    find(report, "ok", "The embedded engine is running (embedded:tiny.gguf)", "engine")
+    serving = find(report, "info", "Serving with the embedded engine", "engine")
+    assert f"Ollama is not running at {host}" in serving.detail
+    assert "ollama serve" in serving.fix
+    find(report, "info", f"Ollama host: {host}", "engine")
