@@ -322,7 +322,7 @@ def _fixed_note(answer: MeasuredRecommendation, fixed: Recommendation) -> str:
     if chosen is None or chosen.estimate_ms is None:
         return table + "."
     verdict = "fits" if chosen.fits else "is too slow"
-    agree = " — the same choice" if fixed.model == answer.model else ""
+    agree = " — the same choice" if fixed.model == answer.model and chosen.fits else ""
     return (f"{table}: measured, it {verdict} here (≈{_num(chosen.estimate_ms)} ms of "
             f"{_num(answer.budget_ms)} ms){agree}.")
 
