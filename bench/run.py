@@ -366,6 +366,21 @@ class Bench:
                 "completion disabled for the language: no scheduler, no engine",
             )
         )
+        # Attribution: the engine layer alone (OllamaEngine, in this process) against the
+        # same raw httpx read, on the same body.
+        engine_extra = await self._engine_layer(http, self.fake.generate_requests()[-1], count)
+        self.rows.append(
+            Row(
+                "engine layer alone: OllamaEngine - raw httpx p50",
+                pct(engine_extra, 50),
+                "ms",
+                None,
+                None,
+                "-",
+                len(engine_extra),
+                "in-process, same /api/generate body: per-line timeouts, parsing, metrics",
+            )
+        )
         note = (
             f"{len(tokens)} tokens, {self.token_delay * 1000:.0f} ms/token; RTT p50 "
             f"{pct(rtts, 50):.2f} ms vs direct {pct(floors, 50):.2f} ms"
@@ -406,6 +421,42 @@ class Bench:
             )
         )
         self.details["inline_overhead_ms"] = {"rtt": rtts, "floor": floors, "overhead": overheads}
+
+    async def _engine_layer(
+        self, http: httpx.AsyncClient, body: dict[str, Any], count: int
+    ) -> list[float]:
+        from aethel_lsp.engine import GenerateRequest, GenerationOptions, OllamaEngine
+
+        engine = OllamaEngine(self.fake.url)
+        options = body.get("options", {})
+        request = GenerateRequest(
+            model=body["model"],
+            prompt=body["prompt"],
+            suffix=body.get("suffix"),
+            options=GenerationOptions(
+                temperature=options.get("temperature"),
+                num_predict=options.get("num_predict"),
+                num_ctx=options.get("num_ctx"),
+            ),
+            keep_alive=body.get("keep_alive"),
+        )
+        extra: list[float] = []
+        try:
+            for i in range(count + 5):
+                # Alternate the order so that neither side always runs second.
+                if i % 2:
+                    direct = await direct_generate(http, f"{self.fake.url}/api/generate", body)
+                t0 = time.monotonic()
+                async for _ in engine.stream_generate(request):
+                    pass
+                through_engine = (time.monotonic() - t0) * 1000.0
+                if not i % 2:
+                    direct = await direct_generate(http, f"{self.fake.url}/api/generate", body)
+                if i >= 5:
+                    extra.append(through_engine - direct)
+        finally:
+            await engine.aclose()
+        return extra
 
     # 2. streamed action: token written by the fake -> $/progress report at the client
     async def streamed_action(self, client: Client, http: httpx.AsyncClient) -> None:
