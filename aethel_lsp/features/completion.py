@@ -33,6 +33,7 @@ AI_MARKER = "aethel.aiCompletion"
 KEYWORDS = ("intent", "atomic_batch", "guard", "solve", "verify", "secret", "external")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIERS = 500
+_SCAN_CHARS = 50_000  # identifiers are taken from this much text around the cursor
 
 SNIPPETS: dict[str, tuple[str, str]] = {
     # label: (snippet body, what it is)
@@ -82,7 +83,8 @@ def register(server: AethelServer) -> None:
         items: list[types.CompletionItem] = []
         if language == "aethel" or params.text_document.uri.endswith(".ae"):
             items.extend(aethel_items(before, snippets=_snippet_support(ls)))
-        items.extend(identifier_items(document.source, word, {i.label for i in items}))
+        near = document.source[max(0, offset - _SCAN_CHARS) : offset + _SCAN_CHARS]
+        items.extend(identifier_items(near, word, {i.label for i in items}))
         completion_settings = ls.session.settings.completion
         if completion_settings.ai_item and completion_settings.enabled_for(language):
             items.append(ai_item(params, word))
