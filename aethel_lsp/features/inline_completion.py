@@ -75,8 +75,12 @@ def register(server: AethelServer) -> None:
         )
         with inspection_scope("inlineCompletion") as inspected:
             outcome = await scheduler.complete(request)
-        inspected.finish(outcome.text, fim_mode=outcome.mode.value if outcome.mode else None,
-                         source=outcome.source.value, partial=outcome.partial)
+        inspected.finish(
+            outcome.text,
+            fim_mode=outcome.mode.value if outcome.mode else None,
+            source=outcome.source.value,
+            partial=outcome.partial,
+        )
         if outcome.source is Source.ERROR:
             _report_error(ls, last_error, outcome.message)
         elif outcome.source is not Source.SUPERSEDED:
