@@ -543,12 +543,27 @@ class _Doctor:
                      "Older Ollama versions do not say whether a model can fill in the "
                      "middle, so the FIM mode is guessed from the model's name.",
                      "Upgrade Ollama (https://ollama.com/download).", model=model)
+        self._check_context(model, info)
         if task == "completion":
             self._check_completion_model(model, info)
         elif is_thinking_model(info):
             self.add("models", "info", f"'{model}' is a thinking model",
                      "aethel-lsp asks it not to think (`think: false`), so actions answer "
                      "directly; thinking would spend tokens you never see.", model=model)
+
+    def _check_context(self, model: str, info: ModelInfo) -> None:
+        """`contextSize` beyond what the model was trained for buys nothing but memory."""
+        wanted, trained = self.settings.context_size, info.context_length
+        if trained and wanted > trained and not any(
+            f.data.get("contextLength") and f.data.get("model") == model for f in self.findings
+        ):
+            origin = describe_origin(self.config, "contextSize", self.env)
+            self.add("models", "warning", f"contextSize {wanted} is larger than {model}'s "
+                     f"context length ({trained})",
+                     "The model cannot use the extra context, but Ollama still reserves "
+                     "memory (KV cache) for it.",
+                     f"Set `contextSize = {trained}` or less (it comes from {origin}).",
+                     model=model, contextSize=wanted, contextLength=trained)
 
     def _check_completion_model(self, model: str, info: ModelInfo) -> None:
         plan = choose_mode(model, info)

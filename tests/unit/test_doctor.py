@@ -331,3 +331,12 @@ async def test_auto_with_ollama_offline_serves_embedded_and_says_why(tmp_path: P
     assert f"Ollama is not running at {host}" in serving.detail
     assert "ollama serve" in serving.fix
     find(report, "info", f"Ollama host: {host}", "engine")
+
+
+async def test_context_size_beyond_the_model_is_a_warning(tmp_path: Path) -> None:
+    toml = f'model = "{CODER_NAME}"\ncontextSize = 65536\n'
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, toml, probe=False)
+    finding = find(report, "warning", "contextSize 65536 is larger than", "models")
+    assert "(32768)" in finding.title and "contextSize = 32768" in finding.fix
+    assert sum("contextSize" in f.title for f in report.findings) == 1  # once per model
