@@ -407,6 +407,7 @@ def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--count", type=int, default=5, help="how many (newest last)")
+    parser.add_argument("--clear", action="store_true", help="delete every recorded request")
     parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
 
 
