@@ -41,7 +41,7 @@ from typing import Any
 
 from aethel_lsp.config import Settings
 from aethel_lsp.engine.base import Engine
-from aethel_lsp.engine.errors import EngineError
+from aethel_lsp.engine.errors import EngineError, EngineOffline
 from aethel_lsp.engine.types import Chunk, GenerationOptions, KeepAlive, Metrics, ModelInfo
 from aethel_lsp.prompts.context import (
     ContextBudget,
@@ -67,6 +67,7 @@ from aethel_lsp.prompts.postprocess import (
 ANCHOR_CHARS = 256  # how much text around the cursor identifies a prompt
 MAX_TYPED_THROUGH = 400  # longer typed-through distances are not worth matching
 ORPHAN_GRACE_S = 0.05  # a cancelled request's stream waits this long for a successor
+OFFLINE_BACKOFF_S = 2.0  # after "engine offline", completions wait this long to retry
 
 
 @dataclass(frozen=True)
@@ -428,6 +429,8 @@ class CompletionScheduler:
         self._plans: dict[str, FimPlan] = {}
         self._warm: dict[str, float] = {}  # model -> last time it answered
         self._background: set[Generation] = set()
+        self._offline_until = 0.0  # no upstream request before this time (engine offline)
+        self._offline_message = ""
         self.generations: list[Generation] = []  # recent ones, for tests and the bench
 
     # -- public API --------------------------------------------------------------
@@ -534,11 +537,11 @@ class CompletionScheduler:
         engine = self._engine()
         if engine is None:
             return Outcome("", Source.EMPTY, self._ms(started), message="No engine is available.")
-        # 5. A new upstream request.
-        try:
-            plan = await self._plan(engine, model)
-        except asyncio.CancelledError:
-            raise
+        # 5. A new upstream request (unless the engine was just found offline).
+        if self._clock() < self._offline_until:
+            return Outcome("", Source.EMPTY, self._ms(started), message=self._offline_message)
+        deadline = started + settings.deadline_ms / 1000.0
+        plan = await self._plan(engine, model, max(0.0, deadline - self._clock()))
         if fut.done():
             return fut.result()
         generation = self._start(engine, plan, request, settings)
@@ -632,17 +635,21 @@ class CompletionScheduler:
             if fut.done():
                 return fut.result()
 
-    async def _plan(self, engine: Engine, model: str) -> FimPlan:
+    async def _plan(self, engine: Engine, model: str, budget_s: float) -> FimPlan:
+        """The FIM plan of `model`, from `/api/show` (cached per model).  The lookup is
+        bounded by the request's deadline; without an answer the mode is guessed from
+        the name for this request only."""
         plan = self._plans.get(model)
         if plan is not None:
             return plan
         info: ModelInfo | None
         try:
-            info = await engine.show(model)
-        except EngineError as exc:
+            info = await asyncio.wait_for(engine.show(model), timeout=budget_s)
+        except (EngineError, asyncio.TimeoutError) as exc:
             info = None
+            reason = str(exc) or "no answer before the deadline"
             self._log(
-                f"Could not read the capabilities of {model} ({exc}); guessing from its name."
+                f"Could not read the capabilities of {model} ({reason}); guessing from its name."
             )
         plan = choose_mode(model, info)
         if info is not None:
@@ -743,6 +750,11 @@ class CompletionScheduler:
 
     def _finished(self, generation: Generation) -> None:
         self._background.discard(generation)
+        if isinstance(generation.error, EngineOffline):
+            # Do not knock on a closed door at every keystroke; the next request after
+            # the pause tries again, so a restarted Ollama is picked up at once.
+            self._offline_until = self._clock() + OFFLINE_BACKOFF_S
+            self._offline_message = str(generation.error)
         if generation.completed:
             self._warm[generation.model] = self._clock()
             cleaned = clean(generation.visible(), generation.post, chat=generation.chat)

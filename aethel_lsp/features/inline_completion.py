@@ -83,8 +83,8 @@ def register(server: AethelServer) -> None:
         )
         if outcome.source is Source.ERROR:
             _report_error(ls, last_error, outcome.message)
-        elif outcome.source is not Source.SUPERSEDED:
-            last_error[0] = ""
+        elif outcome.source in (Source.FRESH, Source.REUSED, Source.CACHE):
+            last_error[0] = ""  # working again: the next failure is news
         _log_outcome(ls, outcome, entered)
         if not outcome.text:
             return EMPTY

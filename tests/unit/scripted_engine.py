@@ -92,6 +92,7 @@ class ScriptedEngine(Engine):
         self.auto_tokens = auto_tokens or (lambda _r: ["x"])
         self.streams: list[ScriptedStream] = []
         self.show_calls: list[str] = []
+        self.show_delay = 0.0
         self.new_stream = asyncio.Event()
 
     async def status(self) -> EngineStatus:
@@ -105,6 +106,8 @@ class ScriptedEngine(Engine):
 
     async def show(self, model: str) -> ModelInfo:
         self.show_calls.append(model)
+        if self.show_delay:
+            await asyncio.sleep(self.show_delay)
         if model not in self.models:
             raise EngineError(f"model '{model}' not found")
         return self.models[model]

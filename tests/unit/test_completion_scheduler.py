@@ -391,3 +391,27 @@ async def test_model_choice_asks_once_per_settings() -> None:
     assert len(calls) == 1
     await choice.get("", "other settings", find)
     assert len(calls) == 2
+
+
+async def test_offline_engine_is_not_asked_at_every_keystroke() -> None:
+    engine = ScriptedEngine({MODEL: INSERT_MODEL})
+    scheduler, _ = make(engine)
+    task = asyncio.ensure_future(scheduler.complete(request("x = ")))
+    stream = await engine.next_stream(1)
+    stream.fail(EngineOffline("Ollama is not running at scripted"))
+    assert (await asyncio.wait_for(task, 5)).source is Source.ERROR
+    again = await asyncio.wait_for(scheduler.complete(request("x = 1")), 5)
+    assert again.source is Source.EMPTY
+    assert "not running" in again.message
+    assert len(engine.streams) == 1  # backing off: no new upstream request
+
+
+async def test_a_slow_show_is_bounded_by_the_deadline() -> None:
+    engine = ScriptedEngine(
+        {"starcoder2:3b": ModelInfo("starcoder2:3b")}, manual=False, auto_tokens=lambda r: ["1"]
+    )
+    engine.show_delay = 10.0
+    scheduler, logs = make(engine, model="starcoder2:3b", deadline_ms=100)
+    outcome = await asyncio.wait_for(scheduler.complete(request("x = ")), 5)
+    assert any("no answer before the deadline" in line for line in logs)
+    assert outcome.mode is FimMode.TEMPLATE  # guessed from the name, for this request
