@@ -34,7 +34,6 @@ import contextlib
 import enum
 import re
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,10 +165,14 @@ class CacheEntry:
 
 
 class CompletionCache:
-    """An LRU of suggestions, looked up by "has the user typed the start of one?"."""
+    """An LRU of suggestions, looked up by "has the user typed the start of one?".
+
+    Entries live in a plain list, newest last: a lookup scans at most `capacity` of them
+    (comparing a few hundred characters each), which is cheaper than any index here.
+    """
 
     def __init__(self, capacity: int = 64) -> None:
-        self._entries: OrderedDict[tuple[str, str, Anchor], CacheEntry] = OrderedDict()
+        self._entries: list[CacheEntry] = []
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
@@ -180,16 +183,19 @@ class CompletionCache:
     def put(self, entry: CacheEntry) -> None:
         if not entry.text:
             return
-        key = (entry.uri, entry.model, entry.anchor)
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self._entries = [
+            e
+            for e in self._entries
+            if not (e.uri == entry.uri and e.model == entry.model and e.anchor == entry.anchor)
+        ]
+        self._entries.append(entry)
+        del self._entries[: -self.capacity]
 
     def lookup(self, uri: str, model: str, text: str, offset: int) -> str | None:
         """The rest of a cached suggestion the user is typing through, if any."""
-        for key in reversed(self._entries):
-            entry = self._entries[key]
+        entries = self._entries
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
             if entry.uri != uri or entry.model != model:
                 continue
             typed = entry.anchor.typed_since(text, offset)
@@ -198,15 +204,14 @@ class CompletionCache:
             rest = entry.text[len(typed) :]
             if not rest.strip():
                 continue  # fully accepted: ask for a new suggestion
-            self._entries.move_to_end(key)
+            entries.append(entries.pop(index))  # most recently used last
             self.hits += 1
             return rest
         self.misses += 1
         return None
 
     def forget(self, uri: str) -> None:
-        for key in [k for k in self._entries if k[0] == uri]:
-            del self._entries[key]
+        self._entries = [e for e in self._entries if e.uri != uri]
 
 
 # --- adaptive debounce ----------------------------------------------------------------
