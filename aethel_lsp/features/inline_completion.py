@@ -65,11 +65,20 @@ def register(server: AethelServer) -> None:
             return EMPTY
         current[0] = scheduler_settings(settings, model)
         text = document.source
+        offset = document.offset_at_position(params.position)
+        # With the suggest widget open, editors (VS Code) only show ghost text that
+        # extends the selected item: complete as if it were already inserted.
+        selected = params.context.selected_completion_info
+        if selected is not None:
+            start = document.offset_at_position(selected.range.start)
+            end = document.offset_at_position(selected.range.end)
+            text = text[:start] + selected.text + text[end:]
+            offset = start + len(selected.text)
         request = InlineRequest(
             uri=uri,
             language_id=document.language_id or "",
             text=text,
-            offset=document.offset_at_position(params.position),
+            offset=offset,
             invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
             documents=lambda: _other_documents(ls, uri),
         )
@@ -88,15 +97,16 @@ def register(server: AethelServer) -> None:
         _log_outcome(ls, outcome, entered)
         if not outcome.text:
             return EMPTY
-        position = params.position
-        return types.InlineCompletionList(
-            items=[
-                types.InlineCompletionItem(
-                    insert_text=outcome.text,
-                    range=types.Range(start=position, end=position),
-                )
-            ]
-        )
+        if selected is not None:
+            item = types.InlineCompletionItem(
+                insert_text=selected.text + outcome.text, range=selected.range
+            )
+        else:
+            position = params.position
+            item = types.InlineCompletionItem(
+                insert_text=outcome.text, range=types.Range(start=position, end=position)
+            )
+        return types.InlineCompletionList(items=[item])
 
 
 def _other_documents(ls: AethelServer, uri: str) -> Sequence[OpenDocument]:

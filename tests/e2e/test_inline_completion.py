@@ -263,3 +263,33 @@ async def test_client_cancel_closes_the_upstream_stream(lsp: Harness) -> None:
     await lsp.wait_for(lambda: stream.finished, timeout=5)
     assert stream.closed_early
     assert stream.tokens_sent < 200
+
+
+async def test_selected_completion_item_is_extended(lsp: Harness) -> None:
+    """With the suggest widget open (VS Code), complete after the selected item."""
+    assert lsp.fake is not None
+    uri = lsp.open("sel.py", "import os\nos.pa\n")
+    lsp.fake.enqueue(Reply(tokens=["(", "'a', 'b')"]))
+    word = types.Range(start=types.Position(line=1, character=3), end=types.Position(1, 5))
+    result = await asyncio.wait_for(
+        lsp.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=1, character=5),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic,
+                    selected_completion_info=types.SelectedCompletionInfo(
+                        range=word, text="path.join"
+                    ),
+                ),
+            )
+        ),
+        10,
+    )
+    assert isinstance(result, types.InlineCompletionList)
+    (item,) = result.items
+    assert item.insert_text == "path.join('a', 'b')"
+    assert item.range == word
+    (body,) = lsp.fake.generate_requests()
+    assert body["prompt"] == "import os\nos.path.join"
+    assert body["suffix"] == "\n"
