@@ -102,6 +102,8 @@ _DEFAULT_TEMPERATURE = 0.8
 _DEFAULT_TOP_P = 0.9
 _DEFAULT_TOP_K = 40
 _DEFAULT_REPEAT_PENALTY = 1.1
+# Prompt tokens evaluated between two looks at the cancel flag (~0.5 s on one slow core).
+_PREFILL_BATCH = 32
 
 
 # --------------------------------------------------------------------------- discovery
@@ -696,6 +698,8 @@ class EmbeddedEngine(Engine):
             )
         wanted = DEFAULT_MAX_TOKENS if options.num_predict is None else options.num_predict
         limit = room if wanted < 0 else min(wanted, room)
+        if limit > 0 and not _prefill(llm, prompt, job.cancel):
+            return  # cancelled while reading the prompt
         seed = options.seed if options.seed is not None else random.randrange(2**31)
         llm.set_seed(seed)
         temperature = _DEFAULT_TEMPERATURE if options.temperature is None else options.temperature
@@ -798,6 +802,34 @@ def _messages(system: str | None, prompt: str) -> list[dict[str, str]]:
     out = [{"role": "system", "content": system}] if system else []
     out.append({"role": "user", "content": prompt})
     return out
+
+
+def _prefill(llm: Any, prompt: list[int], cancel: threading.Event) -> bool:
+    """Evaluate the prompt in small batches, checking `cancel` between them.
+
+    `Llama.generate` would evaluate the whole prompt in one uninterruptible call — on a
+    small CPU a long prompt takes seconds, and a superseded completion request would hold
+    the model for all of them. Like `generate`, this reuses the part of the prompt that
+    is already in the context (the system prompt and file prefix usually are); it always
+    evaluates at least the last prompt token, so that `generate` finds the prompt exactly
+    cached and samples from fresh logits at once. Returns False when cancelled.
+    """
+    cached = llm.input_ids[: llm.n_tokens].tolist() if llm.n_tokens else []
+    common = 0
+    for old, new in zip(cached, prompt, strict=False):
+        if old != new:
+            break
+        common += 1
+    keep = min(common, len(prompt) - 1)
+    if keep <= 0:
+        llm.reset()
+    else:
+        llm.n_tokens = keep  # `eval` drops the KV cache beyond `n_tokens` first
+    for start in range(keep, len(prompt), _PREFILL_BATCH):
+        if cancel.is_set():  # what is evaluated so far stays cached for the next prompt
+            return False
+        llm.eval(prompt[start : start + _PREFILL_BATCH])
+    return True
 
 
 def _token_text(llm: Any, token: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,27 @@ async def test_cancelling_the_task_stops_generation(engine: EmbeddedEngine) -> N
     # The model is free again at once.
     _, metrics = await run(engine.stream_generate(ask(num_predict=2)))
     assert metrics.tokens_generated == 2
+
+
+async def test_cancelling_while_the_prompt_is_read(engine: EmbeddedEngine) -> None:
+    """A long prompt is read in small batches, so a cancel lands within one batch, not
+    after the whole prompt (which takes tens of seconds on one slow core)."""
+    prompt = " ".join(f"item{i}" for i in range(700))  # ~1,400 tokens
+    request = GenerateRequest(model="", prompt=prompt, raw=True,
+                              options=GenerationOptions(num_predict=4))
+    task = asyncio.create_task(run(engine.stream_generate(request)))
+    await asyncio.sleep(0.3)
+    stats = engine.last_generation
+    assert stats is not None and stats.sampled == 0  # still reading the prompt
+    started = time.perf_counter()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert stats.finished.is_set() and stats.cancelled
+    assert stats.sampled == 0
+    assert time.perf_counter() - started < 5.0  # one batch, not the whole prompt
+    _, metrics = await run(engine.stream_generate(ask(num_predict=2)))
+    assert metrics.tokens_generated == 2  # the model is free and sound
 
 
 async def test_one_generation_at_a_time(engine: EmbeddedEngine) -> None:
