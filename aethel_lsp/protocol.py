@@ -42,7 +42,8 @@ ALL_COMMANDS: Final = (
 )
 
 # server -> client notifications
-NOTIFY_STATUS: Final = "aethel/status"  # {"state","engine","host","model","tokensPerSecond","message"}
+# params: {"state", "engine", "host", "model", "tokensPerSecond", "message"}
+NOTIFY_STATUS: Final = "aethel/status"
 
 # workspace/configuration section
 CONFIG_SECTION: Final = "aethel"
