@@ -20,6 +20,10 @@ thread-safe), which feeds an `asyncio.Queue` through `loop.call_soon_threadsafe`
 closes or cancels the stream. An `asyncio.Lock` per event loop makes requests queue up
 fairly, one generation at a time.
 
+Not honoured, on purpose: `num_ctx` per request (the context is sized once, at load:
+`context_size`, capped by the model's training context) and `keep_alive` (the model
+stays loaded until the engine is closed). FIM (`suffix`) raises `CapabilityMissing`.
+
 Nothing here imports `llama_cpp` at module import time: the factory can import this
 module to ask `embedded_available()` on machines without the extra.
 """
@@ -451,7 +455,8 @@ class EmbeddedEngine(Engine):
     # ----------------------------------------------------------------- Engine: status & models
 
     async def status(self) -> EngineStatus:
-        ok, why = embedded_available(
+        ok, why = await asyncio.to_thread(
+            embedded_available,
             self._configured if self._configured_explicitly else None,
             ollama_models=self._ollama_models,
         )

