@@ -402,7 +402,7 @@ class EmbeddedEngine(Engine):
         self._context_size = max(256, context_size)
         self._ollama_models = ollama_models
         self.host = f"embedded:{configured.name}" if configured else "embedded"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aethel-embedded")
+        self._executor: ThreadPoolExecutor | None = None
         self._loaded: _Loaded | None = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -548,6 +548,12 @@ class EmbeddedEngine(Engine):
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         return self._stream(request.model, messages, None, request.options)
 
+    def _worker(self) -> ThreadPoolExecutor:
+        """The one thread that touches llama.cpp (created on first use, again after aclose)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aethel-embedded")
+        return self._executor
+
     def _lock(self) -> asyncio.Lock:
         """One generation at a time; a lock per event loop (the sync facade runs its own)."""
         loop = asyncio.get_running_loop()
@@ -581,7 +587,7 @@ class EmbeddedEngine(Engine):
             stats = GenerationStats(model=entry.name)
             self.last_generation = stats
             job = _Job(entry, messages, raw_prompt, options, emit, cancel, stats)
-            work = loop.run_in_executor(self._executor, self._run, job)
+            work = loop.run_in_executor(self._worker(), self._run, job)
             first_at: float | None = None
             try:
                 while True:
@@ -676,7 +682,15 @@ class EmbeddedEngine(Engine):
         """The exact token ids the model will read, from the model's own tokenizer."""
         llm = loaded.llm
         if job.messages is not None and loaded.formatter is not None:
-            rendered = loaded.formatter(messages=job.messages)
+            try:
+                rendered = loaded.formatter(messages=job.messages)
+            except Exception as exc:  # jinja2 errors and the template's raise_exception
+                raise InvalidRequest(
+                    f"The chat template of {loaded.entry.name} rejected the conversation: "
+                    f"{exc}. Change the messages (some templates want alternating user and "
+                    "assistant turns, or no system message), or use another model.",
+                    host=self.host,
+                ) from exc
             tokens: list[int] = llm.tokenize(
                 rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
             )
@@ -782,8 +796,10 @@ class EmbeddedEngine(Engine):
     async def aclose(self) -> None:
         """Free the model's memory and stop the worker thread."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._unload)
-        self._executor.shutdown(wait=False)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await loop.run_in_executor(executor, self._unload)
+            executor.shutdown(wait=False)
 
     def _unload(self) -> None:
         loaded, self._loaded = self._loaded, None

@@ -286,6 +286,10 @@ async def test_first_request_reports_the_load_time() -> None:
         assert first.time_to_first_token_ms >= first.load_ms
         assert second.load_ms == 0.0
         assert (await fresh.running())[0].context_length == 512
+        await fresh.aclose()  # frees the model; the engine stays usable and loads it again
+        assert await fresh.running() == []
+        _, again = await run(fresh.stream_generate(ask(num_predict=1)))
+        assert again.load_ms is not None and again.load_ms > 0
     finally:
         await fresh.aclose()
 
