@@ -195,7 +195,8 @@ async def test_auto_uses_ollama_when_up_and_embedded_when_down(
         assert down["text"].strip()
 
         fake.go_online()
-        await asyncio.sleep(2.5)  # the auto engine re-probes Ollama every 2 s
+        status = await lsp.command(protocol.CMD_MODEL_STATUS)  # probes Ollama again
+        assert status["engine"] == "ollama" and status["available"], status
         fake.enqueue(Reply(text="Back on Ollama."))
         assert (await explain(lsp, "back.py"))["text"] == "Back on Ollama."
     finally:
