@@ -289,6 +289,7 @@ class Script:
     stall_s: float = 5.0
     text_in_final: str = ""  # non-empty: final line carries text too (docs streaming.mdx)
     busy_times: int = 0  # answer 503 busy this many times first
+    always_think: bool = False  # emit thinking even with think=false (gpt-oss ignores it)
 
 
 @dataclass
@@ -767,7 +768,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model.loaded = True
         lines: list[JsonObj] = []
-        if think:
+        if think or script.always_think:
             lines += [self._line(requested, model, chat=chat, thinking=t) for t in script.thinking]
         lines += [self._line(requested, model, chat=chat, text=t) for t in script.tokens]
         eval_count = script.eval_count if script.eval_count is not None else len(lines)
