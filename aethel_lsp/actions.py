@@ -21,6 +21,7 @@ from typing import Any
 from lsprotocol import types
 
 from aethel_lsp import documents
+from aethel_lsp.config import Settings
 from aethel_lsp.engine import (
     ChatMessage,
     ChatRequest,
@@ -37,6 +38,7 @@ from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.paths import state_dir
 from aethel_lsp.progress import Progress, stream_into
 from aethel_lsp.prompts import actions as prompts
+from aethel_lsp.prompts.context import estimate_tokens
 from aethel_lsp.session import AethelServer, Task
 
 APPLY_TIMEOUT_S = 30.0
@@ -85,11 +87,39 @@ def pick_model(models: Sequence[ModelInfo], task: Task) -> str | None:
     return max(usable, key=score).name if usable else None
 
 
+def ensure_fits(prompt: prompts.ActionPrompt, code: str, settings: Settings) -> None:
+    """Refuse a prompt the context window cannot hold, before any engine request.
+
+    Ollama would silently keep only the end of it (or answer 400): the model would then
+    explain, or rewrite as an edit, code it never saw.  `contextSize` is the window we
+    ask for (num_ctx); the answer's budget (`maxTokens`, at most half) is kept free.
+    """
+    context = settings.context_size
+    reserve = min(settings.max_tokens, context // 2)
+    available = context - reserve
+    needed = estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
+    if needed <= available:
+        return
+    lines = max(1, code.count("\n") + 1)
+    fitting = max(1, int(lines * available / needed))
+    raise UserError(
+        f"The selection is too large for the model's context: about {needed:,} tokens, "
+        f"and the context is {context:,} tokens ({reserve:,} kept for the answer). "
+        f"Select less (at most ~{fitting:,} lines) or raise `contextSize`."
+    )
+
+
 async def generate(
-    ls: AethelServer, *, title: str, prompt: prompts.ActionPrompt, task: Task = "chat"
+    ls: AethelServer,
+    *,
+    title: str,
+    prompt: prompts.ActionPrompt,
+    task: Task = "chat",
+    code: str = "",
 ) -> GenerateResult:
     """One streamed chat generation, shown as work-done progress; updates aethel/status."""
     settings = ls.session.settings
+    ensure_fits(prompt, code, settings)
     model = await resolve_model(ls, task)
     request = ChatRequest(
         model=model,
@@ -163,6 +193,7 @@ async def explain(ls: AethelServer, args: Args) -> dict[str, Any]:
         ls,
         title="Explaining selection",
         prompt=prompts.explain(chosen.text, chosen.language),
+        code=chosen.text,
     )
     shown = await show_explanation(ls, chosen, result)
     return {"text": result.text, "metrics": result.metrics.to_json(), "document": shown}
@@ -223,7 +254,7 @@ async def rewrite(
     chosen = documents.selection(ls, args, allow_empty=expand)
     if expand and chosen.empty:
         chosen = whole_lines(ls, args)
-    result = await generate(ls, title=how.title, prompt=how.build(chosen, args))
+    result = await generate(ls, title=how.title, prompt=how.build(chosen, args), code=chosen.text)
     code = keep_line_ending(chosen.text, prompts.extract_code(result.text))
     if not code.strip():
         raise UserError("The model returned no code; nothing was changed. Try again.")
@@ -379,7 +410,7 @@ async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
             if attempts == 1
             else (f"Repairing Aethel contract (round {attempts - 1})")
         )
-        result = await generate(ls, title=title, prompt=prompt)
+        result = await generate(ls, title=title, prompt=prompt, code=target.description)
         metrics.append(result.metrics.to_json())
         code = extract_aethel(result.text).rstrip("\n")
         problems = await check_aethel(code)

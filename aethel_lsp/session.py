@@ -36,6 +36,7 @@ from aethel_lsp.engine import (
 from aethel_lsp.engine.metered import MeteredEngine
 from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.protocol import NOTIFY_STATUS, SERVER_NAME
+from aethel_lsp.rpc import AethelProtocol
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class AethelServer(LanguageServer):
     """The aethel-lsp language server; features are attached by `server.create_server()`."""
 
     def __init__(self) -> None:
-        super().__init__(SERVER_NAME, __version__)
+        super().__init__(SERVER_NAME, __version__, protocol_cls=AethelProtocol)
         self.session = Session()
         self._config_stamp: tuple[tuple[str, float], ...] = ()
         self._background: set[asyncio.Task[Any]] = set()

@@ -292,3 +292,18 @@ async def test_generate_contract_in_another_language_inserts_a_block(lsp: Harnes
     assert edit.new_text == f"```aethel\n{CONTRACT}\n```\n"
     prompt = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
     assert "escrow released after both parties sign" in prompt
+
+
+async def test_selection_too_large_for_the_context_is_refused(lsp: Harness) -> None:
+    """Never ship more than the context holds (Ollama would silently cut the start)."""
+    assert lsp.fake is not None
+    text = "value = compute(value) + 1  # padding padding padding\n" * 3000
+    uri = lsp.open("huge.py", text)
+    before = len(lsp.fake.chat_requests())
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": 3000, "character": 0}}
+    for command in (protocol.CMD_EXPLAIN_SELECTION, protocol.CMD_IMPROVE_SELECTION):
+        with pytest.raises(JsonRpcException) as err:
+            await lsp.command(command, {"uri": uri, "range": whole})
+        assert err.value.code == -32602
+        assert "too large" in str(err.value) and "contextSize" in str(err.value)
+    assert len(lsp.fake.chat_requests()) == before

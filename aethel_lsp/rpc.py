@@ -1,0 +1,101 @@
+"""The JSON-RPC protocol of aethel-lsp: pygls' LSP protocol, with every request answered.
+
+JSON-RPC and LSP promise that each request gets exactly one response.  pygls 2 breaks
+that in two cases, which this subclass fixes:
+- a request whose `params` do not match the method's type fails while the message is
+  decoded, so its id is lost: pygls shows "Error in server: Invalid Params" to the user
+  and never answers.  Here the request is answered with InvalidParams (-32602), and the
+  client's mistake is only logged.
+- after `shutdown`, pygls silently drops requests; LSP says they must fail with
+  InvalidRequest (-32600) until `exit`, so a client waiting for an answer never hangs.
+
+Uses two pygls private members (`_send_response`, `_shutdown`), both only here;
+`tests/unit/test_rpc.py` fails if a pygls release renames them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
+)
+from pygls.protocol import LanguageServerProtocol
+
+log = logging.getLogger(__name__)
+
+
+class UnparsableRequest:
+    """Stands in for a request whose params could not be decoded (keeps its id)."""
+
+    jsonrpc = "2.0"
+
+    def __init__(self, msg_id: Any, method: str, cause: BaseException) -> None:
+        self.id = msg_id
+        self.method = method
+        self.cause = cause
+
+
+def _is_request(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and "id" in data
+        and isinstance(data.get("method"), str)
+        and "result" not in data
+        and "error" not in data
+    )
+
+
+class AethelProtocol(LanguageServerProtocol):
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if _is_request(data):
+                return UnparsableRequest(data["id"], data["method"], exc.__cause__ or exc)
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, UnparsableRequest) and not self._knows(message.method):
+            self.answer_error(message.id, JsonRpcMethodNotFound.of(message.method))
+            return
+        if isinstance(message, UnparsableRequest):
+            detail = str(message.cause).splitlines()[0][:200] if str(message.cause) else ""
+            log.warning(
+                "Invalid params for %s (request %r): %s", message.method, message.id, detail
+            )
+            self.answer_error(
+                message.id,
+                JsonRpcInvalidParams(
+                    f"Invalid params for {message.method}: they do not match the LSP "
+                    f"specification of this method ({detail or 'cannot be decoded'})."
+                ),
+            )
+            return
+        method = getattr(message, "method", None)
+        if (
+            getattr(self, "_shutdown", False)
+            and method is not None
+            and method != types.EXIT
+            and getattr(message, "id", None) is not None
+        ):
+            self.answer_error(
+                message.id,
+                JsonRpcInvalidRequest(
+                    f"The server is shutting down: {method} refused (only `exit` is accepted)."
+                ),
+            )
+            return
+        super().handle_message(message)
+
+    def _knows(self, method: str) -> bool:
+        return method in self.fm.features or method in self.fm.builtin_features
+
+    def answer_error(self, msg_id: Any, error: JsonRpcException) -> None:
+        """Send one error response for request `msg_id` (pygls private API)."""
+        self._send_response(msg_id, error=error.to_response_error())

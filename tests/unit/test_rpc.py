@@ -1,0 +1,68 @@
+"""AethelProtocol answers every request (see aethel_lsp/rpc.py); these tests also fail if
+a pygls release renames the private members it relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsprotocol import types
+
+from aethel_lsp.rpc import AethelProtocol, UnparsableRequest
+from aethel_lsp.server import create_server
+
+
+class Captured:
+    def __init__(self, protocol: AethelProtocol) -> None:
+        self.errors: list[tuple[Any, int, str]] = []
+        protocol._send_response = self.send  # type: ignore[method-assign]
+
+    def send(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        self.errors.append((msg_id, error.code, error.message))
+
+
+def _protocol() -> AethelProtocol:
+    protocol = create_server().protocol
+    assert isinstance(protocol, AethelProtocol)
+    return protocol
+
+
+def test_private_members_still_exist() -> None:
+    protocol = _protocol()
+    assert callable(protocol._send_response)
+    assert protocol._shutdown is False
+
+
+def test_request_with_bad_params_becomes_a_marker_with_its_id() -> None:
+    protocol = _protocol()
+    bad = protocol.structure_message(
+        {"jsonrpc": "2.0", "id": 7, "method": "textDocument/hover", "params": "nope"}
+    )
+    assert isinstance(bad, UnparsableRequest) and bad.id == 7
+    captured = Captured(protocol)
+    protocol.handle_message(bad)
+    ((msg_id, code, message),) = captured.errors
+    assert (msg_id, code) == (7, -32602) and "textDocument/hover" in message
+
+
+def test_unknown_method_is_method_not_found() -> None:
+    protocol = _protocol()
+    bad = protocol.structure_message({"jsonrpc": "2.0", "id": 8, "method": "custom/x"})
+    captured = Captured(protocol)
+    protocol.handle_message(bad)
+    assert captured.errors[0][:2] == (8, -32601)
+
+
+def test_requests_after_shutdown_are_refused() -> None:
+    protocol = _protocol()
+    protocol._shutdown = True
+    captured = Captured(protocol)
+    message = protocol.structure_message(
+        {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": types.WORKSPACE_EXECUTE_COMMAND,
+            "params": {"command": "aethel.modelStatus"},
+        }
+    )
+    protocol.handle_message(message)
+    assert captured.errors[0][:2] == (9, -32600)
