@@ -545,7 +545,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
         if "keep_alive" in data and not _keep_alive_ok(data["keep_alive"]):
             value = data["keep_alive"]
-            if isinstance(value, str):
+            if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+(\.\d*)?|\.\d+)", value):
+                self._error(400, f'time: missing unit in duration "{value}"')
+            elif isinstance(value, str):
                 self._error(400, f'time: invalid duration "{value}"')
             else:
                 self._error(400, f"Unsupported type: '{_go_kind(value)}'")
@@ -696,7 +698,7 @@ class _Handler(BaseHTTPRequestHandler):
         think = self._check_common(req, model, requested)
         if think is None:
             return
-        if not req.get("prompt") and not req.get("suffix"):
+        if not req.get("prompt"):  # the handler checks req.Prompt only, not the suffix
             self._load_reply(req, requested, chat=False)
             return
         self._run(req, requested, model, think=think, chat=False)

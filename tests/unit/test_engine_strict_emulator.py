@@ -43,6 +43,7 @@ from aethel_lsp.engine.types import (
 from tests.fakes.ollama_strict import BUSY_TEXT, StrictOllama, go_json, rfc3339_nano
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01)
+CODER_FIM = "qwen2.5-coder:1.5b"
 
 
 @pytest.fixture
@@ -231,6 +232,37 @@ async def test_invalid_keep_alive_is_a_clear_invalid_request(emu: StrictOllama) 
     finally:
         await engine.aclose()
     assert 'time: invalid duration "five minutes"' in str(info.value)
+
+
+async def test_empty_prompt_is_a_load_reply_not_a_generation(emu: StrictOllama) -> None:
+    """Ollama answers an empty prompt (even with a suffix) with one `done_reason: load`
+    object: no text, no metrics — the engine must return that, not fail."""
+    engine = engine_for(emu)
+    try:
+        loaded = await engine.generate(GenerateRequest(CODER_FIM, "", suffix="\nreturn x"))
+    finally:
+        await engine.aclose()
+    assert loaded.text == "" and loaded.metrics.done_reason == "load"
+    assert loaded.metrics.tokens_generated is None and loaded.metrics.tokens_per_second is None
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #4")
+@pytest.mark.parametrize("keep_alive", [90.5, "1.5", "1h30m"])
+async def test_configured_keep_alive_reaches_ollama_in_a_form_it_accepts(
+    emu: StrictOllama, keep_alive: object
+) -> None:
+    """`keepAlive = 90.5` (TOML float) or "1.5" must not become the string "90.5", which
+    Go's `time.ParseDuration` rejects ("missing unit") with a 400 on every request."""
+    from aethel_lsp.config import ConfigSource, dict_layer, resolve
+
+    resolved = resolve([dict_layer(ConfigSource.USER_FILE, {"keepAlive": keep_alive})])
+    assert not resolved.issues, resolved.issues
+    engine = engine_for(emu)
+    try:
+        await engine.generate(GenerateRequest(
+            "llama3.2", "x", keep_alive=resolved.settings.keep_alive_value))
+    finally:
+        await engine.aclose()
 
 
 async def test_thinking_model_without_think_streams_thinking_apart_from_text(
