@@ -681,6 +681,11 @@ async function send<R>(command: string, args?: object, token?: vscode.Cancellati
   if (c === undefined || c.state === State.Stopped) {
     throw new Error(`the language server is not running${lastLaunchProblem ? ` (${lastLaunchProblem})` : ''}. Run "Aethel: Restart language server".`);
   }
+  const offered = c.initializeResult?.capabilities.executeCommandProvider?.commands;
+  if (offered !== undefined && !offered.includes(command)) {
+    const version = c.initializeResult?.serverInfo?.version ?? 'unknown version';
+    throw new Error(`this aethel-lsp (${version}) has no ${command} command; update the server.`);
+  }
   const params = executeCommandParams(command, args);
   return token === undefined
     ? ((await c.sendRequest(ExecuteCommandRequest.type, params)) as R | undefined)
@@ -835,6 +840,12 @@ async function showResult(command: ServerCommand): Promise<void> {
     { location: vscode.ProgressLocation.Window, title: `Aethel: ${title}` },
     () => send<unknown>(command),
   );
+  if (isObjectWithDocument(value)) {
+    // The server wrote a Markdown report and VS Code opened it (aethel.doctor): nothing to add.
+    const summary = typeof value.summary === 'string' ? value.summary : `${title}: done`;
+    void vscode.window.setStatusBarMessage(`Aethel: ${summary}`, 6000);
+    return;
+  }
   const markdown =
     command === CMD_MODEL_STATUS
       ? modelStatusMarkdown(value)
@@ -845,6 +856,10 @@ async function showResult(command: ServerCommand): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------ helpers
+
+function isObjectWithDocument(v: unknown): v is { document: string; summary?: unknown } {
+  return typeof v === 'object' && v !== null && typeof (v as { document?: unknown }).document === 'string';
+}
 
 function isCancellation(err: unknown, token: vscode.CancellationToken): boolean {
   if (token.isCancellationRequested) return true;

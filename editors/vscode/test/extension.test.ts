@@ -137,6 +137,14 @@ test('activate: server found, status bar, commands, explanation streamed into th
     await waitFor('the throughput panel to render', () => (tp?.messages.length ?? 0) > 0);
     assert.match((tp?.messages.at(-1) as UpdateMessage | undefined)?.html ?? '', new RegExp(`\\| \`${CHAT.replace('.', '\\.')}\` \\| 1 \\|`));
 
+    // "Doctor": the server opens its own Markdown report; no second panel.
+    const panelsBefore = state.panels.length;
+    const t0 = Date.now();
+    await state.commands.get('aethel-vscode.doctor')?.();
+    assert.equal(state.panels.length, panelsBefore);
+    assert.ok(state.shownDocuments.some((d: string) => /\.md$/.test(d)), `the doctor report was opened: ${state.shownDocuments.join(', ')}`);
+    assert.ok(Date.now() - t0 < 30000);
+
     // A click on the status bar: the installed models, the active one first; pick the coder.
     await Promise.all([
       state.commands.get('aethel-vscode.statusMenu')?.(),
