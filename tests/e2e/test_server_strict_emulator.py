@@ -1,0 +1,117 @@
+"""The real server process against the independent strict Ollama emulator (happy paths).
+
+What our own fake might let slip: lines split across chunks and TCP writes (streamed
+progress must still concatenate to the exact text), Ollama's own metrics in `throughput`,
+cloud and parameter-less models in `listModels`, a pull's progress, a mid-stream error
+line, and an unknown model named in Ollama's 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from aethel_lsp import protocol
+from tests.e2e.lsp_harness import Harness, start_server
+from tests.fakes.ollama_strict import StrictOllama
+
+CODER = "qwen2.5-coder:1.5b"
+PY = "def add(a, b):\n    return a + b\n"
+SEL = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[StrictOllama]:
+    with StrictOllama() as server:
+        server.default_script.split = "packed"
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def lsp(tmp_path_factory: pytest.TempPathFactory, emu: StrictOllama
+              ) -> AsyncIterator[Harness]:
+    harness = await start_server(
+        tmp_path_factory.mktemp("strict"), None,
+        editor_settings={"engine": "ollama", "model": CODER},
+        extra_env={"OLLAMA_HOST": emu.url},
+    )
+    yield harness
+    await harness.stop()
+
+
+def reports_of(h: Harness, title: str) -> list[list[object]]:
+    return h.progress_for_title(title)
+
+
+async def test_model_status_and_list(lsp: Harness, emu: StrictOllama) -> None:
+    status = await lsp.command(protocol.CMD_MODEL_STATUS)
+    assert status["available"] is True and status["version"] == "0.33.0"
+    assert status["host"] == emu.url and status["activeModel"] == CODER
+    models = {m["name"]: m for m in await lsp.command(protocol.CMD_LIST_MODELS)}
+    assert models[CODER]["parameters"] == 1543714304
+    assert models[CODER]["contextLength"] == 32768
+    assert models["mystery:7b"]["parameters"] is None
+    assert models["gpt-oss:120b-cloud"]["contextLength"] == 131072
+
+
+async def test_streamed_explain_reassembles_exactly_and_reports_ollamas_metrics(
+    lsp: Harness, emu: StrictOllama
+) -> None:
+    tokens = ["Adds ", "two ", "numbers", " — é🙂", "\u0085", " <b>&</b>", "\n"]
+    emu.script(tokens=tokens, token_delay_s=0.01, eval_count=259,
+               eval_duration=4_232_710_000, prompt_eval_count=26)
+    uri = lsp.open("explain.py", PY)
+    result = await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+    assert result["text"] == "".join(tokens)
+    metrics = result["metrics"]
+    assert metrics["tokensPerSecond"] == round(259 / 4_232_710_000 * 1e9, 2)
+    assert (metrics["promptTokens"], metrics["tokensGenerated"]) == (26, 259)
+    [reports] = reports_of(lsp, "Explaining selection")[-1:]
+    text = "".join(r.message or "" for r in reports if isinstance(r, types.WorkDoneProgressReport))
+    assert text == "".join(tokens)
+    throughput = await lsp.command(protocol.CMD_THROUGHPUT)
+    assert throughput["last"]["tokensPerSecond"] == metrics["tokensPerSecond"]
+    body = emu.bodies("/api/chat")[-1] if emu.bodies("/api/chat") else emu.bodies(
+        "/api/generate")[-1]
+    assert body["think"] is False and body["model"] == CODER
+
+
+async def test_midstream_error_line_fails_the_action_with_ollamas_text(
+    lsp: Harness, emu: StrictOllama
+) -> None:
+    emu.script(fault="midstream_error", error_text="an error was encountered while running")
+    uri = lsp.open("err.py", PY)
+    with pytest.raises(JsonRpcException) as info:
+        await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+    assert "an error was encountered while running" in str(info.value)
+    result = await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+    assert result["text"]
+
+
+async def test_pull_reports_percentages_then_success(lsp: Harness) -> None:
+    result = await lsp.command(protocol.CMD_PULL_MODEL, {"model": "tiny:1b"})
+    assert result == {"model": "tiny:1b", "status": "success"}
+    models = [m["name"] for m in await lsp.command(protocol.CMD_LIST_MODELS)]
+    assert "tiny:1b" in models
+
+
+async def test_pull_of_an_unknown_model_is_a_clear_error(lsp: Harness) -> None:
+    with pytest.raises(JsonRpcException) as info:
+        await lsp.command(protocol.CMD_PULL_MODEL, {"model": "nonexistent-model"})
+    assert "nonexistent-model" in str(info.value)
+    await lsp.command(protocol.CMD_MODEL_STATUS)
+
+
+async def test_selecting_an_unknown_model_is_refused(lsp: Harness) -> None:
+    with pytest.raises(JsonRpcException) as info:
+        await lsp.command(protocol.CMD_SELECT_MODEL, {"model": "codellama:70b"})
+    assert "codellama:70b" in str(info.value)
+    chosen = await lsp.command(protocol.CMD_SELECT_MODEL, {"model": "llama3.2"})
+    assert chosen["activeModel"] in ("llama3.2", "llama3.2:latest")
+    await lsp.command(protocol.CMD_SELECT_MODEL, {"model": CODER})
