@@ -22,7 +22,9 @@ fairly, one generation at a time.
 
 Not honoured, on purpose: `num_ctx` per request (the context is sized once, at load:
 `context_size`, capped by the model's training context) and `keep_alive` (the model
-stays loaded until the engine is closed). FIM (`suffix`) raises `CapabilityMissing`.
+stays loaded until the engine is closed). FIM (`suffix`) works with models whose
+vocabulary has fill-in-the-middle tokens (their capabilities then include `insert`) and
+raises `CapabilityMissing` with the others, such as SmolLM2.
 
 Nothing here imports `llama_cpp` at module import time: the factory can import this
 module to ask `embedded_available()` on machines without the extra.
@@ -262,6 +264,12 @@ def _store_entry(model: StoredModel) -> _ModelEntry:
     return _ModelEntry(model.name, model.gguf_path, model.size, digest, "ollama-store")
 
 
+def _capabilities(info: GgufInfo | None) -> tuple[str, ...]:
+    if info is not None and info.has_fill_in_the_middle:
+        return (*EMBEDDED_CAPABILITIES, "insert")
+    return EMBEDDED_CAPABILITIES
+
+
 def _describe(entry: _ModelEntry, info: GgufInfo | None) -> ModelInfo:
     if info is None:
         return ModelInfo(
@@ -277,7 +285,7 @@ def _describe(entry: _ModelEntry, info: GgufInfo | None) -> ModelInfo:
         context_length=info.context_length,
         family=info.architecture,
         quantization=info.quantization,
-        capabilities=EMBEDDED_CAPABILITIES,
+        capabilities=_capabilities(info),
         parameter_size=parameter_size(info.parameter_count) if info.parameter_count else None,
         digest=entry.digest,
     )
@@ -335,6 +343,7 @@ class _Job:
     entry: _ModelEntry
     messages: list[dict[str, str]] | None  # rendered with the model's chat template
     raw_prompt: str | None  # sent as-is (raw generate, or a model without a template)
+    fill: tuple[str, str] | None  # (prefix, suffix) of a fill-in-the-middle request
     options: GenerationOptions
     emit: Callable[[_Event], None]
     cancel: threading.Event
@@ -348,6 +357,7 @@ class _Loaded:
     formatter: Any  # llama_cpp's Jinja2ChatFormatter for the model's own template, or None
     n_ctx: int
     load_ms: float
+    fim: tuple[int, int, int] | None  # (prefix, suffix, middle) token ids, if the model has them
 
 
 class _StopScanner:
@@ -528,17 +538,8 @@ class EmbeddedEngine(Engine):
         # One async generator per stream (no wrapper generator around another), so that
         # `aclose()` reaches the code that stops the worker immediately.
         if request.suffix:
-            return _failing_stream(
-                CapabilityMissing(
-                    f"The embedded engine cannot fill in the middle (`suffix`) with "
-                    f"{request.model or 'its model'}: it has no `insert` capability. Run "
-                    "Ollama with a model that has it (e.g. `ollama pull qwen2.5-coder:1.5b`), "
-                    "or send the request without a suffix.",
-                    model=request.model,
-                    capability="insert",
-                    host=self.host,
-                )
-            )
+            fill = (request.prompt, request.suffix)
+            return self._stream(request.model, None, None, request.options, fill)
         if request.raw:
             return self._stream(request.model, None, request.prompt, request.options)
         messages = _messages(request.system, request.prompt)
@@ -568,6 +569,7 @@ class EmbeddedEngine(Engine):
         messages: list[dict[str, str]] | None,
         raw_prompt: str | None,
         options: GenerationOptions,
+        fill: tuple[str, str] | None = None,
     ) -> AsyncIterator[Chunk]:
         started = time.perf_counter()
         if not llama_cpp_installed():  # importing it (~0.2 s) happens on the worker thread
@@ -586,7 +588,7 @@ class EmbeddedEngine(Engine):
         async with self._lock():
             stats = GenerationStats(model=entry.name)
             self.last_generation = stats
-            job = _Job(entry, messages, raw_prompt, options, emit, cancel, stats)
+            job = _Job(entry, messages, raw_prompt, fill, options, emit, cancel, stats)
             work = loop.run_in_executor(self._worker(), self._run, job)
             first_at: float | None = None
             try:
@@ -674,13 +676,27 @@ class EmbeddedEngine(Engine):
                 eos_token=_token_text(llm, llm.token_eos()),
                 bos_token=_token_text(llm, llm.token_bos()),
             )
-        self._loaded = _Loaded(entry, llm, formatter, llm.n_ctx(), load_ms)
+        fim = header.fim_tokens if header else None
+        self._loaded = _Loaded(entry, llm, formatter, llm.n_ctx(), load_ms, fim)
         log.info("Loaded %s in %.0f ms (context %d)", entry.path, load_ms, llm.n_ctx())
         return self._loaded, load_ms
 
     def _prompt_tokens(self, loaded: _Loaded, job: _Job) -> list[int]:
         """The exact token ids the model will read, from the model's own tokenizer."""
         llm = loaded.llm
+        if job.fill is not None:
+            if loaded.fim is None:
+                raise CapabilityMissing(
+                    f"The embedded engine cannot fill in the middle (`suffix`) with "
+                    f"{loaded.entry.name}: its vocabulary has no fill-in-the-middle tokens "
+                    "(no `insert` capability). Use a code model that has them (e.g. "
+                    "`ollama pull qwen2.5-coder:1.5b`: Ollama's downloaded models are offered "
+                    "here too), or send the request without a suffix.",
+                    model=loaded.entry.name,
+                    capability="insert",
+                    host=self.host,
+                )
+            return _fim_tokens(llm, loaded.fim, *job.fill)
         if job.messages is not None and loaded.formatter is not None:
             try:
                 rendered = loaded.formatter(messages=job.messages)
@@ -851,6 +867,15 @@ def _prefill(llm: Any, prompt: list[int], cancel: threading.Event) -> bool:
             return False
         llm.eval(prompt[start : start + _PREFILL_BATCH])
     return True
+
+
+def _fim_tokens(llm: Any, fim: tuple[int, int, int], prefix: str, suffix: str) -> list[int]:
+    """Prefix-suffix-middle order, as llama.cpp's own infill endpoint builds it."""
+    pre, suf, mid = fim
+    bos: list[int] = llm.tokenize(b"", add_bos=True, special=False)  # [] if the model adds none
+    before: list[int] = llm.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)
+    after: list[int] = llm.tokenize(suffix.encode("utf-8"), add_bos=False, special=False)
+    return [*bos, pre, *before, suf, *after, mid]
 
 
 def _token_text(llm: Any, token: int) -> str:

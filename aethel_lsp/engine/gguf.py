@@ -140,10 +140,22 @@ class GgufInfo:
         return self.text("tokenizer.chat_template")
 
     @property
+    def fim_tokens(self) -> tuple[int, int, int] | None:
+        """The (prefix, suffix, middle) token ids of a fill-in-the-middle vocabulary.
+
+        Code models such as Qwen2.5-Coder, StarCoder or CodeLlama declare them (current
+        GGUF names `fim_pre/suf/mid`, older ones `prefix/suffix/middle`); a model
+        without all three cannot fill in the middle.
+        """
+        for names in (("fim_pre", "fim_suf", "fim_mid"), ("prefix", "suffix", "middle")):
+            ids = [self.integer(f"tokenizer.ggml.{name}_token_id") for name in names]
+            if all(i is not None and i >= 0 for i in ids):
+                return (ids[0] or 0, ids[1] or 0, ids[2] or 0)
+        return None
+
+    @property
     def has_fill_in_the_middle(self) -> bool:
-        """True when the vocabulary declares FIM prefix/suffix/middle tokens."""
-        keys = ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id")
-        return any(key in self.metadata for key in keys)
+        return self.fim_tokens is not None
 
 
 def parameter_size(count: int) -> str:

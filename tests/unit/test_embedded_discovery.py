@@ -107,3 +107,36 @@ async def test_pull_explains_the_alternative() -> None:
                 pass
     finally:
         await engine.aclose()
+
+
+async def test_a_code_model_with_fim_tokens_offers_insert(
+    monkeypatch: pytest.MonkeyPatch, no_shipped_model: Path, tmp_path: Path
+) -> None:
+    metadata = {**TINY_METADATA, "tokenizer.ggml.fim_pre_token_id": 1,
+                "tokenizer.ggml.fim_suf_token_id": 2, "tokenizer.ggml.fim_mid_token_id": 3}
+    coder = write_gguf(tmp_path / "coder.gguf", metadata, TINY_TENSORS)
+    add_stored_model(no_shipped_model, "qwen2.5-coder", "1.5b", coder)
+    engine = EmbeddedEngine()
+    try:
+        model = await engine.show("qwen2.5-coder:1.5b")
+        assert model.capabilities == ("completion", "insert")
+    finally:
+        await engine.aclose()
+
+
+class FakeTokenizer:
+    """Bytes in, one token per byte out (+ a BOS of 1 when asked and the model adds one)."""
+
+    def __init__(self, adds_bos: bool):
+        self.adds_bos = adds_bos
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        assert not special  # code is never parsed for special tokens
+        return ([1] if add_bos and self.adds_bos else []) + [1000 + b for b in text]
+
+
+def test_fim_prompt_is_prefix_suffix_middle() -> None:
+    tokens = embedded._fim_tokens(FakeTokenizer(adds_bos=False), (7, 8, 9), "ab", "c")
+    assert tokens == [7, 1000 + ord("a"), 1000 + ord("b"), 8, 1000 + ord("c"), 9]
+    with_bos = embedded._fim_tokens(FakeTokenizer(adds_bos=True), (7, 8, 9), "", "")
+    assert with_bos == [1, 7, 8, 9]

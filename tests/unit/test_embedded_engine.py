@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -274,6 +275,26 @@ async def test_errors_say_what_to_do(engine: EmbeddedEngine) -> None:
     with pytest.raises(InvalidRequest, match="ollama pull tinyllama"):
         async for _ in engine.pull("tinyllama"):
             pass
+
+
+async def test_fill_in_the_middle_runs_on_a_model_with_fim_tokens(tokenizer: Any) -> None:
+    """SmolLM2 has no FIM tokens, so three ordinary special tokens stand in for them: this
+    drives the real FIM path (prompt layout, streaming, metrics) through llama.cpp."""
+    fresh = EmbeddedEngine(context_size=512)
+    try:
+        await run(fresh.stream_generate(ask(num_predict=1)))  # load the model
+        loaded = fresh._loaded
+        assert loaded is not None
+        fresh._loaded = dataclasses.replace(loaded, fim=(1, 2, 0))  # <|im_start|> ... <|endoftext|>
+        prefix, suffix = "def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"
+        request = GenerateRequest(model="", prompt=prefix, suffix=suffix,
+                                  options=GenerationOptions(num_predict=6, temperature=0.0))
+        _, metrics = await run(fresh.stream_generate(request))
+        assert metrics.prompt_tokens == 3 + count_tokens(tokenizer, prefix) + count_tokens(
+            tokenizer, suffix)
+        assert metrics.tokens_generated is not None and 0 < metrics.tokens_generated <= 6
+    finally:
+        await fresh.aclose()
 
 
 async def test_first_request_reports_the_load_time() -> None:

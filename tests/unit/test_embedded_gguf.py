@@ -95,3 +95,26 @@ def test_the_shipped_smollm2_model() -> None:
     assert info.parameter_count == 134_515_008
     assert info.chat_template is not None and "<|im_start|>" in info.chat_template
     assert info.metadata["tokenizer.ggml.tokens"] == GgufArray(item_type=8, length=49152)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [(("fim_pre", "fim_suf", "fim_mid"), (151659, 151661, 151660)),
+     (("prefix", "suffix", "middle"), (151659, 151661, 151660))],
+)
+def test_fill_in_the_middle_tokens(
+    tmp_path: Path, names: tuple[str, str, str], expected: tuple[int, int, int]
+) -> None:
+    ids = dict(zip(names, expected, strict=True))
+    metadata = {**TINY_METADATA, **{f"tokenizer.ggml.{n}_token_id": i for n, i in ids.items()}}
+    info = read_gguf_info(write_gguf(tmp_path / "coder.gguf", metadata, TINY_TENSORS))
+    assert info.fim_tokens == expected
+    assert info.has_fill_in_the_middle
+
+
+def test_fill_in_the_middle_needs_all_three_tokens(tmp_path: Path) -> None:
+    metadata = {**TINY_METADATA, "tokenizer.ggml.fim_pre_token_id": 5,
+                "tokenizer.ggml.fim_suf_token_id": 6}
+    info = read_gguf_info(write_gguf(tmp_path / "half.gguf", metadata, TINY_TENSORS))
+    assert info.fim_tokens is None
+    assert not info.has_fill_in_the_middle
