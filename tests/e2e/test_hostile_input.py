@@ -204,7 +204,6 @@ async def test_range_inside_a_surrogate_pair_does_not_break(lsp: Harness) -> Non
     await still_serving(lsp)
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #1")
 async def test_huge_selection_is_bounded(lsp: Harness, emu: StrictOllama) -> None:
     line = "value = compute(value) + 1  # " + "é" * 40 + "\n"
     text = line * 40_000  # ~3 MB
@@ -446,7 +445,6 @@ async def test_malformed_frames_do_not_kill_the_server(raw: RawServer) -> None:
     assert await asyncio.wait_for(raw.proc.wait(), 10) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #3")
 async def test_a_request_whose_params_do_not_parse_still_gets_an_error_response(
     raw: RawServer,
 ) -> None:
@@ -461,7 +459,6 @@ async def test_a_request_whose_params_do_not_parse_still_gets_an_error_response(
     assert (await raw.model_status(3))["result"]["available"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #2")
 async def test_requests_after_shutdown_are_refused(raw: RawServer) -> None:
     """LSP: after `shutdown`, requests error with InvalidRequest (-32600) until `exit`."""
     await raw.initialize(1)
