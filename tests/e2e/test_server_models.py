@@ -13,7 +13,7 @@ from pygls.exceptions import JsonRpcException
 
 from aethel_lsp import protocol
 from tests.e2e.lsp_harness import Harness, start_server
-from tests.fakes.ollama import FakeOllama, Reply
+from tests.fakes.ollama import FakeOllama, Fault, Reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -158,4 +158,21 @@ async def test_offline_then_recovery(lsp: Harness) -> None:
     lsp.fake.enqueue(Reply(text="Back again."))
     result = await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
     assert result["text"] == "Back again."
+    await lsp.wait_for(lambda: lsp.statuses[-1]["state"] == "ready")
+
+
+async def test_error_inside_the_stream_ends_progress_and_sets_error_state(lsp: Harness) -> None:
+    assert lsp.fake is not None
+    lsp.fake.enqueue(Reply(text="one two three four five six"))
+    lsp.fake.inject(Fault.error_line(after_tokens=2), path="/api/chat")
+    uri = lsp.open("err.py", PY)
+    with pytest.raises(JsonRpcException) as err:
+        await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+    assert err.value.code == -32803 and "Traceback" not in str(err.value)
+    end = lsp.progress_for_title("Explaining selection")[-1][-1]
+    assert isinstance(end, types.WorkDoneProgressEnd) and end.message.startswith("Failed: ")
+    await lsp.wait_for(lambda: lsp.statuses[-1]["state"] == "error")
+    lsp.fake.enqueue(Reply(text="Fine again."))
+    result = await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+    assert result["text"] == "Fine again."
     await lsp.wait_for(lambda: lsp.statuses[-1]["state"] == "ready")
