@@ -90,12 +90,28 @@ def lsp_range(document: TextDocument, lines: Sequence[str], where: Range | Span)
 def lsp_diagnostic(
     document: TextDocument, lines: Sequence[str], diagnostic: Diagnostic
 ) -> types.Diagnostic:
+    """Protocol diagnostic; a mechanical repair travels in `data["fix"]`
+    (`{"title", "range", "newText"}`, range in client units) for quick-fix actions."""
+    data = None
+    if diagnostic.fix is not None:
+        fix_range = lsp_range(document, lines, diagnostic.fix.range)
+        data = {
+            "fix": {
+                "title": diagnostic.fix.title,
+                "range": {
+                    "start": {"line": fix_range.start.line, "character": fix_range.start.character},
+                    "end": {"line": fix_range.end.line, "character": fix_range.end.character},
+                },
+                "newText": diagnostic.fix.new_text,
+            }
+        }
     return types.Diagnostic(
         range=lsp_range(document, lines, diagnostic.range),
         message=diagnostic.message,
         severity=types.DiagnosticSeverity(int(diagnostic.severity)),
         code=diagnostic.code,
         source=DIAGNOSTIC_SOURCE,
+        data=data,
     )
 
 

@@ -7,7 +7,7 @@ from enum import IntEnum
 
 from aethel_lsp.language.spans import Position, Range, Span
 
-__all__ = ["Diagnostic", "Position", "Range", "Severity", "make"]
+__all__ = ["Diagnostic", "Fix", "Position", "Range", "Severity", "make"]
 
 
 class Severity(IntEnum):
@@ -24,6 +24,15 @@ class Severity(IntEnum):
 
 
 @dataclass(frozen=True)
+class Fix:
+    """A mechanical correction: replace `range` by `new_text` (a quick fix for editors)."""
+
+    title: str
+    range: Range
+    new_text: str
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     """One problem: where, how bad, what to do, and a stable `code` (`syntax`, `overflow`...)."""
 
@@ -32,6 +41,7 @@ class Diagnostic:
     message: str
     code: str
     source: str = "aethel"
+    fix: Fix | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,6 +52,9 @@ class Diagnostic:
             "severity": self.severity.label,
             "message": self.message,
             "code": self.code,
+            **(
+                {"fix": {"title": self.fix.title, "newText": self.fix.new_text}} if self.fix else {}
+            ),
         }
 
 

@@ -47,7 +47,7 @@ from aethel_lsp.language.ast import (
     Program,
     Setting,
 )
-from aethel_lsp.language.diagnostics import Diagnostic, Severity
+from aethel_lsp.language.diagnostics import Diagnostic, Fix, Severity
 from aethel_lsp.language.lexer import Tokens, tokenize
 from aethel_lsp.language.spans import LineIndex, Span
 
@@ -164,12 +164,25 @@ class _Parser:
     def tok_span(self, i: int) -> Span:
         return Span(self.starts[i], self.ends[i], self.index)
 
-    def error(self, span: Span, message: str, code: str = "syntax") -> None:
-        # The first error at a position wins: a second one there is a cascade.
+    def error(
+        self,
+        span: Span,
+        message: str,
+        code: str = "syntax",
+        fix: tuple[str, int, int, str] | None = None,
+    ) -> None:
+        """Report once per position (a second error there is a cascade).
+
+        `fix` = (title, start, end, new_text): replacing [start, end) repairs it.
+        """
         if self.error_starts and self.error_starts[-1] == span.start:
             return
         self.error_starts.append(span.start)
-        self.diagnostics.append(Diagnostic(span.range, Severity.ERROR, message, code))
+        repair = None
+        if fix is not None:
+            title, start, end, new_text = fix
+            repair = Fix(title, self.index.range(start, end), new_text)
+        self.diagnostics.append(Diagnostic(span.range, Severity.ERROR, message, code, fix=repair))
 
     def describe(self, i: int) -> str:
         kind = self.kinds[i]
@@ -258,6 +271,7 @@ class _Parser:
                     self.span(start, start + 2),
                     "`//` comments are not Aethel: start comments with `#`",
                     "foreign-comment",
+                    fix=("Use `#` for the comment", start, start + 2, "#"),
                 )
             else:
                 self.error(
@@ -453,7 +467,12 @@ class _Parser:
             if kind == ",":
                 self.i += 1
                 if kinds[self.i] == ")":
-                    self.error(self.tok_span(self.i - 1), "trailing `,` before `)`: remove it")
+                    comma = self.i - 1
+                    self.error(
+                        self.tok_span(comma),
+                        "trailing `,` before `)`: remove it",
+                        fix=("Remove the `,`", self.starts[comma], self.ends[comma], ""),
+                    )
             elif kind != ")" and kind not in _PARAMS_END:
                 if param is not None and kinds[self.i] == "ident":
                     self.error(self.after_prev(), "expected `,` between parameters")
@@ -607,6 +626,7 @@ class _Parser:
                 self.error(
                     self.span(self.starts[self.i], self.ends[self.i + 1]),
                     f"expected `:` between the setting name and its value: `{key}: {value};`",
+                    fix=("Insert `:`", self.ends[self.i], self.ends[self.i], ":"),
                 )
                 block.settings.append(self.parse_setting(has_colon=False))
             else:
@@ -649,8 +669,11 @@ class _Parser:
             return
         if self.lenient_semicolons and self.on_new_line(self.i):
             return
+        end = self.prev_end()
         self.error(
-            self.after_prev(), f"expected `;` after the {what}, found {self.describe(self.i)}"
+            self.after_prev(),
+            f"expected `;` after the {what}, found {self.describe(self.i)}",
+            fix=("Insert `;`", end, end, ";"),
         )
         if kind != "}":
             self.skip_statement()
@@ -696,7 +719,8 @@ class _Parser:
                 return
             message = _STATEMENT_WORDS.get(word)
             if message is not None and nxt in ("ident", "number", "(", "-"):
-                self.error(self.tok_span(i), message, "foreign-statement")
+                fix = (f"Remove `{word}`", self.starts[i], self.starts[i + 1], "")
+                self.error(self.tok_span(i), message, "foreign-statement", fix)
                 self.i += 1
                 self.parse_condition_statement(out)
                 return
@@ -780,7 +804,10 @@ class _Parser:
                     f"`{op}` is not Aethel: there is no disjunction; split the cases into "
                     "separate intents, or use an implication `(a > b) ==> (c > d);`"
                 )
-            self.error(self.tok_span(self.i), message, "foreign-logic")
+            fix = None
+            if op in ("&&", "and"):
+                fix = ("Split into two conditions", self.starts[self.i], self.ends[self.i], ";")
+            self.error(self.tok_span(self.i), message, "foreign-logic", fix)
             self.i += 1
             self.parse_condition_statement(out)
             return
@@ -869,12 +896,17 @@ class _Parser:
                     "`=` is assignment, which Aethel does not have: compare with `==` "
                     "(conditions state facts; they do not assign)",
                     "foreign-assign",
+                    fix=("Replace `=` with `==`", self.starts[self.i], self.ends[self.i], "=="),
                 )
             op = "=="
             self.i += 1
         elif kind in ("=>", "=<"):
             fixed = ">=" if kind == "=>" else "<="
-            self.error(self.tok_span(self.i), f"`{kind}` is not an operator: write `{fixed}`")
+            self.error(
+                self.tok_span(self.i),
+                f"`{kind}` is not an operator: write `{fixed}`",
+                fix=(f"Replace with `{fixed}`", self.starts[self.i], self.ends[self.i], fixed),
+            )
             op = fixed
             self.i += 1
         else:
@@ -1009,11 +1041,12 @@ class _Parser:
                 self.i += 1
                 self.expected("a name after `.`")
             dotted = ".".join(parts)
+            flat = "_".join(parts)
             self.error(
                 span,
-                f"member access `{dotted}` is not Aethel: use one flat name such as "
-                f"`{'_'.join(parts)}`",
+                f"member access `{dotted}` is not Aethel: use one flat name such as `{flat}`",
                 "foreign-member",
+                fix=(f"Use `{flat}`", span.start, span.end, flat),
             )
             return Name(dotted, span.start, span.end, self.index)
         opener = kinds[self.i]

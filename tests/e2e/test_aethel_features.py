@@ -107,6 +107,15 @@ async def test_drift_syntax_diagnostics_at_the_right_places(lsp: Harness) -> Non
         (10, 8, "foreign-if"),
     ]
     assert found[2].range.end == types.Position(line=4, character=16)
+    # a mechanical repair travels with the diagnostic, for quick fixes
+    assert found[2].data == {
+        "fix": {
+            "title": "Replace `=` with `==`",
+            "range": {"start": {"line": 4, "character": 15}, "end": {"line": 4, "character": 16}},
+            "newText": "==",
+        }
+    }
+    assert found[4].data is None  # `if` has no mechanical fix
 
 
 async def test_change_updates_and_a_stale_check_is_dropped(lsp: Harness) -> None:

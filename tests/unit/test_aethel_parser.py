@@ -368,3 +368,35 @@ def test_fast_path_builds_the_same_tree_as_the_general_path(
     for a, b in zip(fast, slow, strict=True):
         assert a.program.items == b.program.items
         assert a.diagnostics == b.diagnostics
+
+
+def apply_fixes(text: str) -> str:
+    fixes = [d.fix for d in parse(text).diagnostics if d.fix is not None]
+    for fix in sorted(fixes, key=lambda f: f.range.start.offset, reverse=True):
+        text = text[: fix.range.start.offset] + fix.new_text + text[fix.range.end.offset :]
+    return text
+
+
+def test_quick_fixes_repair_mechanical_mistakes() -> None:
+    text = (
+        "// transfer\n"
+        "intent t(a: A, b: B,) {\n"
+        "    guard { a = 1 && order.paid => 2; assert b > 0; c > 1 }\n"
+        "    solve { priority speed; }\n"
+        "    verify { b == a + 1; }\n"
+        "}\n"
+    )
+    diagnostics = parse(text).diagnostics
+    assert len(diagnostics) == 9
+    assert all(d.fix is not None for d in diagnostics)
+    fixed = apply_fixes(text)
+    assert parse(fixed).diagnostics == []
+    assert "# transfer" in fixed and "a == 1 ; order_paid >= 2; b > 0; c > 1;" in fixed
+    assert "priority: speed;" in fixed and "b: B)" in fixed
+
+
+def test_fixes_in_json_and_absent_where_no_mechanical_fix_exists() -> None:
+    (d,) = parse(block_text("a > 0 || b > 0;")).diagnostics
+    assert d.fix is None and "fix" not in d.to_json()
+    (d,) = parse(block_text("a = 0;")).diagnostics
+    assert d.to_json()["fix"] == {"title": "Replace `=` with `==`", "newText": "=="}
