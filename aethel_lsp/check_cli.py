@@ -1,4 +1,4 @@
-"""`aethel-lsp check FILE...`: the editor's Aethel diagnostics on the command line.
+"""`aethel-lsp check FILE|DIR...`: the editor's Aethel diagnostics on the command line.
 
 Prints `file:line:col: severity: message [code]` (1-based, like compilers, so editors
 and CI annotate them) or, with `--json`, one JSON array of findings.  Exit status 1
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from aethel_lsp.language.checker import DEFAULT_TIMEOUT_MS, analyze
@@ -33,7 +35,7 @@ def run_check(
     err = stderr or sys.stderr
     failed = False
     records: list[dict[str, object]] = []
-    for path in paths:
+    for path in expand_paths(paths):
         try:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
@@ -67,6 +69,17 @@ def run_check(
     if json_output:
         print(json.dumps(records, indent=2, ensure_ascii=False), file=out)
     return 1 if failed else 0
+
+
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    """Files as given; a directory stands for every `.ae` file below it (sorted)."""
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            out.extend(str(p) for p in sorted(Path(path).rglob("*.ae")) if p.is_file())
+        else:
+            out.append(path)
+    return out
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -412,7 +412,9 @@ def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="Aethel files (.ae) to check")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="Aethel files, or directories of .ae files"
+    )
     parser.add_argument("--timeout-ms", type=int, help="time limit per solver query (ms)")
 
 

@@ -61,3 +61,13 @@ def test_unreadable_file(tmp_path: Path) -> None:
     result = run(str(tmp_path / "missing.ae"))
     assert result.returncode == 1
     assert "cannot read" in result.stderr
+
+
+def test_directories_are_searched_for_ae_files() -> None:
+    result = run(str(FIXTURES / "examples"))
+    assert result.returncode == 1
+    files = {line.split(":", 1)[0] for line in result.stdout.splitlines()}
+    assert files == {
+        str(FIXTURES / "examples" / "conservation_violation.ae"),
+        str(FIXTURES / "examples" / "drift.ae"),
+    }
