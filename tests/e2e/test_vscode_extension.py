@@ -108,6 +108,7 @@ def test_package_builds_a_vsix(installed: Path, tmp_path: Path) -> None:
     for required in (
         "extension/dist/extension.js",
         "extension/syntaxes/aethel.tmLanguage.json",
+        "extension/snippets/aethel.json",
         "extension/language-configuration.json",
         "extension/readme.md",
         "extension/LICENSE.txt",

@@ -4,7 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vsctm from 'vscode-textmate';
 import * as oniguruma from 'vscode-oniguruma';
@@ -127,4 +129,36 @@ test('language configuration: # comments, brackets, folding markers', () => {
   assert.doesNotMatch('# see {', new RegExp(conf.indentationRules.increaseIndentPattern));
   assert.match('    }', new RegExp(conf.indentationRules.decreaseIndentPattern));
   assert.deepEqual('old_x == -3.5'.match(new RegExp(conf.wordPattern, 'g')), ['old_x', '-3.5']);
+});
+
+/** A snippet body with every placeholder replaced by its default text. */
+function expandSnippet(body: string[]): string {
+  return body
+    .join('\n')
+    .replace(/\$\{\d+:([^}]*)\}/g, '$1')
+    .replace(/\$\d+/g, '');
+}
+
+test('snippets expand to Aethel the server accepts', async () => {
+  const grammar = await grammarPromise;
+  const snippets = JSON.parse(fs.readFileSync(path.join(EXTENSION_ROOT, 'snippets', 'aethel.json'), 'utf8')) as Record<string, { prefix: string; body: string[] }>;
+  assert.deepEqual(Object.values(snippets).map((s) => s.prefix), ['intent', 'transfer', 'atomic_batch']);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aethel-snippets-'));
+  const files: string[] = [];
+  for (const [name, s] of Object.entries(snippets)) {
+    const text = expandSnippet(s.body);
+    const bad = tokenize(grammar, text).filter((t) => t.scopes.some((sc) => sc.startsWith('invalid')));
+    assert.deepEqual(bad, [], `${name}: nothing flagged as not-Aethel`);
+    if (s.prefix === 'atomic_batch') continue; // an empty batch is a skeleton, not a program
+    const file = path.join(dir, `${s.prefix}.ae`);
+    fs.writeFileSync(file, text);
+    files.push(file);
+  }
+  // The server's own checker (parser + Z3), when the Python side is installed.
+  const python = process.env['AETHEL_PYTHON'] || path.join(REPO_ROOT, '.venv', 'bin', 'python');
+  if (fs.existsSync(python) || process.env['AETHEL_PYTHON']) {
+    const r = spawnSync(python, ['-m', 'aethel_lsp', 'check', ...files], { encoding: 'utf8', timeout: 60000 });
+    assert.equal(r.status, 0, `aethel-lsp check: ${r.stdout}\n${r.stderr}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -125,6 +125,9 @@ test('language contribution: .ae files, grammar and configuration files exist', 
   assert.equal(grammar?.scopeName, 'source.aethel');
   assert.ok(fs.existsSync(path.join(EXTENSION_ROOT, grammar?.path ?? 'missing')));
   assert.ok(pkg.activationEvents.includes('onLanguage:aethel'));
+  const snippets = (pkg.contributes as unknown as { snippets: { language: string; path: string }[] }).snippets;
+  assert.deepEqual(snippets.map((s) => s.language), ['aethel']);
+  assert.ok(fs.existsSync(path.join(EXTENSION_ROOT, snippets[0]?.path ?? 'missing')));
 });
 
 test('packaging prerequisites: license, repository, README, engines vs @types/vscode, client 11', () => {
