@@ -33,9 +33,14 @@ MAX_PARALLEL = 2  # solver threads at once (the machine may have 2 cores)
 T = TypeVar("T")
 
 
-async def run_in_daemon_thread(fn: Callable[[], T]) -> T:
+async def run_in_daemon_thread(
+    fn: Callable[[], T], finished: Callable[[], None] | None = None
+) -> T:
     """Run `fn` on a daemon thread: a solver still busy at exit never delays shutdown
-    (executor threads are joined at interpreter exit; daemon threads are not)."""
+    (executor threads are joined at interpreter exit; daemon threads are not).
+
+    `finished` is called on the loop when the thread ends, even if the awaiting task
+    was cancelled meanwhile (a thread cannot be stopped; callers may wait for it)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -55,6 +60,9 @@ async def run_in_daemon_thread(fn: Callable[[], T]) -> T:
             loop.call_soon_threadsafe(deliver, False, exc)
         else:
             loop.call_soon_threadsafe(deliver, True, value)
+        finally:
+            if finished is not None:
+                loop.call_soon_threadsafe(finished)
 
     threading.Thread(target=work, name="aethel-check", daemon=True).start()
     return await future
@@ -76,6 +84,7 @@ class AethelDiagnostics:
     def __init__(self, server: AethelServer) -> None:
         self.server = server
         self.pending: dict[str, _Pending] = {}
+        self.parser_idle: dict[str, asyncio.Event] = {}
         self.slots = asyncio.Semaphore(MAX_PARALLEL)
 
     def schedule(self, uri: str) -> None:
@@ -103,8 +112,16 @@ class AethelDiagnostics:
 
     async def analyze(self, document: TextDocument, cancel: threading.Event) -> None:
         uri, source, version = document.uri, document.source, document.version
-        # not behind `slots`: syntax diagnostics must never wait for a busy solver
-        result: ParseResult = await run_in_daemon_thread(lambda: parse(source))
+        # One parse thread per document at a time: during a burst of changes on a huge
+        # file, stale parses would otherwise pile up and starve the newest one.  Not
+        # behind `slots`: syntax diagnostics never wait for a busy solver.
+        idle = self.parser_idle.get(uri)
+        if idle is None:
+            idle = self.parser_idle[uri] = asyncio.Event()
+            idle.set()
+        await idle.wait()
+        idle.clear()
+        result: ParseResult = await run_in_daemon_thread(lambda: parse(source), idle.set)
         PARSES.put(uri, source, result)
         self.publish(document, version, result.diagnostics)
         await asyncio.sleep(CHECK_DELAY_S)
@@ -143,6 +160,9 @@ class AethelDiagnostics:
         if previous is not None:
             previous.stop()
         PARSES.forget(uri)
+        idle = self.parser_idle.get(uri)
+        if idle is not None and idle.is_set():
+            del self.parser_idle[uri]
         if uri.lower().endswith(".ae"):
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])

@@ -328,3 +328,26 @@ async def test_utf8_position_encoding(tmp_path: Path) -> None:
         assert found[0].range.end == types.Position(line=3, character=21)  # 1 + 4 + 1 bytes
     finally:
         await harness.stop()
+
+
+async def test_a_burst_of_changes_ends_with_the_last_version(lsp: Harness) -> None:
+    big = "\n".join(TRANSFER.replace("transfer", f"transfer_{i}") for i in range(200))
+    uri = lsp.open("burst.ae", big, "aethel")
+    for version in range(2, 12):
+        text = big.replace("amount > 0;", f"amount > {'9' * version}", 1)  # missing `;`
+        lsp.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+    found = await diagnostics_where(
+        lsp,
+        uri,
+        lambda d: len(d) == 1 and d[0].range.end.character == 28,  # eleven 9s
+    )
+    assert "found `from_balance`" in found[0].message
+    assert found[0].range.start == types.Position(line=3, character=17)
+    await asyncio.sleep(0.8)  # nothing stale arrives afterwards (checker included)
+    (last,) = lsp.client.diagnostics[uri]
+    assert last.range.end == types.Position(line=3, character=28)
