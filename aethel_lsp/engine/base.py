@@ -104,6 +104,7 @@ def merge_model_info(listed: ModelInfo, shown: ModelInfo) -> ModelInfo:
         family=shown.family or listed.family,
         quantization=shown.quantization or listed.quantization,
         parameter_size=shown.parameter_size or listed.parameter_size,
+        remote_host=shown.remote_host or listed.remote_host,
     )
 
 

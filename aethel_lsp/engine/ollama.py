@@ -439,6 +439,7 @@ def model_from_tags(entry: JsonDict) -> ModelInfo:
         parameter_size=_opt_str(details.get("parameter_size")),
         digest=_opt_str(entry.get("digest")),
         modified_at=_opt_str(entry.get("modified_at")),
+        remote_host=_opt_str(entry.get("remote_host")),
     )
 
 
@@ -457,6 +458,7 @@ def model_from_show(name: str, data: JsonDict) -> ModelInfo:
         capabilities=_capabilities(data.get("capabilities")),
         parameter_size=_opt_str(details.get("parameter_size")),
         modified_at=_opt_str(data.get("modified_at")),
+        remote_host=_opt_str(data.get("remote_host")),
     )
 
 

@@ -3,6 +3,9 @@
 For each use case we say whether its recommended model is installed; if not, we pick
 the best installed model for that use case from what the engine tells us (capabilities
 and exact parameter counts) and say why, so the user sees the reasoning, not a guess.
+Ollama "cloud" models (listed with a `remote_host`) are picked only when no local model
+can generate: aethel-lsp is a local assistant, and a cloud model sends the user's code
+to another machine.
 """
 
 from __future__ import annotations
@@ -115,7 +118,11 @@ def recommend(models: Sequence[ModelInfo], use_case: UseCase) -> Recommendation:
         return _result(use_case, False, None,
                        f"No model that can generate text is installed; install the "
                        f"recommended one with `ollama pull {use_case.default}`.")
-    best, why = _best(candidates, use_case)
+    local = [m for m in candidates if not m.is_remote]
+    best, why = _best(local or candidates, use_case)
+    if best.is_remote:
+        why += (f"; note that it is a cloud model that runs at {best.remote_host}, so your "
+                "prompts and code leave this machine — pull a local model to avoid that")
     return _result(use_case, False, best.name,
                    f"{use_case.default} is not installed (`ollama pull {use_case.default}`); "
                    f"{best.name} is the best installed choice: {why}.")

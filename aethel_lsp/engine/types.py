@@ -30,6 +30,13 @@ class ModelInfo:
     parameter_size: str | None = None  # Ollama's human string, e.g. "7.6B"
     digest: str | None = None
     modified_at: str | None = None
+    # Ollama "cloud" models (`remote_host`, e.g. https://ollama.com:443) are listed like
+    # local ones but run elsewhere: prompts sent to them leave this machine.
+    remote_host: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return bool(self.remote_host)
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities

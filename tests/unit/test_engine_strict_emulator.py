@@ -615,3 +615,39 @@ def test_emulator_answers_head_405_and_404_like_gin(emu: StrictOllama) -> None:
         assert bad.status == 400 and "error" in json.loads(bad.read())
     finally:
         conn.close()
+
+
+# -- cloud models ---------------------------------------------------------------------
+
+
+async def test_cloud_models_are_marked_and_never_auto_picked_over_local_ones(
+    emu: StrictOllama,
+) -> None:
+    from aethel_lsp.engine.recommend import recommend_installed
+
+    engine = engine_for(emu)
+    try:
+        listed = {m.name: m for m in await engine.list_models()}
+        shown = await engine.show("gpt-oss:120b-cloud")
+        picks = {r.use_case: r for r in await recommend_installed(engine)}
+    finally:
+        await engine.aclose()
+    assert listed["gpt-oss:120b-cloud"].remote_host == "https://ollama.com:443"
+    assert shown.is_remote and not listed["llama3.2:latest"].is_remote
+    assert all(r.model != "gpt-oss:120b-cloud" for r in picks.values()), picks
+    assert picks["powerful"].model == "qwen3:8b"  # the largest *local* model
+
+
+async def test_a_cloud_model_alone_is_picked_with_a_warning() -> None:
+    from aethel_lsp.engine.recommend import recommend_installed
+    from tests.fakes.ollama_strict import default_models
+
+    cloud_only = [m for m in default_models() if m.remote_host or "embedding" in m.capabilities]
+    with StrictOllama(cloud_only) as emu:
+        engine = engine_for(emu)
+        try:
+            picks = {r.use_case: r for r in await recommend_installed(engine)}
+        finally:
+            await engine.aclose()
+    assert picks["coding"].model == "gpt-oss:120b-cloud"
+    assert "leave this machine" in picks["coding"].reason
