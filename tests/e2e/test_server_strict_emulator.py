@@ -9,6 +9,7 @@ line, and an unknown model named in Ollama's 404.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -17,7 +18,7 @@ from pygls.exceptions import JsonRpcException
 
 from aethel_lsp import protocol
 from tests.e2e.lsp_harness import Harness, start_server
-from tests.fakes.ollama_strict import StrictOllama
+from tests.fakes.ollama_strict import StrictModel, StrictOllama, default_models
 
 CODER = "qwen2.5-coder:1.5b"
 PY = "def add(a, b):\n    return a + b\n"
@@ -115,3 +116,24 @@ async def test_selecting_an_unknown_model_is_refused(lsp: Harness) -> None:
     chosen = await lsp.command(protocol.CMD_SELECT_MODEL, {"model": "llama3.2"})
     assert chosen["activeModel"] in ("llama3.2", "llama3.2:latest")
     await lsp.command(protocol.CMD_SELECT_MODEL, {"model": CODER})
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #6")
+async def test_no_configured_model_never_silently_picks_a_cloud_model(tmp_path: Path) -> None:
+    """Real Ollama lists cloud models (e.g. qwen3-coder:480b-cloud) among local ones, newest
+    first; with no `model` setting the server must pick a local model, not send the code
+    to ollama.com."""
+    cloud = StrictModel("qwen3-coder:480b-cloud", "qwen3moe", "qwen3moe", "480.2B", "FP8",
+                        ("completion", "tools"), None, 262144, 384,
+                        remote_host="https://ollama.com:443", remote_model="qwen3-coder:480b")
+    with StrictOllama([cloud, *default_models()]) as emu:
+        h = await start_server(tmp_path, None, extra_env={"OLLAMA_HOST": emu.url},
+                               editor_settings={"engine": "ollama"})
+        try:
+            uri = h.open("pick.py", PY)
+            await h.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+        finally:
+            await h.stop()
+    used = [r.body["model"] for r in emu.requests
+            if r.path in ("/api/chat", "/api/generate") and r.body]
+    assert used and "cloud" not in used[-1], used
