@@ -41,7 +41,7 @@ FEATURES: tuple[ModuleType, ...] = (
     aethel_hover,  # .ae: textDocument/hover
     aethel_folding,  # .ae: textDocument/foldingRange
     aethel_formatting,  # .ae: textDocument/formatting
-    aethel_navigation,  # .ae: definition / references / documentHighlight
+    aethel_navigation,  # .ae: definition / references / documentHighlight / rename
     aethel_semantic_tokens,  # .ae: textDocument/semanticTokens/full
 )
 

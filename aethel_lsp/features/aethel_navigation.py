@@ -1,4 +1,4 @@
-"""Go to definition, find references and document highlights for Aethel identifiers.
+"""Definition, references, highlights and rename for Aethel identifiers.
 
 Scope is one intent (Aethel has no other): a parameter defines its name, otherwise
 the first use in the intent does (usually the guard line that pins it).
@@ -9,7 +9,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from aethel_lsp.aethel_documents import aethel_document, lsp_range, offset_at, parsed
-from aethel_lsp.language.symbols import definition, references
+from aethel_lsp.language.symbols import RenameError, definition, name_at, references, rename
 from aethel_lsp.session import AethelServer
 
 
@@ -51,3 +51,35 @@ def register(server: AethelServer) -> None:
         spans = references(parsed(document).program, offset_at(document, params.position))
         lines = document.lines
         return [types.DocumentHighlight(range=lsp_range(document, lines, s)) for s in spans]
+
+    @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+    def prepare_rename(ls: AethelServer, params: types.PrepareRenameParams) -> types.Range | None:
+        document = aethel_document(ls.workspace.text_documents, params.text_document.uri)
+        if document is None:
+            return None
+        found = name_at(parsed(document).program, offset_at(document, params.position))
+        if found is None:
+            return None
+        return lsp_range(document, document.lines, found[1].span)
+
+    @server.feature(types.TEXT_DOCUMENT_RENAME, types.RenameOptions(prepare_provider=True))
+    def on_rename(ls: AethelServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+        document = aethel_document(ls.workspace.text_documents, params.text_document.uri)
+        if document is None:
+            return None
+        try:
+            edits = rename(
+                parsed(document).program, offset_at(document, params.position), params.new_name
+            )
+        except RenameError as exc:
+            ls.show(f"aethel-lsp: cannot rename: {exc}", types.MessageType.Warning)
+            return None
+        lines = document.lines
+        return types.WorkspaceEdit(
+            changes={
+                document.uri: [
+                    types.TextEdit(range=lsp_range(document, lines, span), new_text=text)
+                    for span, text in edits
+                ]
+            }
+        )

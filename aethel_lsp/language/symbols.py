@@ -8,6 +8,7 @@ otherwise the first occurrence in the intent is (usually the guard line that pin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -22,12 +23,13 @@ from aethel_lsp.language.ast import (
 )
 from aethel_lsp.language.formatter import render_param
 from aethel_lsp.language.keywords import KEYWORD_DOCS, OLD_PREFIX_DOC, OPERATOR_DOCS
-from aethel_lsp.language.lexer import tokenize
+from aethel_lsp.language.lexer import KEYWORDS, tokenize
 from aethel_lsp.language.spans import Span
 
 __all__ = [
     "FoldRange",
     "Hover",
+    "RenameError",
     "SemanticToken",
     "Symbol",
     "SymbolKind",
@@ -38,6 +40,7 @@ __all__ = [
     "intent_at",
     "name_at",
     "references",
+    "rename",
     "semantic_tokens",
 ]
 
@@ -176,6 +179,39 @@ def references(program: Program, offset: int, include_declaration: bool = True) 
             spans = [s for s in spans if s != param.name.span]
     spans.sort(key=lambda s: s.start)
     return spans
+
+
+class RenameError(ValueError):
+    """The rename cannot be done; the message says why (shown to the user)."""
+
+
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def rename(program: Program, offset: int, new_name: str) -> list[tuple[Span, str]]:
+    """Edits renaming the identifier under `offset` within its intent.
+
+    The `old_` convention is kept: renaming `balance` also renames `old_balance` to
+    `old_<new>` (and renaming `old_balance` to `old_funds` renames `balance` to
+    `funds`), so snapshots stay paired with their state variable.
+    """
+    found = name_at(program, offset)
+    if found is None:
+        raise RenameError("Only names used in an intent (parameters and values) can be renamed.")
+    if not _IDENT_RE.match(new_name) or new_name in KEYWORDS:
+        raise RenameError(f"`{new_name}` is not a valid Aethel name (letters, digits, `_`).")
+    intent, name = found
+    renames = {name.name: new_name}
+    if name.name.startswith("old_") and new_name.startswith("old_"):
+        renames[name.name[4:]] = new_name[4:]
+    elif not name.name.startswith("old_"):
+        renames[f"old_{name.name}"] = f"old_{new_name}"
+    names = _intent_names(intent)
+    existing = {n.name for n in names}
+    for old, new in renames.items():
+        if old in existing and new in existing and old != new:
+            raise RenameError(f"`{new}` is already used in intent `{intent.display_name}`.")
+    return [(n.span, renames[n.name]) for n in names if n.name in renames]
 
 
 # --------------------------------------------------------------------- hover

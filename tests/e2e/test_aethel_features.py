@@ -351,3 +351,19 @@ async def test_a_burst_of_changes_ends_with_the_last_version(lsp: Harness) -> No
     await asyncio.sleep(0.8)  # nothing stale arrives afterwards (checker included)
     (last,) = lsp.client.diagnostics[uri]
     assert last.range.end == types.Position(line=3, character=28)
+
+
+async def test_rename(lsp: Harness) -> None:
+    uri = lsp.open("rename.ae", TRANSFER, "aethel")
+    at = pos(TRANSFER, "to_balance", 1)  # guard: `old_to_balance == to_balance;`
+    at = types.Position(line=at.line, character=at.character + 4)  # inside `to_balance`
+    prepared = await lsp.client.text_document_prepare_rename_async(
+        types.PrepareRenameParams(text_document=doc(uri), position=at)
+    )
+    assert isinstance(prepared, types.Range)
+    edit = await lsp.client.text_document_rename_async(
+        types.RenameParams(text_document=doc(uri), position=at, new_name="dest")
+    )
+    assert edit is not None and edit.changes is not None
+    new_texts = sorted(e.new_text for e in edit.changes[uri])
+    assert new_texts == ["dest", "dest", "old_dest", "old_dest"]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aethel_lsp.language.parser import parse
+from aethel_lsp.language.spans import Span
 from aethel_lsp.language.symbols import (
+    RenameError,
     SymbolKind,
     definition,
     document_symbols,
     folding_ranges,
     hover,
     references,
+    rename,
     semantic_tokens,
 )
 from tests.unit.aethel_support import EXAMPLES, read
@@ -114,3 +119,39 @@ def test_semantic_tokens_classify_with_the_tree() -> None:
     assert tokens["0"] == ("number", ())
     assert tokens["=="] == ("operator", ())
     assert tokens[TRANSFER.splitlines()[0]] == ("comment", ())
+
+
+def apply(text: str, edits: list[tuple[Span, str]]) -> str:
+    for span, new in sorted(edits, key=lambda e: e[0].start, reverse=True):
+        text = text[: span.start] + new + text[span.end :]
+    return text
+
+
+def test_rename_keeps_old_snapshots_paired() -> None:
+    program = parse(TRANSFER).program
+    edits = rename(program, offset_of(TRANSFER, "from_balance"), "sender_funds")
+    renamed = apply(TRANSFER, edits)
+    assert "old_sender_funds == sender_funds;" in renamed
+    assert "sender_funds == old_sender_funds - amount;" in renamed
+    assert "from_balance" not in renamed
+    assert parse(renamed).diagnostics == []
+    edits = rename(program, offset_of(TRANSFER, "old_to_balance"), "old_dest")
+    assert "dest == old_dest + amount;" in apply(TRANSFER, edits)
+
+
+def test_rename_parameter_within_its_intent_only() -> None:
+    program = parse(ESCROW).program
+    edits = rename(program, offset_of(ESCROW, "amount"), "value")
+    renamed = apply(ESCROW, edits)
+    assert "secret value: Balance" in renamed and "buyer_funds >= value;" in renamed
+    assert len(edits) == 5
+
+
+def test_rename_refusals() -> None:
+    program = parse(TRANSFER).program
+    with pytest.raises(RenameError, match="not a valid Aethel name"):
+        rename(program, offset_of(TRANSFER, "amount"), "guard")
+    with pytest.raises(RenameError, match="already used"):
+        rename(program, offset_of(TRANSFER, "amount"), "to_balance")
+    with pytest.raises(RenameError, match="Only names"):
+        rename(program, offset_of(TRANSFER, "priority"), "x")
