@@ -8,6 +8,8 @@ line, and an unknown model named in Ollama's 404.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -137,3 +139,39 @@ async def test_no_configured_model_never_silently_picks_a_cloud_model(tmp_path: 
     used = [r.body["model"] for r in emu.requests
             if r.path in ("/api/chat", "/api/generate") and r.body]
     assert used and "cloud" not in used[-1], used
+
+
+@pytest.mark.parametrize("route", ["cancelRequest", "progressCancel"])
+async def test_cancel_closes_the_stream_seen_from_the_emulator(
+    lsp: Harness, emu: StrictOllama, route: str
+) -> None:
+    emu.script(tokens=[f"w{i} " for i in range(2000)], token_delay_s=0.05)
+    uri = lsp.open(f"cancel-{route}.py", PY)
+    started = len(emu.streams)
+    msg_id = f"strict-{route}"
+    future = asyncio.ensure_future(lsp.client.protocol.send_request_async(
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(command=protocol.CMD_EXPLAIN_SELECTION,
+                                   arguments=[{"uri": uri, "range": SEL}]),
+        msg_id=msg_id))
+    await lsp.wait_for(lambda: len(emu.streams) > started and emu.streams[-1].lines_written >= 3)
+    tokens = await lsp.wait_for(lambda: [
+        t for t, r in lsp.client.progress_reports.items()
+        if r and not isinstance(r[-1], types.WorkDoneProgressEnd)])
+    cancelled_at = time.monotonic()
+    if route == "cancelRequest":
+        lsp.client.cancel_request(types.CancelParams(id=msg_id))
+    else:
+        lsp.client.window_work_done_progress_cancel(
+            types.WorkDoneProgressCancelParams(token=tokens[-1]))
+    with pytest.raises((JsonRpcException, asyncio.CancelledError)):
+        await asyncio.wait_for(future, 10)
+    record = emu.streams[started]
+    assert record.closed_event.wait(2.0)
+    assert record.client_closed and not record.finished
+    assert record.closed_at is not None
+    elapsed_ms = (record.closed_at - cancelled_at) * 1000
+    print(f"{route}: emulator saw the connection close {elapsed_ms:.1f} ms after the cancel")
+    assert elapsed_ms < 100
+    assert record.lines_written < 100  # the emulator stopped "generating"
+    await lsp.command(protocol.CMD_MODEL_STATUS)
