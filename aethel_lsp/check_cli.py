@@ -37,7 +37,7 @@ def run_check(
     records: list[dict[str, object]] = []
     for path in expand_paths(paths):
         try:
-            with open(path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8-sig") as handle:  # tolerate a BOM
                 text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             print(f"error: cannot read {path}: {exc}", file=err)
