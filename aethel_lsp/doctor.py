@@ -258,7 +258,7 @@ def _line_of(path: Path, key: str) -> int | None:
         return None
 
 
-def keep_alive_seconds(value: str | int) -> float | None:
+def keep_alive_seconds(value: str | int | float) -> float | None:
     """Ollama's keep_alive in seconds; None means "forever" (a negative value).
 
     >>> keep_alive_seconds("30m"), keep_alive_seconds(0), keep_alive_seconds("1h30m")
@@ -266,7 +266,7 @@ def keep_alive_seconds(value: str | int) -> float | None:
     >>> keep_alive_seconds(-1) is None, keep_alive_seconds("90")
     (True, 90.0)
     """
-    if isinstance(value, int):
+    if isinstance(value, (int, float)):
         return None if value < 0 else float(value)
     text = value.strip()
     if re.fullmatch(r"-?\d+(\.\d+)?", text):

@@ -125,7 +125,9 @@ def p_env_name(value: Any) -> str:
     return text
 
 
-_DURATION = re.compile(r"^-?\d+(\.\d+)?(ns|us|µs|ms|s|m|h)?$")
+# A bare number (seconds, fraction allowed) or a Go duration, possibly compound ("1h30m").
+_NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
+_DURATION = re.compile(r"^-?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
 
 
 def p_keep_alive(value: Any) -> str:
@@ -134,8 +136,8 @@ def p_keep_alive(value: Any) -> str:
         raise InvalidValue(f'expected a duration such as "30m", got {_describe(value)}')
     if isinstance(value, (int, float)):
         return str(int(value)) if float(value).is_integer() else str(value)
-    text = p_str(value)
-    if not _DURATION.match(text):
+    text = p_str(value).strip()
+    if not (_NUMBER.match(text) or _DURATION.match(text)):
         raise InvalidValue(f'expected a duration such as "30m", "1h", "-1" or "0", got {text!r}')
     return text
 
@@ -286,10 +288,14 @@ class Settings:
         return self.completion.model or self.model
 
     @property
-    def keep_alive_value(self) -> str | int:
-        """keep_alive as Ollama wants it: a bare number is seconds, else a duration."""
+    def keep_alive_value(self) -> str | int | float:
+        """keep_alive as Ollama wants it: a bare number is seconds (a JSON number, since
+        Ollama parses a JSON string with Go's ParseDuration, which demands a unit)."""
         text = self.keep_alive
-        return int(text) if re.fullmatch(r"-?\d+", text) else text
+        if not _NUMBER.match(text):
+            return text
+        number = float(text)
+        return int(number) if number.is_integer() else number
 
 
 def build_settings(values: dict[str, Any]) -> Settings:

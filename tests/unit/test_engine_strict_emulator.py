@@ -33,6 +33,7 @@ from aethel_lsp.engine.errors import (
 )
 from aethel_lsp.engine.factory import EngineConfig
 from aethel_lsp.engine.ollama import OllamaEngine
+from aethel_lsp.engine.openai_compat import OpenAIEngine
 from aethel_lsp.engine.types import (
     ChatMessage,
     ChatRequest,
@@ -246,7 +247,6 @@ async def test_empty_prompt_is_a_load_reply_not_a_generation(emu: StrictOllama) 
     assert loaded.metrics.tokens_generated is None and loaded.metrics.tokens_per_second is None
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #4")
 @pytest.mark.parametrize("keep_alive", [90.5, "1.5", "1h30m"])
 async def test_configured_keep_alive_reaches_ollama_in_a_form_it_accepts(
     emu: StrictOllama, keep_alive: object
@@ -651,3 +651,72 @@ async def test_a_cloud_model_alone_is_picked_with_a_warning() -> None:
             await engine.aclose()
     assert picks["coding"].model == "gpt-oss:120b-cloud"
     assert "leave this machine" in picks["coding"].reason
+
+
+# -- the OpenAI-compatible backend against Ollama's /v1 ---------------------------------
+
+
+def openai_for(emu: StrictOllama) -> OpenAIEngine:
+    return OpenAIEngine(f"{emu.url}/v1", retry=FAST_RETRY)
+
+
+@pytest.mark.parametrize("split", ["line", "split", "packed", "bytewise"])
+async def test_openai_backend_streams_chat_exactly_with_ollamas_usage(
+    emu: StrictOllama, split: str
+) -> None:
+    tokens = ["Hello", " wörld", " 🙂", "\u0085", "!"]
+    emu.script(tokens=tokens, split=split, eval_count=5, prompt_eval_count=11)
+    engine = openai_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("llama3.2", "hi", system="be brief"))
+    finally:
+        await engine.aclose()
+    assert result.text == "".join(tokens)
+    assert (result.metrics.prompt_tokens, result.metrics.tokens_generated) == (11, 5)
+    assert result.metrics.done_reason == "stop"
+    body = emu.bodies("/v1/chat/completions")[-1]
+    assert body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert body["stream_options"] == {"include_usage": True}
+
+
+async def test_openai_backend_fim_uses_completions_with_zero_usage_frames(
+    emu: StrictOllama,
+) -> None:
+    """Ollama's /v1/completions repeats `usage` with zeros on every frame; only the last
+    usage-only frame has the counts."""
+    emu.script(tokens=["a + ", "b"], eval_count=2, prompt_eval_count=9, done_reason="length")
+    engine = openai_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest(CODER_FIM, "def f(a, b): return ",
+                                                       suffix="\n"))
+    finally:
+        await engine.aclose()
+    assert result.text == "a + b"
+    assert (result.metrics.prompt_tokens, result.metrics.tokens_generated) == (9, 2)
+    assert result.metrics.done_reason == "length"
+
+
+async def test_openai_backend_reasoning_does_not_leak_into_text(emu: StrictOllama) -> None:
+    emu.script(tokens=["x = 1"], thinking=["hidden ", "reasoning"])
+    engine = openai_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("qwen3:8b", "x"))
+    finally:
+        await engine.aclose()
+    assert result.text == "x = 1"
+
+
+async def test_openai_backend_errors(emu: StrictOllama) -> None:
+    engine = openai_for(emu)
+    try:
+        listed = [m.name for m in await engine.list_models()]
+        with pytest.raises(ModelNotFound):
+            await engine.generate(GenerateRequest("nope:1b", "x"))
+        with pytest.raises(CapabilityMissing):
+            await engine.generate(GenerateRequest("llama3.2", "x", suffix="y"))
+        emu.script(fault="truncate", fault_after=2)
+        with pytest.raises(MalformedResponse):
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert "gpt-oss:120b-cloud" in listed and CODER_FIM in listed
