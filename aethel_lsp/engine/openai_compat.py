@@ -303,7 +303,10 @@ class _OpenAIErrors:
         if status >= 500:
             return ServerError(f"{self.host} failed (HTTP {status}: {text}) — check that "
                                "server's log.", host=self.host, status=status)
-        if model is not None and "suffix" in text.lower():
+        # llama.cpp/vLLM name the `suffix` field; Ollama's /v1 says "<model> does not support
+        # insert" (its native capability check, passed through).
+        if model is not None and ("suffix" in text.lower()
+                                  or "does not support insert" in text.lower()):
             return CapabilityMissing(
                 f"The server at {self.host} cannot fill in the middle with '{model}' ({text}) — "
                 "use a model/server with FIM support, or send no suffix.",

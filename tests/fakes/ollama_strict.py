@@ -441,6 +441,9 @@ class _Handler(BaseHTTPRequestHandler):
         "/api/delete": ("DELETE",),
         "/api/copy": ("POST",),
         "/api/embed": ("POST",),
+        "/v1/models": ("GET",),
+        "/v1/chat/completions": ("POST",),
+        "/v1/completions": ("POST",),
     }
 
     def do_GET(self) -> None:
@@ -472,6 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._host_allowed():
             self._send(403, b"", "text/plain")
             return
+        if path.startswith("/v1/models/") and method == "GET":
+            self._v1_model(path[len("/v1/models/"):])
+            return
         methods = self.ROUTES.get(path)
         if methods is None:
             self._send(404, b"404 page not found", "text/plain")
@@ -488,6 +494,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self._tags(), head=head)
         elif path == "/api/ps":
             self._json(200, self._ps())
+        elif path == "/v1/models":
+            self._json(200, {"object": "list", "data": [self._v1_entry(m)
+                                                          for m in self.emu.models]})
+        elif path.startswith("/v1/"):
+            self._v1_generate(raw, chat=path == "/v1/chat/completions")
         else:
             request = self._parse_request(raw, path)
             if request is None:
@@ -888,6 +899,129 @@ class _Handler(BaseHTTPRequestHandler):
             record.closed_at = time.monotonic()
             record.closed_event.set()
 
+    # -- OpenAI-compatible /v1 ----------------------------------------------------------
+
+    def _v1_entry(self, model: StrictModel) -> JsonObj:
+        owner = model.name.split("/")[0] if "/" in model.name else "library"
+        return {"id": model.name, "object": "model", "created": 1746889608, "owned_by": owner}
+
+    def _v1_model(self, name: str) -> None:
+        model = self.emu.find(name)
+        if model is None:
+            self._json(404, _v1_error(404, f"model '{name}' not found"))
+        else:
+            self._json(200, self._v1_entry(model))
+
+    def _v1_generate(self, raw: bytes, *, chat: bool) -> None:
+        """Translate to the native handler's rules, answer in OpenAI shapes."""
+        try:
+            req = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            self._json(400, _v1_error(400, "invalid request body"))
+            return
+        name = str(req.get("model") or "")
+        if chat and req.get("messages") == []:
+            self._json(400, _v1_error(400, "[] is too short - 'messages'"))
+            return
+        model = self.emu.find(name) if name else None
+        if model is None:
+            self._json(404, _v1_error(404, f"model '{name}' not found"))
+            return
+        if "completion" not in model.capabilities:
+            what = "chat" if chat else "generate"
+            self._json(400, _v1_error(400, f'"{name}" does not support {what}'))
+            return
+        if not chat and req.get("suffix") and "insert" not in model.capabilities:
+            self._json(400, _v1_error(400, f"{model.fully_qualified} does not support insert"))
+            return
+        script = self.emu.next_script()
+        if script.fault == "error_first":
+            self._json(script.error_status, _v1_error(script.error_status, script.error_text))
+            return
+        thinks = "thinking" in model.capabilities and req.get("reasoning_effort") != "none"
+        tokens = list(script.tokens)
+        thinking = list(script.thinking) if thinks else []
+        completion_tokens = (script.eval_count if script.eval_count is not None
+                             else len(tokens) + len(thinking))
+        usage = {"prompt_tokens": script.prompt_eval_count, "completion_tokens": completion_tokens,
+                 "total_tokens": script.prompt_eval_count + completion_tokens}
+        finish = script.done_reason if script.done_reason in ("stop", "length") else "stop"
+        ident = ("chatcmpl-" if chat else "cmpl-") + str(len(self.emu.requests) % 999)
+        created = int(time.time())
+        obj = "chat.completion" if chat else "text_completion"
+        if req.get("stream") is not True:
+            text = "".join(tokens)
+            choice: JsonObj = {"index": 0}
+            if chat:
+                message: JsonObj = {"role": "assistant", "content": text}
+                if thinking:
+                    message["reasoning"] = "".join(thinking)
+                choice.update({"message": message, "finish_reason": finish})
+            else:
+                choice.update({"text": text, "finish_reason": finish})
+            self._json(200, {"id": ident, "object": obj, "created": created, "model": name,
+                             "system_fingerprint": "fp_ollama", "choices": [choice],
+                             "usage": usage})
+            return
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        frames: list[JsonObj] = []
+
+        def frame(choices: list[JsonObj], **extra: Any) -> JsonObj:
+            out: JsonObj = {"id": ident, "object": obj + ".chunk" if chat else obj,
+                            "created": created, "model": name,
+                            "system_fingerprint": "fp_ollama", "choices": choices}
+            out.update(extra)
+            return out
+
+        zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        if chat:
+            first = True
+            for piece, key in [(t, "reasoning") for t in thinking] + [(t, "content")
+                                                                      for t in tokens]:
+                delta: JsonObj = {"role": "assistant"} if first else {}
+                delta[key] = piece
+                first = False
+                frames.append(frame([{"index": 0, "delta": delta, "finish_reason": None}]))
+            frames.append(frame([{"index": 0, "delta": {}, "finish_reason": finish}]))
+            if include_usage:
+                frames.append(frame([], usage=usage))
+        else:
+            # every native line, the final one included, becomes one frame
+            extra: JsonObj = {"usage": zero} if include_usage else {}
+            for piece in tokens:
+                frames.append(frame([{"text": piece, "index": 0, "finish_reason": None}],
+                                    **extra))
+            frames.append(frame([{"text": "", "index": 0, "finish_reason": finish}], **extra))
+            if include_usage:
+                frames.append(frame([], usage=usage))
+        record = StreamRecord(self.path, name)
+        with self.emu.lock:
+            self.emu.streams.append(record)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        writer = _ChunkWriter(self.connection, script.split, record)
+        try:
+            for index, item in enumerate(frames):
+                if script.fault == "truncate" and index == script.fault_after:
+                    break
+                if script.token_delay_s:
+                    self._pause(record, script.token_delay_s)
+                writer.line("data: " + go_json(item) + "\n")
+            if script.fault != "truncate":
+                writer.line("data: [DONE]\n")
+            writer.end()
+            record.finished = True
+        except ClientGone:
+            record.client_closed = True
+            self.close_connection = True
+        record.closed_at = time.monotonic()
+        record.closed_event.set()
+
     # -- pull -------------------------------------------------------------------------
 
     def _pull(self, req: JsonObj) -> None:
@@ -936,6 +1070,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.emu.models.append(StrictModel(normalize_name(name), "llama", "llama", "1B",
                                                "Q4_K_M", ("completion",), 1_000_000_000, 8192,
                                                total))
+
+
+def _v1_error(status: int, message: str) -> JsonObj:
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
 class _ChunkWriter:
