@@ -314,6 +314,48 @@ async def test_language_features_with_positions_out_of_bounds(lsp: Harness,
     await still_serving(lsp)
 
 
+@pytest.mark.parametrize("settings", ["x", 5, None, [1], {"aethel": 5},
+                                      {"aethel": {"temperature": "hot", "host": ["a"]}},
+                                      {"aethel": {"model": None, "maxTokens": 1e400}}])
+async def test_did_change_configuration_with_garbage(lsp: Harness, settings: Any) -> None:
+    lsp.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=settings))
+    await still_serving(lsp)
+
+
+async def test_did_change_watched_files_with_odd_uris(lsp: Harness) -> None:
+    lsp.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
+        types.FileEvent(uri="not a uri", type=types.FileChangeType.Changed),
+        types.FileEvent(uri="file:///nonexistent/aethel.toml", type=types.FileChangeType.Deleted),
+        types.FileEvent(uri="untitled:Untitled-1", type=types.FileChangeType.Created),
+    ]))
+    await still_serving(lsp)
+
+
+async def test_untitled_documents_work(lsp: Harness) -> None:
+    uri = "untitled:Untitled-1"
+    lsp.client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=PY)))
+    result = await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+    assert result["text"]
+
+
+async def test_workspace_toml_turning_invalid_while_running(lsp: Harness) -> None:
+    path = lsp.root / "aethel.toml"
+    path.write_text("temperature = [[[\n", encoding="utf-8")
+    try:
+        lsp.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=path.as_uri(), type=types.FileChangeType.Changed)]))
+        await still_serving(lsp)
+        uri = lsp.open("after-toml.py", PY)
+        result = await lsp.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+        assert result["text"]
+    finally:
+        path.unlink()
+        lsp.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=path.as_uri(), type=types.FileChangeType.Deleted)]))
+
+
 # -- configuration: bad TOML, bad initializationOptions ---------------------------------
 
 
