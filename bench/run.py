@@ -284,10 +284,15 @@ async def direct_generate(http: httpx.AsyncClient, url: str, body: Any) -> float
     for attempt in range(3):
         t0 = time.monotonic()
         try:
+            done = False
             async with http.stream("POST", url, json=body) as r:
+                # Read to the end (not just the final line) so that the connection goes
+                # back to the pool, as the engine does: otherwise every floor sample
+                # would pay a new TCP connection.
                 async for raw in r.aiter_lines():
-                    if raw and json.loads(raw).get("done"):
-                        break
+                    done = done or bool(raw and json.loads(raw).get("done"))
+            if not done:
+                raise httpx.RemoteProtocolError("no final line")
             return (time.monotonic() - t0) * 1000.0
         except httpx.HTTPError:
             if attempt == 2:
