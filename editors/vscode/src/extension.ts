@@ -549,6 +549,7 @@ class StreamPanel {
 
   /** Streamed text so far (the concatenated report deltas). */
   onStream(text: string, endMessage: string | undefined, ended: boolean): void {
+    if (this.settled) return; // stopped, failed or finished by the command's result already
     this.text = text;
     if (ended) {
       this.footer = endMessage ?? '';
@@ -564,16 +565,30 @@ class StreamPanel {
   finish(text: string, footer: string): void {
     this.text = text;
     this.footer = footer || this.footer;
+    this.settled = true;
     this.markDone();
     this.schedule(0);
   }
 
+  /** The user pressed Stop: keep what was generated, say it is incomplete. */
+  stopped(): void {
+    this.settled = true;
+    this.markDone();
+    this.footer = 'Stopped.';
+    this.text = this.text === '' ? '_Stopped before the model answered._' : `${this.text}\n\n_(stopped)_`;
+    this.schedule(0);
+  }
+
   fail(message: string): void {
+    this.settled = true;
     this.markDone();
     this.footer = '';
     this.text = (this.text ? this.text + '\n\n---\n\n' : '') + `**Error:** ${message}`;
     this.schedule(0);
   }
+
+  /** Set once the command's outcome (result, error, stop) is known; later progress is moot. */
+  private settled = false;
 
   private markDone(): void {
     if (this.streaming && streamingPanels.delete(this)) {
@@ -733,7 +748,7 @@ async function explainSelection(): Promise<void> {
     if (typeof result?.document === 'string') panel.savedDocument = result.document;
     panel.finish(result?.text ?? '', metricsLine(result?.metrics));
   } catch (err) {
-    if (isCancellation(err, cts.token)) panel.fail('stopped.');
+    if (isCancellation(err, cts.token)) panel.stopped();
     else panel.fail(errorText(err));
   } finally {
     unwait();

@@ -38,7 +38,7 @@ async function waitFor(what: string, predicate: () => boolean, ms = 20000): Prom
 }
 
 async function startFake(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(py.python, ['-m', 'tests.fakes.ollama', '--port', '0', '--token-delay', '0.05'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(py.python, ['-m', 'tests.fakes.ollama', '--port', '0', '--token-delay', '0.08'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`fake Ollama did not start: ${out}`)), 20000);
@@ -131,11 +131,24 @@ test('activate: server found, status bar, commands, explanation streamed into th
     assert.deepEqual(state.shownDocuments, []);
     await waitFor('tok/s in the status bar', () => status.text === `$(sparkle) ${CHAT} · 50.0 tok/s`);
 
-    // "Show throughput" renders the server's numbers in a panel.
+    // Stop: the panel's button cancels the generation; what arrived stays, marked as stopped.
+    const running = state.commands.get('aethel-vscode.explainSelection')?.();
+    await waitFor('a second panel streaming', () => state.panels.length === 2 && (state.panels[1]?.messages as UpdateMessage[]).some((u) => u.streaming && u.html.startsWith('<p>')));
+    const second = state.panels[1];
+    assert.ok(second);
+    second.receive.fire({ type: 'stop' });
+    await running;
+    await waitFor('the stopped panel to render', () => (second.messages.at(-1) as UpdateMessage).streaming === false);
+    const stoppedUpdate = second.messages.at(-1) as UpdateMessage;
+    assert.equal(stoppedUpdate.footer, 'Stopped.');
+    assert.match(stoppedUpdate.html, /\(stopped\)/);
+    assert.ok(stoppedUpdate.html.length < `<p>${CHAT_TEXT}\n\n_(stopped)_</p>`.length, 'the generation did not run to the end');
+
+    // "Show throughput" renders the server's numbers in a panel: 2 requests, 0 errors, 1 cancelled.
     await state.commands.get('aethel-vscode.throughput')?.();
     const tp = state.panels.find((p) => p.title === 'Aethel: Show throughput');
     await waitFor('the throughput panel to render', () => (tp?.messages.length ?? 0) > 0);
-    assert.match((tp?.messages.at(-1) as UpdateMessage | undefined)?.html ?? '', new RegExp(`\\| \`${CHAT.replace('.', '\\.')}\` \\| 1 \\|`));
+    assert.match((tp?.messages.at(-1) as UpdateMessage | undefined)?.html ?? '', new RegExp(`\\| \`${CHAT.replace('.', '\\.')}\` \\| 2 \\| 0 \\| 1 \\|`));
 
     // "Doctor": the server opens its own Markdown report; no second panel.
     const panelsBefore = state.panels.length;
