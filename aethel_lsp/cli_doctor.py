@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,20 @@ def inspecting(engine: Engine, settings: Settings) -> Engine:
 def inspect(args: argparse.Namespace, ctx: CliContext) -> int:
     config = _config(args)
     inspector = inspector_for(config.settings)
+    if getattr(args, "clear", False):
+        from aethel_lsp.cli import CliError
+
+        try:
+            inspector.clear()
+        except sqlite3.Error as exc:
+            raise CliError(f"Could not clear {inspector.path}: {exc}; try again.") from exc
+        finally:
+            inspector.close()
+        if args.json:
+            ctx.out.json({"cleared": True, "path": str(inspector.path)})
+        else:
+            ctx.out.line(f"Deleted every recorded request ({inspector.path}).")
+        return 0
     try:
         result = inspect_json(inspector, config.settings.inspector, max(1, args.count))
     finally:

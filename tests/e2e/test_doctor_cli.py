@@ -142,6 +142,10 @@ def test_inspect_shows_recorded_requests(isolated_env: dict[str, str], tmp_path:
     human = run_cli(isolated_env, "inspect", "-n", "1", "--workspace", str(tmp_path))
     assert "FIM native" in human.stdout and "─── suffix ───" in human.stdout
     assert "─── result shown, fresh ───\nx2" in human.stdout
+    cleared = run_cli(isolated_env, "inspect", "--clear", "--workspace", str(tmp_path))
+    assert cleared.returncode == 0 and "Deleted every recorded request" in cleared.stdout
+    after = ok_json(run_cli(isolated_env, "inspect", "--json", "--workspace", str(tmp_path)))
+    assert after["records"] == []
 
 
 def test_cli_generations_are_recorded_when_the_inspector_is_on(
