@@ -127,6 +127,8 @@ def list_actions(
             )
 
     result: list[types.CodeAction | types.Command] = []
+    if ls.session.client.code_action_literals and _wants(only, types.CodeActionKind.QuickFix):
+        result.extend(mechanical_fixes(uri, params.context.diagnostics))
     for _name, title, cmd, kind, args in offered:
         if only and not any(kind == k or kind.startswith(f"{k}.") for k in only):
             continue
@@ -146,3 +148,53 @@ def list_actions(
         else:
             result.append(command)
     return result
+
+
+def _wants(only: Any, kind: str) -> bool:
+    return not only or any(kind == k or kind.startswith(f"{k}.") for k in only)
+
+
+def mechanical_fixes(uri: str, diagnostics: Any) -> list[types.CodeAction]:
+    """Quick fixes that need no model: the repair the Aethel parser attached to a
+    diagnostic (`data["fix"]`: `=` -> `==`, `//` -> `#`, a missing `;` ...).
+
+    Offered before the AI fix and marked preferred, because they are exact and instant.
+    """
+    actions: list[types.CodeAction] = []
+    for diagnostic in diagnostics:
+        fix = _fix_of(diagnostic)
+        if fix is None:
+            continue
+        title, edit_range, new_text = fix
+        actions.append(
+            types.CodeAction(
+                title=title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(
+                    changes={uri: [types.TextEdit(range=edit_range, new_text=new_text)]}
+                ),
+            )
+        )
+    return actions
+
+
+def _fix_of(diagnostic: types.Diagnostic) -> tuple[str, types.Range, str] | None:
+    """Read `data["fix"]` defensively: it comes back from the client as plain JSON."""
+    data = diagnostic.data
+    fix = data.get("fix") if isinstance(data, dict) else None
+    if not isinstance(fix, dict):
+        return None
+    title, new_text, rng = fix.get("title"), fix.get("newText"), fix.get("range")
+    if not isinstance(title, str) or not isinstance(new_text, str) or not isinstance(rng, dict):
+        return None
+    try:
+        start, end = rng["start"], rng["end"]
+        edit_range = types.Range(
+            start=types.Position(line=int(start["line"]), character=int(start["character"])),
+            end=types.Position(line=int(end["line"]), character=int(end["character"])),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return title, edit_range, new_text

@@ -367,3 +367,32 @@ async def test_rename(lsp: Harness) -> None:
     assert edit is not None and edit.changes is not None
     new_texts = sorted(e.new_text for e in edit.changes[uri])
     assert new_texts == ["dest", "dest", "old_dest", "old_dest"]
+
+
+async def test_mechanical_quick_fix_is_offered_without_the_model(lsp: Harness) -> None:
+    uri = lsp.open("drift_fix.ae", DRIFT, "aethel")
+    found = await diagnostics_where(lsp, uri, lambda d: len(d) >= 5)
+    assign = next(d for d in found if d.code == "foreign-assign")
+    assert lsp.fake is not None
+    requests_before = len(lsp.fake.requests)
+    actions = await lsp.client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=doc(uri),
+            range=assign.range,
+            context=types.CodeActionContext(diagnostics=[assign]),
+        )
+    )
+    assert actions is not None
+    quick = [a for a in actions if isinstance(a, types.CodeAction) and a.edit is not None]
+    assert [a.title for a in quick] == ["Replace `=` with `==`"]
+    assert quick[0].kind == types.CodeActionKind.QuickFix and quick[0].is_preferred
+    assert quick[0].edit is not None and quick[0].edit.changes is not None
+    (edit,) = quick[0].edit.changes[uri]
+    assert edit.new_text == "==" and edit.range.start == types.Position(line=4, character=15)
+    # the AI fix for the same diagnostic is still offered, after the exact one
+    titles = [a.title for a in actions]
+    assert any(t.startswith("Fix with AI") for t in titles)
+    assert titles.index("Replace `=` with `==`") < next(
+        i for i, t in enumerate(titles) if t.startswith("Fix with AI")
+    )
+    assert len(lsp.fake.requests) == requests_before  # listing never calls the engine
