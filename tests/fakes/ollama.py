@@ -874,6 +874,10 @@ class FakeOllama:
                 '(must be "high", "medium", "low", "max", true, or false)',
             )
             return True
+        keep_alive_problem = _keep_alive_problem(body.get("keep_alive"))
+        if keep_alive_problem is not None:
+            await self._error(ex, 400, keep_alive_problem)
+            return True
         top = body.get("top_logprobs")
         if isinstance(top, int) and not 0 <= top <= 20:
             await self._error(ex, 400, "top_logprobs must be between 0 and 20")
@@ -1839,3 +1843,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+_GO_DURATION = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+_BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def _keep_alive_problem(value: Any) -> str | None:
+    """`api.Duration.UnmarshalJSON`: a JSON number is seconds; a string goes through Go's
+    `time.ParseDuration` (a unit is required, except for "0"); other types are refused."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, str):
+        if value == "0" or _GO_DURATION.match(value):
+            return None
+        if _BARE_NUMBER.match(value):
+            return f'time: missing unit in duration "{value}"'
+        return f'time: invalid duration "{value}"'
+    kind = {bool: "bool", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    return f"Unsupported type: '{kind}'"

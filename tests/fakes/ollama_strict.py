@@ -539,9 +539,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             data = json.loads(raw)
         except ValueError:
-            first = raw.strip()[:1].decode("latin-1")
-            self._error(400, f"invalid character '{first}' looking for beginning of value"
-                        if first not in "{[\"" else "unexpected EOF")
+            self._error(400, _go_syntax_error(raw.strip()))
             return None
         if not isinstance(data, dict):
             self._error(400, f"json: cannot unmarshal {_go_kind(data)} into Go value of type "
@@ -969,9 +967,13 @@ class _Handler(BaseHTTPRequestHandler):
         frames: list[JsonObj] = []
 
         def frame(choices: list[JsonObj], **extra: Any) -> JsonObj:
-            out: JsonObj = {"id": ident, "object": obj + ".chunk" if chat else obj,
-                            "created": created, "model": name,
-                            "system_fingerprint": "fp_ollama", "choices": choices}
+            if chat:
+                out: JsonObj = {"id": ident, "object": obj + ".chunk", "created": created,
+                                "model": name, "system_fingerprint": "fp_ollama",
+                                "choices": choices}
+            else:  # openai.CompletionChunk's field order (fixture openai_completions_stream)
+                out = {"id": ident, "object": obj, "created": created, "choices": choices,
+                       "model": name, "system_fingerprint": "fp_ollama"}
             out.update(extra)
             return out
 
@@ -1192,6 +1194,17 @@ def _keep_alive_ok(value: object) -> bool:
     if isinstance(value, (int, float)):
         return True
     return isinstance(value, str) and bool(_DURATION_RE.match(value))
+
+
+def _go_syntax_error(raw: bytes) -> str:
+    """Roughly what Go's decoder says about broken JSON (clients match on 400 only)."""
+    text = raw.decode("utf-8", "replace")
+    if text[:1] not in "{[\"" or not text:
+        return f"invalid character '{text[:1]}' looking for beginning of value"
+    if text.startswith("{") and len(text) > 1 and text[1:].lstrip()[:1] not in ('"', "}", ""):
+        return (f"invalid character '{text[1:].lstrip()[:1]}' looking for beginning of "
+                "object key string")
+    return "unexpected EOF"
 
 
 def _go_kind(value: object) -> str:

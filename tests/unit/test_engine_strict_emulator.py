@@ -720,3 +720,61 @@ async def test_openai_backend_errors(emu: StrictOllama) -> None:
     finally:
         await engine.aclose()
     assert "gpt-oss:120b-cloud" in listed and CODER_FIM in listed
+
+
+# -- differential: our own fake answers like the independent emulator ------------------
+
+_SAME_ANSWER = [
+    ("GET", "/api/generate", None), ("GET", "/nope", None), ("POST", "/api/generate", b""),
+    ("POST", "/api/generate", {"model": "", "prompt": "x"}),
+    ("POST", "/api/chat", {"model": "", "messages": []}),
+    ("POST", "/api/generate", {"model": "nope", "prompt": "x"}),
+    ("POST", "/api/show", {"model": "nope"}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "suffix": "y"}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "think": True}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "think": "foo"}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x",
+                               "options": {"temperature": "hot"}}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "options": {"stop": "x"}}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "keep_alive": "bogus"}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "keep_alive": "1.5"}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "keep_alive": True}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "x", "raw": True, "system": "s"}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": ""}),
+    ("POST", "/api/generate", {"model": "llama3.2", "prompt": "", "keep_alive": 0}),
+    ("POST", "/api/pull", {"model": "nonexistent-model-zzz", "stream": False}),
+    ("DELETE", "/api/delete", {"model": "nope"}),
+    ("POST", "/api/embed", {"model": "nope", "input": "x"}),
+    ("POST", "/v1/chat/completions", {"model": "nope",
+                                      "messages": [{"role": "user", "content": "x"}]}),
+]
+
+
+def _answer(client: object, method: str, path: str, body: object) -> tuple[int, str, object]:
+    import httpx
+
+    assert isinstance(client, httpx.Client)
+    kwargs: dict[str, object] = {}
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    try:
+        data = response.json()
+        shown: object = data.get("error") if "error" in data else sorted(data)
+    except ValueError:
+        shown = response.text
+    return response.status_code, response.headers.get("content-type", ""), shown
+
+
+def test_our_fake_answers_like_the_independent_emulator(emu: StrictOllama) -> None:
+    import httpx
+
+    from tests.fakes.ollama import FakeOllama
+
+    with FakeOllama() as fake, httpx.Client(base_url=fake.url) as ours, \
+            httpx.Client(base_url=emu.url) as strict:
+        for method, path, body in _SAME_ANSWER:
+            assert _answer(ours, method, path, body) == _answer(strict, method, path, body), (
+                method, path, body)
