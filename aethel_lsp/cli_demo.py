@@ -48,6 +48,10 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
             or f"No engine answers at {status.host}; start Ollama with `ollama serve`.",
             host=status.host,
         )
+    if not out.json_mode:  # say first which engine answers, and why (auto may fall back)
+        out.note(status_summary(status))
+        if status.reason and status.engine != "ollama":
+            out.note(status.reason)
     models = await engine.list_models_detailed()
     recommendations = recommend_all(models)
     picks = {r.use_case: r.model for r in recommendations}
@@ -132,6 +136,12 @@ async def _aethel(ctx: CliContext, model: str) -> dict[str, Any]:
         ctx.out.note(f"the generated contract {verdict} · {metrics_line(result.metrics)}")
         for problem in problems:
             ctx.out.note(f"  {problem}")
+        if problems:
+            ctx.out.note(
+                "Small models often fail here. In the editor, *Generate Aethel contract* "
+                "feeds these diagnostics back to the model for repair rounds; for real "
+                "use, run a code model (`ollama pull qwen2.5-coder:1.5b`)."
+            )
     return {**result.to_json(), "code": code, "valid": parsed.ok, "problems": problems}
 
 

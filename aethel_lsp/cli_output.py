@@ -190,14 +190,18 @@ def model_details(model: ModelInfo) -> list[str]:
 
 def status_summary(status: EngineStatus) -> str:
     """The first line of `status` when an engine answers."""
-    version = f" {status.version}" if status.version and status.version != "unknown" else ""
+    version = status.version if status.version not in (None, "", "unknown") else ""
+    if status.engine == "openai" and version == "openai-compatible":
+        version = ""  # such servers report no version; the backend says only what it is
+    elif status.engine == "embedded" and version:
+        version = f"(llama-cpp-python {version})"  # the version is the library's, not ours
     name = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "Embedded engine"}
-    what = name.get(status.engine, status.engine)
+    what = name.get(status.engine, status.engine) + (f" {version}" if version else "")
     loaded = f", {len(status.running)} loaded" if status.running else ""
     count = len(status.models)
     plural = "" if count == 1 else "s"
     where = "in this process" if status.engine == "embedded" else f"at {status.host}"
-    return f"{what}{version} is running {where}: {count} model{plural} installed{loaded}."
+    return f"{what} is running {where}: {count} model{plural} installed{loaded}."
 
 
 def metrics_line(metrics: Metrics) -> str:
