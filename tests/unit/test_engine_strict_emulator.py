@@ -255,7 +255,9 @@ async def test_configured_keep_alive_reaches_ollama_in_a_form_it_accepts(
     Go's `time.ParseDuration` rejects ("missing unit") with a 400 on every request."""
     from aethel_lsp.config import ConfigSource, dict_layer, resolve
 
-    resolved = resolve([dict_layer(ConfigSource.USER_FILE, {"keepAlive": keep_alive})])
+    layer = dict_layer(ConfigSource.USER_FILE, {"keepAlive": keep_alive})
+    assert layer is not None
+    resolved = resolve([layer])
     assert not resolved.issues, resolved.issues
     engine = engine_for(emu)
     try:
