@@ -293,3 +293,37 @@ async def test_selected_completion_item_is_extended(lsp: Harness) -> None:
     (body,) = lsp.fake.generate_requests()
     assert body["prompt"] == "import os\nos.path.join"
     assert body["suffix"] == "\n"
+
+
+async def test_chat_prompt_for_a_model_without_fim(tmp_path: Path) -> None:
+    chat_model = "llama3.2:latest"  # no `insert`, no known FIM family
+    fake = FakeOllama([CODER, CHAT])
+    fake.start()
+    h = await start_server(
+        tmp_path,
+        fake,
+        editor_settings={"model": CODER_NAME, "completion": {"model": chat_model}},
+    )
+    try:
+        uri = h.open("c.py", "x = \n")
+        fake.enqueue(Reply(tokens=["```python\n", "42", "\n```"]))
+        assert texts(await asyncio.wait_for(ask(h, uri, 0, 4), 10)) == ["42"]
+        assert fake.generate_requests() == []
+        (body,) = fake.chat_requests()
+        system, user = body["messages"]
+        assert system["role"] == "system" and "code completion engine" in system["content"]
+        assert user == {
+            "role": "user",
+            "content": "```python\nx = <CURSOR>\n\n```\nText to insert at <CURSOR>:",
+        }
+        assert {k: v for k, v in body.items() if k != "messages"} == {
+            "model": chat_model,
+            "stream": True,
+            "options": {"temperature": 0.1, "num_predict": 64, "num_ctx": 8192},
+            "keep_alive": "30m",
+            "think": False,
+        }
+        reason = [m.message for m in h.client.log_messages if "FIM mode for" in m.message]
+        assert reason and ": chat (" in reason[0]
+    finally:
+        await h.stop()
