@@ -24,6 +24,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from aethel_lsp.engine.types import EngineStatus, Metrics, ModelInfo, PullProgress, RunningModel
 
@@ -86,6 +87,19 @@ class Output:
         self.console.print(table)
 
 
+class PlainTable(Table):
+    """A table whose string cells are shown as they are, never parsed as rich markup.
+
+    Cells hold what the engine reported (model names, GGUF family and quantization
+    strings, server texts): a `[/]` in a model file's metadata must not crash `models`
+    with a `MarkupError` nor restyle the output.
+    """
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        cells = [Text(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, **kwargs)
+
+
 def _console(stream: TextIO) -> Console:
     """A console for `stream`; wide when piped so tables are not wrapped at 80 columns."""
     console = Console(file=stream, highlight=False, soft_wrap=True)
@@ -131,7 +145,7 @@ def _or_dash(value: object) -> str:
 
 
 def models_table(models: Sequence[ModelInfo]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(box=None, pad_edge=False, header_style="bold")
     for column in ("NAME", "PARAMS", "CONTEXT", "FAMILY", "QUANT", "SIZE", "CAPABILITIES"):
         table.add_column(column, no_wrap=column == "NAME")
     for m in models:
@@ -150,7 +164,7 @@ def models_table(models: Sequence[ModelInfo]) -> Table:
 
 def installed_table(models: Sequence[ModelInfo]) -> Table:
     """What `/api/tags` alone tells (the `status` view; `models` adds details from show)."""
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(box=None, pad_edge=False, header_style="bold")
     for column in ("NAME", "PARAMS", "QUANT", "SIZE"):
         table.add_column(column, no_wrap=column == "NAME")
     for m in models:
@@ -160,7 +174,7 @@ def installed_table(models: Sequence[ModelInfo]) -> Table:
 
 
 def running_table(models: Sequence[RunningModel]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(box=None, pad_edge=False, header_style="bold")
     for column in ("NAME", "SIZE", "VRAM", "CONTEXT", "UNTIL"):
         table.add_column(column, no_wrap=column == "NAME")
     for m in models:
@@ -219,7 +233,7 @@ def metrics_line(metrics: Metrics) -> str:
 
 
 def usage_table(stats: dict[str, dict[str, Any]]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(box=None, pad_edge=False, header_style="bold")
     columns = ("MODEL", "REQUESTS", "ERRORS", "CANCELLED", "TOKENS", "TOK/S p50", "TTFT p50 ms")
     for column in columns:
         table.add_column(column, no_wrap=column == "MODEL")
@@ -237,7 +251,7 @@ def usage_table(stats: dict[str, dict[str, Any]]) -> Table:
 
 
 def rows_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(box=None, pad_edge=False, header_style="bold")
     for column in headers:
         table.add_column(column)
     for row in rows:
@@ -251,7 +265,7 @@ class PullDisplay:
     def __init__(self, out: Output) -> None:
         self._out = out
         self._progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),

@@ -130,3 +130,24 @@ def test_generate_rejects_a_non_positive_token_budget(isolated_env: dict[str, st
     result = cli(isolated_env, emu, "generate", "hi", "--model", "llama3.2", "--max-tokens", "-5")
     assert result.returncode == 2 and "positive" in result.stderr
     assert emu.bodies("/api/generate") == []
+
+
+def test_human_output_never_parses_server_text_as_markup(isolated_env: dict[str, str]) -> None:
+    """GGUF metadata (family, quantization) is arbitrary text from the model file's author;
+    a `[/]` in it used to crash `models`/`status` with rich's MarkupError."""
+    from tests.fakes.ollama_strict import StrictModel, default_models
+
+    weird = StrictModel("weird:latest", "llama", "ll[/]ama", "[b]1B", "Q4_[/]K",
+                        ("completion",), 1_000_000_000, 4096, 1)
+    outputs: dict[str, str] = {}
+    with StrictOllama([*default_models(), weird]) as emu:
+        for command in ("models", "status", "recommend", "show"):
+            extra = ["weird"] if command == "show" else []
+            result = subprocess.run(
+                [sys.executable, "-m", "aethel_lsp", command, *extra, "--host", emu.url],
+                env=isolated_env, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, (command, result.stderr)
+            assert "Traceback" not in result.stderr
+            outputs[command] = result.stdout
+    assert "ll[/]ama" in outputs["models"] and "Q4_[/]K" in outputs["status"]
+    assert "ll[/]ama" in outputs["show"]
