@@ -780,3 +780,27 @@ def test_our_fake_answers_like_the_independent_emulator(emu: StrictOllama) -> No
         for method, path, body in _SAME_ANSWER:
             assert _answer(ours, method, path, body) == _answer(strict, method, path, body), (
                 method, path, body)
+
+
+async def test_a_line_without_end_is_refused_not_buffered_forever(emu: StrictOllama) -> None:
+    """Go's client caps a line at 8 MiB; so do we (a hostile or broken server cannot make
+    us buffer without bound)."""
+    emu.script(tokens=["x" * (9 * 1024 * 1024)], split="line")
+    engine = engine_for(emu)
+    try:
+        with pytest.raises(MalformedResponse) as info:
+            await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert "MiB" in str(info.value)
+
+
+async def test_a_long_but_legal_line_is_fine(emu: StrictOllama) -> None:
+    token = "é" * 300_000 + "🙂"
+    emu.script(tokens=[token], split="split")
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("llama3.2", "x"))
+    finally:
+        await engine.aclose()
+    assert result.text == token
