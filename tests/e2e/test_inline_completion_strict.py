@@ -67,3 +67,9 @@ async def test_fim_at_the_very_start_of_a_file(lsp: Harness, emu: StrictOllama) 
     assert await complete(lsp, uri, 0, 0) == ["import os"]
     sent = emu.bodies("/api/generate")
     assert sent and all(b.get("prompt") for b in sent), sent
+
+
+async def test_thinking_never_reaches_the_ghost_text(lsp: Harness, emu: StrictOllama) -> None:
+    emu.script(tokens=["a + b"], thinking=["<think>SECRET"], always_think=True)
+    uri = lsp.open("think.py", "def add(a, b):\n    return \n")
+    assert await complete(lsp, uri, 1, 11) == ["a + b"]
