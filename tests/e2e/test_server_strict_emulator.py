@@ -80,6 +80,8 @@ async def test_streamed_explain_reassembles_exactly_and_reports_ollamas_metrics(
     assert text == "".join(tokens)
     throughput = await lsp.command(protocol.CMD_THROUGHPUT)
     assert throughput["last"]["tokensPerSecond"] == metrics["tokensPerSecond"]
+    rates = [s.get("tokensPerSecond") for s in lsp.statuses if s.get("tokensPerSecond")]
+    assert rates and rates[-1] == pytest.approx(metrics["tokensPerSecond"], abs=0.01)
     body = emu.bodies("/api/chat")[-1] if emu.bodies("/api/chat") else emu.bodies(
         "/api/generate")[-1]
     assert body["think"] is False and body["model"] == CODER
