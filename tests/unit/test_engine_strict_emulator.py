@@ -804,3 +804,46 @@ async def test_a_long_but_legal_line_is_fine(emu: StrictOllama) -> None:
     finally:
         await engine.aclose()
     assert result.text == token
+
+
+# -- the synchronous facade (the earlier engine's names) --------------------------------
+
+
+def test_facade_against_the_emulator(emu: StrictOllama) -> None:
+    from aethel_lsp.engine.facade import LocalEngine, LocalInferenceRequest
+
+    emu.script(tokens=["a", "b", "c"], eval_count=3, eval_duration=1_500_000_000)
+    with LocalEngine(emu.url, record_usage=False) as local:
+        assert local.check_ollama_available() is True
+        models = {m.name: m for m in local.list_models()}
+        answer = local.generate(LocalInferenceRequest(prompt="x", model="llama3.2"))
+        recommended = local.get_recommended_models()
+        with pytest.raises(ModelNotFound):
+            local.get_model_info("nope")
+    assert models["qwen2.5-coder:1.5b"].parameters == 1543714304
+    assert answer.text == "abc" and answer.tokens_per_second == pytest.approx(2.0)
+    assert "gpt-oss:120b-cloud" not in recommended.values()
+
+
+def test_facade_breaking_out_of_a_stream_closes_the_connection(emu: StrictOllama) -> None:
+    from aethel_lsp.engine.facade import LocalEngine, LocalInferenceRequest
+
+    emu.script(tokens=[f"t{i} " for i in range(500)], token_delay_s=0.02)
+    with LocalEngine(emu.url, record_usage=False) as local:
+        got = []
+        for text in local.stream_generate(LocalInferenceRequest(prompt="x", model="llama3.2")):
+            got.append(text)
+            if len(got) == 3:
+                break
+        record = emu.wait_closed(timeout=2.0)
+    assert got == ["t0 ", "t1 ", "t2 "]
+    assert record.client_closed and record.lines_written < 100
+
+
+def test_facade_offline_is_false_not_an_exception() -> None:
+    from aethel_lsp.engine.facade import LocalEngine
+
+    with LocalEngine(f"127.0.0.1:{free_port()}", record_usage=False) as local:
+        assert local.check_ollama_available() is False
+        stats = local.get_statistics()
+    assert stats["ollama_available"] is False and stats["models_installed"] == 0
