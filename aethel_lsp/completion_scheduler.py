@@ -312,7 +312,7 @@ class Generation:
         self._chunks = chunks
         self._on_first_token = on_first_token
         self._on_finish = on_finish
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[tuple[asyncio.Future[None], bool]] = []
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._run())
 
     @property
@@ -324,13 +324,18 @@ class Generation:
         text = strip_special_tokens(self.raw)
         return strip_leading_fence(text) if self.chat else text
 
-    def changed(self) -> asyncio.Future[None]:
-        """A future resolved at the next token (or when the stream ends)."""
+    def changed(self, *, every_token: bool = True) -> asyncio.Future[None]:
+        """A future resolved at the next token (or when the stream ends).
+
+        With `every_token=False` only a token that could settle the answer (a newline,
+        a special token, a fence) or the end wakes it: a request waiting for a long
+        single-line answer is not woken for every token in between.
+        """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.finished:
             fut.set_result(None)
         else:
-            self._waiters.append(fut)
+            self._waiters.append((fut, every_token))
         return fut
 
     def close(self) -> None:
@@ -349,11 +354,15 @@ class Generation:
         self.close()
         return True
 
-    def _notify(self) -> None:
+    def _notify(self, settling: bool = True) -> None:
         waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
+        for fut, every_token in waiters:
+            if fut.done():
+                continue
+            if settling or every_token:
                 fut.set_result(None)
+            else:
+                self._waiters.append((fut, every_token))
 
     async def _run(self) -> None:
         try:
@@ -369,7 +378,7 @@ class Generation:
                 if chunk.done:
                     self.completed = True
                     self.metrics = chunk.metrics
-                self._notify()
+                self._notify(chunk.done or _may_settle(chunk.text))
                 if chunk.done:
                     break
         except asyncio.CancelledError:
@@ -631,7 +640,8 @@ class CompletionScheduler:
                 return Outcome(
                     partial, Source.FRESH, self._ms(started), generation.plan.mode, partial=True
                 )
-            changed = generation.changed()
+            # Still catching up with what the user typed: every token matters.
+            changed = generation.changed(every_token=rest is None)
             waiting: set[asyncio.Future[Any]] = {fut, changed}
             try:
                 await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
