@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -508,3 +509,41 @@ async def test_requests_after_shutdown_are_refused(raw: RawServer) -> None:
     assert (await raw.response(2))["result"] is None
     answer = await raw.model_status(3)
     assert answer["error"]["code"] == -32600
+
+
+# -- Aethel documents that are hostile to the parser ------------------------------------
+
+_GARBAGE_AE = "}{ intent ((( guard ; 🙂 \"unterminated\n" * 12_000  # ~450 KB
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #7")
+async def test_deeply_nested_expression_is_a_diagnostic_not_a_crash(lsp: Harness) -> None:
+    depth = 1000
+    text = "intent a() {\n    guard { " + "(" * depth + "x" + ")" * depth + " > 0; }\n}\n"
+    uri = lsp.open("deep.ae", text, language_id="aethel")
+    for method in ("textDocument/documentSymbol", "textDocument/foldingRange",
+                   "textDocument/semanticTokens/full"):
+        await send(lsp, method, {"textDocument": {"uri": uri}})  # no InternalError
+    await lsp.wait_for(lambda: lsp.client.diagnostics.get(uri), timeout=10)
+    await still_serving(lsp)
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #8")
+async def test_a_garbage_aethel_file_gets_a_bounded_number_of_diagnostics(lsp: Harness) -> None:
+    uri = lsp.open("garbage.ae", _GARBAGE_AE, language_id="aethel")
+    diagnostics = await lsp.wait_for(lambda: lsp.client.diagnostics.get(uri), timeout=30)
+    assert len(diagnostics) <= 1000, len(diagnostics)
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #8")
+async def test_a_garbage_aethel_file_does_not_block_other_requests(lsp: Harness) -> None:
+    uri = lsp.open("garbage2.ae", _GARBAGE_AE, language_id="aethel")
+    await asyncio.sleep(1.0)  # let the debounced diagnostics run first
+    symbols = asyncio.ensure_future(send(lsp, "textDocument/documentSymbol",
+                                         {"textDocument": {"uri": uri}}))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await still_serving(lsp)
+    waited = time.monotonic() - started
+    await asyncio.wait_for(symbols, 60)
+    assert waited < 1.5, f"modelStatus waited {waited:.1f} s behind documentSymbol"
