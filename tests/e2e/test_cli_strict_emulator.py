@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,15 @@ def test_human_output_never_parses_server_text_as_markup(isolated_env: dict[str,
             outputs[command] = result.stdout
     assert "ll[/]ama" in outputs["models"] and "Q4_[/]K" in outputs["status"]
     assert "ll[/]ama" in outputs["show"]
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #7")
+def test_check_reports_deep_nesting_in_one_line(isolated_env: dict[str, str],
+                                                tmp_path: Path) -> None:
+    deep = tmp_path / "deep.ae"
+    deep.write_text("intent a() {\n    guard { " + "(" * 400 + "x" + ")" * 400 + " > 0; }\n}\n",
+                    encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "aethel_lsp", "check", str(deep)],
+                            env=isolated_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-300:]
+    assert "deep.ae:2:" in result.stdout
