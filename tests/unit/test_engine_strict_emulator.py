@@ -847,3 +847,18 @@ def test_facade_offline_is_false_not_an_exception() -> None:
         assert local.check_ollama_available() is False
         stats = local.get_statistics()
     assert stats["ollama_available"] is False and stats["models_installed"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="bugs.md #9")
+async def test_measured_recommendations_never_probe_a_cloud_model(emu: StrictOllama) -> None:
+    from aethel_lsp.engine.measure import measure_installed
+
+    engine = engine_for(emu)
+    try:
+        _models, _probes, recommendations = await measure_installed(engine, timeout_s=10)
+    finally:
+        await engine.aclose()
+    probed = [b["model"] for b in emu.bodies("/api/generate")]
+    assert "qwen2.5-coder:1.5b" in probed
+    assert "gpt-oss:120b-cloud" not in probed, probed
+    assert all(r.to_json().get("model") != "gpt-oss:120b-cloud" for r in recommendations)
