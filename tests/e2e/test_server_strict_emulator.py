@@ -202,3 +202,22 @@ async def test_a_stalled_model_times_out_progress_ends_and_the_server_recovers(
             assert result["text"]
         finally:
             await h.stop()
+
+
+async def test_openai_engine_on_ollamas_v1(tmp_path: Path) -> None:
+    """engine = "openai" pointed at Ollama's own /v1: the same actions work over SSE."""
+    with StrictOllama() as emu:
+        emu.default_script.split = "split"
+        h = await start_server(tmp_path, None, editor_settings={
+            "engine": "openai", "model": CODER, "openai": {"baseUrl": f"{emu.url}/v1"}})
+        try:
+            emu.script(tokens=["Adds", " two", " numbers 🙂"], eval_count=3, prompt_eval_count=7)
+            uri = h.open("oa.py", PY)
+            result = await h.command(protocol.CMD_EXPLAIN_SELECTION, {"uri": uri, "range": SEL})
+            status = await h.command(protocol.CMD_MODEL_STATUS)
+        finally:
+            await h.stop()
+    assert result["text"] == "Adds two numbers 🙂"
+    assert (result["metrics"]["promptTokens"], result["metrics"]["tokensGenerated"]) == (7, 3)
+    assert status["available"] is True and status["engine"] == "openai"
+    assert emu.bodies("/v1/chat/completions")[-1]["stream_options"] == {"include_usage": True}
