@@ -473,6 +473,7 @@ def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.Ar
         prog="aethel-lsp",
         description="A language server that brings a local LLM into every editor. "
         "Without a subcommand it serves LSP over stdio.",
+        epilog="Options of one command: `aethel-lsp COMMAND --help`. Docs: docs/cli.md.",
     )
     parser.add_argument("--version", action="version", version=f"aethel-lsp {__version__}")
     parser.add_argument("--stdio", action="store_true", help="serve LSP over stdio (default)")
@@ -498,8 +499,14 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     server = server_module.create_server()
     if args.tcp:
+        print(f"aethel-lsp: serving LSP on {args.bind}:{args.port} (Ctrl-C stops).",
+              file=sys.stderr)
         server.start_tcp(args.bind, args.port)
     else:
+        if sys.stdin.isatty():  # a person typed `aethel-lsp`: say why nothing happens
+            print("aethel-lsp: serving LSP on stdin/stdout, for an editor to talk to. "
+                  "Press Ctrl-D to stop; `aethel-lsp --help` lists the commands "
+                  "(status, generate, demo, ...).", file=sys.stderr)
         server.start_io()
     return 0
 

@@ -275,18 +275,22 @@ class PullDisplay:
         )
         self._tasks: dict[str, TaskID] = {}
         self._last_status = ""
+        self._started = False
 
     def __enter__(self) -> PullDisplay:
-        self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self._started:  # a display never started leaves no blank line behind
+            self._progress.stop()
 
     def update(self, item: PullProgress) -> None:
         if item.digest and item.total:
             task = self._tasks.get(item.digest)
             if task is None:
+                if not self._started:  # bars only once there is a layer to show
+                    self._progress.start()
+                    self._started = True
                 task = self._progress.add_task(item.status, total=item.total)
                 self._tasks[item.digest] = task
             self._progress.update(task, completed=item.completed or 0, description=item.status)
