@@ -54,6 +54,7 @@ from aethel_lsp.prompts.fim import (
     build_chat_request,
     build_generate_request,
     choose_mode,
+    plan_for_empty_prefix,
 )
 from aethel_lsp.prompts.postprocess import (
     PostprocessContext,
@@ -443,6 +444,7 @@ class CompletionScheduler:
         self._plans: dict[str, FimPlan] = {}
         self._warm: dict[str, float] = {}  # model -> last time it answered
         self._background: set[Generation] = set()
+        self._empty_prefix_logged: set[str] = set()
         self._offline_until = 0.0  # no upstream request before this time (engine offline)
         self._offline_message = ""
         self.generations: list[Generation] = []  # recent ones, for tests and the bench
@@ -687,6 +689,11 @@ class CompletionScheduler:
             documents=documents,
             index=self.snippets,
         )
+        if plan.mode is FimMode.NATIVE and not context.prompt.prefix:
+            plan = plan_for_empty_prefix(plan)
+            if plan.model not in self._empty_prefix_logged:
+                self._empty_prefix_logged.add(plan.model)
+                self._log(plan.describe())
         options = GenerationOptions(
             temperature=settings.temperature,
             num_predict=settings.max_tokens,

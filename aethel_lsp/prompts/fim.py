@@ -190,6 +190,32 @@ def choose_mode(model: str, info: ModelInfo | None) -> FimPlan:
     )
 
 
+def plan_for_empty_prefix(plan: FimPlan) -> FimPlan:
+    """A plan that works when there is no text before the cursor (top of a file).
+
+    Ollama answers `/api/generate` with an empty `prompt` by loading the model and
+    generating nothing (`done_reason: "load"`), whatever the `suffix`.  The raw family
+    template renders a non-empty prompt from an empty prefix; without a known family,
+    the chat prompt does.
+    """
+    if plan.mode is not FimMode.NATIVE:
+        return plan
+    template = template_for(plan.model, None)
+    if template is not None:
+        return FimPlan(
+            plan.model,
+            FimMode.TEMPLATE,
+            f"nothing before the cursor: Ollama ignores an empty prompt, so the raw "
+            f"{template.family} FIM template is used",
+            template,
+        )
+    return FimPlan(
+        plan.model,
+        FimMode.CHAT,
+        "nothing before the cursor: Ollama ignores an empty prompt, so a chat prompt is used",
+    )
+
+
 CHAT_SYSTEM_PROMPT = (
     "You are a code completion engine. You are shown a file with the marker <CURSOR>. "
     "Reply with exactly the text to insert at <CURSOR>: no explanation, no Markdown fences, "

@@ -59,7 +59,6 @@ async def test_fim_middle_of_file(lsp: Harness, emu: StrictOllama) -> None:
     assert body["think"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #5")
 async def test_fim_at_the_very_start_of_a_file(lsp: Harness, emu: StrictOllama) -> None:
     """An empty prefix must not be sent as `prompt: ""` — Ollama would only load the model."""
     emu.script(tokens=["import os", "\n"])

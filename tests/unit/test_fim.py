@@ -109,3 +109,21 @@ def test_special_token_list_has_every_family_marker() -> None:
 def test_describe_names_model_mode_and_reason() -> None:
     plan = choose_mode("starcoder2:3b", ModelInfo("starcoder2:3b", capabilities=("completion",)))
     assert plan.describe().startswith("FIM mode for starcoder2:3b: template (")
+
+
+def test_empty_prefix_never_uses_the_native_plan() -> None:
+    """Ollama answers an empty `prompt` by loading the model only (done_reason "load")."""
+    from aethel_lsp.prompts.fim import plan_for_empty_prefix
+
+    native = choose_mode(
+        "qwen2.5-coder:1.5b", ModelInfo("qwen2.5-coder:1.5b", capabilities=("insert",))
+    )
+    fallback = plan_for_empty_prefix(native)
+    assert fallback.mode is FimMode.TEMPLATE and fallback.template is QWEN_CODER
+    request = build_generate_request(fallback, FimPrompt("", "\nprint(1)\n"), OPTIONS, None)
+    assert request.prompt == "<|fim_prefix|><|fim_suffix|>\nprint(1)\n<|fim_middle|>"
+    assert request.raw
+    unknown = choose_mode("mystery", ModelInfo("mystery", capabilities=("insert",)))
+    assert plan_for_empty_prefix(unknown).mode is FimMode.CHAT
+    template = choose_mode("starcoder2:3b", None)
+    assert plan_for_empty_prefix(template) is template
