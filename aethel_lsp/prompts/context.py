@@ -185,10 +185,19 @@ class _Chunk:
 
 SNIPPET_LINES = 20
 SNIPPET_STEP = 10
+SMALL_DOCUMENT_CHUNKS = 64  # up to ~650 lines: every identifier counts
 
 
 def identifiers(text: str) -> frozenset[str]:
     return frozenset(_IDENT.findall(text))
+
+
+@dataclass(frozen=True)
+class _IndexedDocument:
+    """A document's chunks and, per identifier, the chunks that contain it."""
+
+    chunks: tuple[_Chunk, ...]
+    postings: dict[str, tuple[int, ...]]
 
 
 class SnippetIndex:
@@ -196,18 +205,24 @@ class SnippetIndex:
 
     Ranking is Jaccard similarity between a chunk's identifiers and those near the
     cursor: cheap, deterministic, and good at finding the definition of the names the
-    user is typing around.
+    user is typing around.  An inverted index keeps it cheap for big documents, and
+    identifiers found in more than half of a document's chunks are ignored there: they
+    do not tell chunks apart (and would make every chunk of a 20,000-line file a match);
+    small documents are scored on every identifier.
     """
 
     def __init__(self, max_documents: int = 32) -> None:
-        self._chunks: OrderedDict[tuple[str, int | None, int], tuple[_Chunk, ...]] = OrderedDict()
+        self._docs: OrderedDict[tuple[str, int | None, int], _IndexedDocument] = OrderedDict()
         self._max = max_documents
 
     def chunks(self, doc: OpenDocument) -> tuple[_Chunk, ...]:
+        return self._indexed(doc).chunks
+
+    def _indexed(self, doc: OpenDocument) -> _IndexedDocument:
         key = (doc.uri, doc.version, len(doc.text))
-        found = self._chunks.get(key)
+        found = self._docs.get(key)
         if found is not None:
-            self._chunks.move_to_end(key)
+            self._docs.move_to_end(key)
             return found
         lines = doc.text.split("\n")
         chunks: list[_Chunk] = []
@@ -217,13 +232,17 @@ class SnippetIndex:
                 chunks.append(_Chunk(start, body, identifiers(body)))
             if start + SNIPPET_LINES >= len(lines):
                 break
-        result = tuple(chunks)
-        for old in [k for k in self._chunks if k[0] == doc.uri]:
-            del self._chunks[old]
-        self._chunks[key] = result
-        while len(self._chunks) > self._max:
-            self._chunks.popitem(last=False)
-        return result
+        postings: dict[str, list[int]] = {}
+        for index, chunk in enumerate(chunks):
+            for name in chunk.identifiers:
+                postings.setdefault(name, []).append(index)
+        indexed = _IndexedDocument(tuple(chunks), {k: tuple(v) for k, v in postings.items()})
+        for old in [k for k in self._docs if k[0] == doc.uri]:
+            del self._docs[old]
+        self._docs[key] = indexed
+        while len(self._docs) > self._max:
+            self._docs.popitem(last=False)
+        return indexed
 
     def rank(
         self,
@@ -241,11 +260,19 @@ class SnippetIndex:
         for doc in documents:
             if doc.uri == exclude_uri:
                 continue
-            for chunk in self.chunks(doc):
-                common = len(query & chunk.identifiers)
-                if common == 0:
+            indexed = self._indexed(doc)
+            count = len(indexed.chunks)
+            too_common = count if count <= SMALL_DOCUMENT_CHUNKS else count // 2
+            common: dict[int, int] = {}
+            for name in query:
+                hits = indexed.postings.get(name, ())
+                if len(hits) > too_common:
                     continue
-                score = common / len(query | chunk.identifiers)
+                for index in hits:
+                    common[index] = common.get(index, 0) + 1
+            for index, shared in common.items():
+                chunk = indexed.chunks[index]
+                score = shared / (len(query) + len(chunk.identifiers) - shared)
                 scored.append(Snippet(doc.uri, chunk.start_line, chunk.text, score))
         scored.sort(key=lambda s: (-s.score, s.uri, s.start_line))
         chosen: list[Snippet] = []

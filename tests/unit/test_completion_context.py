@@ -127,3 +127,18 @@ def test_comment_syntax() -> None:
     assert comment_prefix("aethel") == "# "
     assert comment_prefix("typescript") == "// "
     assert comment_prefix("lua") == "-- "
+
+
+def test_big_documents_are_ranked_by_their_distinctive_identifiers() -> None:
+    body = "".join(
+        f"intent pay_{i}(a: Account) {{\n    guard {{\n        balance >= amount_{i};\n    }}\n}}\n"
+        for i in range(2000)
+    )
+    big = OpenDocument("file:///w/big.ae", "aethel", body, 1)
+    index = SnippetIndex()
+    # `balance` is in every chunk (ignored there); `amount_1234` names one place.
+    found = index.rank(
+        frozenset({"balance", "amount_1234"}), [big], exclude_uri="file:///w/x.ae", budget=4000
+    )
+    assert found and "amount_1234" in found[0].text
+    assert index.rank(frozenset({"balance"}), [big], exclude_uri="", budget=4000) == []
