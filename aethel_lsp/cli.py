@@ -41,7 +41,14 @@ from aethel_lsp.cli_output import (
 
 if TYPE_CHECKING:
     from aethel_lsp.config import Settings
-    from aethel_lsp.engine import Chunk, Engine, EngineConfig, GenerateResult, ModelInfo
+    from aethel_lsp.engine import (
+        Chunk,
+        Engine,
+        EngineConfig,
+        EngineStatus,
+        GenerateResult,
+        ModelInfo,
+    )
 
 CommandResult = int | Awaitable[int]
 Runner = Callable[[argparse.Namespace, "CliContext"], CommandResult]
@@ -163,7 +170,7 @@ def load_settings(out: Output) -> Settings:
 # Subcommands
 # ---------------------------------------------------------------------------------------
 async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
-    status = await ctx.engine.status()
+    status = await _status_with_details(ctx.engine)
     if args.json:
         ctx.out.json(status.to_json())
     if not status.available:
@@ -176,6 +183,24 @@ async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
         if status.models:
             ctx.out.table(installed_table(status.models))
     return 0
+
+
+async def _status_with_details(engine: Engine) -> EngineStatus:
+    """`status()` with each model enriched by `show`, so `status --json` carries the same
+    model objects as `models` (exact parameters, context length) instead of nulls; the
+    plain listing is kept when details cannot be read."""
+    import dataclasses
+
+    from aethel_lsp.engine import EngineError
+
+    status = await engine.status()
+    if not status.available or not status.models:
+        return status
+    try:
+        detailed = await engine.list_models_detailed()
+    except EngineError:
+        return status
+    return dataclasses.replace(status, models=tuple(detailed))
 
 
 def _offline_message(host: str) -> str:

@@ -53,6 +53,10 @@ def test_status_and_models(isolated_env: dict[str, str], emu: StrictOllama) -> N
     assert status["available"] is True and status["version"] == "0.33.0"
     assert status["host"] == emu.url and status["error"] is None
     assert "gpt-oss:120b-cloud" in [m["name"] for m in status["models"]]
+    in_status = {m["name"]: m for m in status["models"]}
+    assert all(set(m) == MODEL_KEYS for m in in_status.values())
+    assert in_status["qwen2.5-coder:1.5b"]["parameters"] == 1543714304  # same as `models`
+    assert in_status["qwen2.5-coder:1.5b"]["contextLength"] == 32768
     models = {m["name"]: m for m in ok(cli(isolated_env, emu, "models"))}
     assert all(set(m) == MODEL_KEYS for m in models.values())
     assert models["qwen2.5-coder:1.5b"]["parameters"] == 1543714304
