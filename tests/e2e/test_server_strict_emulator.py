@@ -63,6 +63,14 @@ async def test_model_status_and_list(lsp: Harness, emu: StrictOllama) -> None:
     assert models["gpt-oss:120b-cloud"]["contextLength"] == 131072
 
 
+@pytest.mark.xfail(strict=True, reason="bugs.md #10")
+async def test_model_status_models_are_the_same_objects_as_list_models(lsp: Harness) -> None:
+    status = await lsp.command(protocol.CMD_MODEL_STATUS)
+    listed = {m["name"]: m for m in await lsp.command(protocol.CMD_LIST_MODELS)}
+    for model in status["models"]:
+        assert model == listed[model["name"]], model
+
+
 async def test_streamed_explain_reassembles_exactly_and_reports_ollamas_metrics(
     lsp: Harness, emu: StrictOllama
 ) -> None:
@@ -122,7 +130,6 @@ async def test_selecting_an_unknown_model_is_refused(lsp: Harness) -> None:
     await lsp.command(protocol.CMD_SELECT_MODEL, {"model": CODER})
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #6")
 async def test_no_configured_model_never_silently_picks_a_cloud_model(tmp_path: Path) -> None:
     """Real Ollama lists cloud models (e.g. qwen3-coder:480b-cloud) among local ones, newest
     first; with no `model` setting the server must pick a local model, not send the code
