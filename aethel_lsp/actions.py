@@ -58,6 +58,14 @@ async def resolve_model(ls: AethelServer, task: Task) -> str:
     engine = ls.engine
     models = await engine.list_models_detailed()
     best = pick_model(models, task)
+    if best is None and any(m.is_remote for m in models):
+        raise ModelNotFound(
+            f"Only cloud models are installed at {engine.host}; aethel-lsp does not send "
+            f"your code off this machine unless you choose it: set `model` to a cloud model "
+            f"to use one, or install a local one with `ollama pull {SUGGESTED_MODEL}`.",
+            model="",
+            host=engine.host,
+        )
     if best is None:
         raise ModelNotFound(
             f"No model is installed at {engine.host}: install one with "
@@ -69,15 +77,22 @@ async def resolve_model(ls: AethelServer, task: Task) -> str:
 
 
 def pick_model(models: Sequence[ModelInfo], task: Task) -> str | None:
-    """Best installed model for `task`: can generate, prefers coder models, no "thinking".
+    """Best installed *local* model for `task`: can generate, prefers coder models, no
+    "thinking".  Cloud models (Ollama's `remote_host`) are never picked implicitly: that
+    would send the user's code off the machine without them choosing it.
 
     >>> from aethel_lsp.engine import ModelInfo as M
     >>> pick_model([M("nomic-embed-text", capabilities=("embedding",)),
     ...             M("llama3.2", capabilities=("completion",)),
     ...             M("qwen2.5-coder:1.5b", capabilities=("completion", "insert"))], "chat")
     'qwen2.5-coder:1.5b'
+    >>> print(pick_model([M("qwen3-coder:480b-cloud", capabilities=("completion",),
+    ...                     remote_host="https://ollama.com:443")], "chat"))
+    None
     """
-    usable = [m for m in models if not m.capabilities or m.has("completion")]
+    usable = [
+        m for m in models if (not m.capabilities or m.has("completion")) and not m.is_remote
+    ]
 
     def score(m: ModelInfo) -> tuple[int, int, int]:
         coder = "coder" in m.name or "code" in (m.family or "")
