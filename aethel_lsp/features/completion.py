@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from lsprotocol import types
+from pygls.workspace import TextDocument
 
 from aethel_lsp.actions import resolve_model
 from aethel_lsp.completion_scheduler import (
@@ -25,7 +26,7 @@ from aethel_lsp.completion_scheduler import (
     scheduler_settings,
 )
 from aethel_lsp.engine.errors import EngineError
-from aethel_lsp.prompts.context import enclosing_intent
+from aethel_lsp.prompts.context import enclosing_intent, line_span
 from aethel_lsp.session import AethelServer
 
 AI_LABEL = "AI completion"
@@ -77,7 +78,7 @@ def register(server: AethelServer) -> None:
         if document is None:
             return types.CompletionList(is_incomplete=False, items=[])
         language = document.language_id or ""
-        offset = document.offset_at_position(params.position)
+        offset = _offset(document, params.position)
         before = document.source[:offset]
         word = _word_before(before)
         items: list[types.CompletionItem] = []
@@ -116,7 +117,7 @@ def register(server: AethelServer) -> None:
                 uri=uri,
                 language_id=document.language_id or "",
                 text=document.source,
-                offset=document.offset_at_position(position),
+                offset=_offset(document, position),
                 invoked=True,
                 lane="resolve",
             )
@@ -285,6 +286,16 @@ def _snippet_support(ls: AethelServer) -> bool:
     completion = text.completion if text else None
     item = completion.completion_item if completion else None
     return bool(item and item.snippet_support)
+
+
+def _offset(document: TextDocument, position: types.Position) -> int:
+    """`document.offset_at_position`, without splitting the whole document into lines
+    (which costs milliseconds per request on a 20,000-line file)."""
+    start, line = line_span(document.source, position.line)
+    column = document.position_codec.position_from_client_units(
+        [line], types.Position(line=0, character=position.character)
+    ).character
+    return start + column
 
 
 def _word_before(before: str) -> str:
