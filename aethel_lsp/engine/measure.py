@@ -459,8 +459,12 @@ async def measure_installed(
     stats: UsageStats | None = None,
     timeout_s: float = PROBE_TIMEOUT_S,
 ) -> tuple[list[ModelInfo], list[ProbeMeasurement], list[MeasuredRecommendation]]:
-    """Probe every installed model that can generate, one after another, and recommend."""
-    models = [m for m in await engine.list_models_detailed() if can_generate(m)]
+    """Probe every installed *local* model that can generate, one after another, and
+    recommend.  Cloud models (Ollama's `remote_host`) are not probed: a probe would spend
+    the user's cloud quota and measure the network, not this machine."""
+    models = [
+        m for m in await engine.list_models_detailed() if can_generate(m) and not m.is_remote
+    ]
     probes = [await probe_model(engine, m.name, keep_alive=keep_alive, stats=stats,
                                 timeout_s=timeout_s) for m in models]
     return models, probes, recommend_measured(models, probes, deadline_ms=deadline_ms)

@@ -570,6 +570,22 @@ async def test_pull_reports_progress_and_success(emu: StrictOllama) -> None:
     assert emu.bodies("/api/pull")[-1] == {"model": "tiny:1b", "stream": True}
 
 
+async def test_closing_a_pull_stops_the_download_server_side(emu: StrictOllama) -> None:
+    emu.pull_delay_s = 0.2
+    engine = engine_for(emu)
+    try:
+        pull = engine.pull("big:70b")
+        first = await anext(pull)
+        await pull.aclose()  # type: ignore[attr-defined]
+        record = emu.wait_closed(timeout=2.0)
+        models = [m.name for m in await engine.list_models()]
+    finally:
+        await engine.aclose()
+    assert first.status == "pulling manifest"
+    assert record.client_closed and not record.finished
+    assert "big:70b" not in models
+
+
 async def test_pull_of_an_unknown_model_is_an_error_line_after_the_manifest(
     emu: StrictOllama,
 ) -> None:
