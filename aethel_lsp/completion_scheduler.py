@@ -550,7 +550,10 @@ class CompletionScheduler:
             done, _ = await asyncio.wait({fut}, timeout=delay)
             if done:
                 return fut.result()
-        engine = self._engine()
+        try:
+            engine = self._engine()
+        except EngineError as exc:  # e.g. the configured engine cannot be built
+            return Outcome("", Source.ERROR, self._ms(started), message=str(exc))
         if engine is None:
             return Outcome("", Source.EMPTY, self._ms(started), message="No engine is available.")
         # 5. A new upstream request (unless the engine was just found offline).

@@ -415,3 +415,15 @@ async def test_a_slow_show_is_bounded_by_the_deadline() -> None:
     outcome = await asyncio.wait_for(scheduler.complete(request("x = ")), 5)
     assert any("no answer before the deadline" in line for line in logs)
     assert outcome.mode is FimMode.TEMPLATE  # guessed from the name, for this request
+
+
+async def test_an_engine_that_cannot_be_built_is_an_error_answer() -> None:
+    from aethel_lsp.engine.errors import EngineNotInstalled
+
+    def broken() -> ScriptedEngine:
+        raise EngineNotInstalled("llama-cpp-python is not installed")
+
+    scheduler = CompletionScheduler(broken, lambda: SchedulerSettings(model=MODEL))
+    outcome = await asyncio.wait_for(scheduler.complete(request("x = ")), 5)
+    assert outcome.source is Source.ERROR
+    assert "not installed" in outcome.message
