@@ -334,6 +334,7 @@ class StrictOllama:
         self.requests: list[Recorded] = []
         self.streams: list[StreamRecord] = []
         self.pull_fail: set[str] = set()
+        self.pull_delay_s = 0.0  # between pull progress lines (a download takes time)
         self.lock = threading.Lock()
         self._port = port
         self._server: _Server | None = None
@@ -1058,8 +1059,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         writer = _ChunkWriter(self.connection, self.emu.default_script.split, record)
+        delay = self.emu.pull_delay_s
         try:
             for line in lines:
+                if delay:
+                    self._pause(record, delay)
                 writer.line(go_json(line))
             writer.end()
             record.finished = True
@@ -1068,7 +1072,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         record.closed_at = time.monotonic()
         record.closed_event.set()
-        if not fails and self.emu.find(name) is None:
+        if record.finished and not fails and self.emu.find(name) is None:
             self.emu.models.append(StrictModel(normalize_name(name), "llama", "llama", "1B",
                                                "Q4_K_M", ("completion",), 1_000_000_000, 8192,
                                                total))
