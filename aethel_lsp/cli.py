@@ -113,6 +113,12 @@ class CliContext:
         base_url = settings.openai.base_url
         if kind == "openai" and self.args.host:
             base_url = self.args.host
+        if kind == "openai" and not base_url:
+            raise CliError(
+                'engine = "openai" needs the server\'s base URL: pass --host URL '
+                "(e.g. --host http://127.0.0.1:8000/v1) or set `openai.baseUrl` in "
+                "~/.config/aethel-lsp/config.toml."
+            )
         timeouts = EngineTimeouts(
             connect_s=settings.timeouts.connect_ms / 1000,
             first_token_s=settings.timeouts.first_token_ms / 1000,
