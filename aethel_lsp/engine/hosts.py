@@ -109,17 +109,43 @@ def _split_scheme(text: str) -> tuple[str, str]:
 
 def _split_host_port(hostport: str, *, default_port: int) -> tuple[str, int]:
     """Split `host[:port]`, `[v6][:port]`, bare `v6` or `:port` into a URL host and a port."""
+    if "@" in hostport:
+        raise ValueError(f"credentials in the Ollama host are not supported ({hostport!r}); "
+                         "give host and port only")
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
             raise ValueError(f"unclosed '[' in Ollama host {hostport!r}")
         host, after = hostport[: end + 1], hostport[end + 1 :]
+        _ipv6(host[1:-1], hostport)
+        if after and not after.startswith(":"):
+            raise ValueError(f"unexpected {after!r} after ']' in Ollama host {hostport!r}")
         port_text = after[1:] if after.startswith(":") else ""
         return host, _port(port_text, default_port, hostport)
     if hostport.count(":") >= 2:  # an IPv6 address without brackets has no port
+        _ipv6(hostport, hostport)
         return f"[{hostport}]", default_port
     host, _, port_text = hostport.partition(":")
+    if any(c.isspace() or c in _NOT_IN_HOSTS or not c.isprintable() for c in host):
+        raise ValueError(f"{host!r} is not a host name (Ollama host {hostport!r})")
     return host or DEFAULT_HOST, _port(port_text, default_port, hostport)
+
+
+_NOT_IN_HOSTS = frozenset("@?#\\[]{}<>|^`\"'")
+
+
+def _ipv6(text: str, context: str) -> None:
+    """Refuse what is not an IPv6 address, so httpx never sees an invalid URL.
+
+    `::1:11434` is the common mistake (an IPv6 address with a port needs brackets).
+    """
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an IPv6 address (Ollama host {context!r}); write an IPv6 "
+            "address with a port as [addr]:port, e.g. [::1]:11434"
+        ) from None
 
 
 def _port(text: str, default: int, context: str) -> int:

@@ -168,3 +168,12 @@ def test_check_reports_deep_nesting_in_one_line(isolated_env: dict[str, str],
                             env=isolated_env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-300:]
     assert "deep.ae:2:" in result.stdout
+
+
+@pytest.mark.parametrize("host", ["::1:11434", "http://[zz::1]:80", "http://a b:80"])
+def test_invalid_host_is_one_line_not_a_traceback(isolated_env: dict[str, str],
+                                                  host: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "aethel_lsp", "status", "--host", host],
+                            env=isolated_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-400:]
+    assert len(result.stderr.strip().splitlines()) == 1

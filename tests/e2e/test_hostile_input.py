@@ -378,6 +378,11 @@ async def test_invalid_workspace_toml_does_not_stop_the_server(tmp_path: Path,
     "just a string", [1, 2, 3], 42, {"temperature": "hot", "maxTokens": -3, "host": 5},
     {"timeouts": "soon", "enabledActions": "all", "model": {"x": 1}},
     {"aethel": {"host": ["a"]}}, {"temperature": 1e308, "maxTokens": 10**30},
+    pytest.param({"host": "::1:11434"}, marks=pytest.mark.xfail(strict=True,
+                                                                 reason="bugs.md #11")),
+    pytest.param({"host": "http://[zz::1]:80"}, marks=pytest.mark.xfail(strict=True,
+                                                                         reason="bugs.md #11")),
+    {"host": "http://a b:80"},
 ])
 async def test_bad_initialization_options(tmp_path: Path, emu: StrictOllama,
                                           options: Any) -> None:

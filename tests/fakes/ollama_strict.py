@@ -326,7 +326,7 @@ class StrictOllama:
     """An Ollama v0.33 emulator on 127.0.0.1 (ephemeral port), one thread per connection."""
 
     def __init__(self, models: list[StrictModel] | None = None, *, port: int = 0,
-                 tags_capabilities: bool = True) -> None:
+                 tags_capabilities: bool = True, bind: str = "127.0.0.1") -> None:
         self.models = models if models is not None else default_models()
         self.tags_capabilities = tags_capabilities
         self.default_script = Script()
@@ -337,12 +337,14 @@ class StrictOllama:
         self.pull_delay_s = 0.0  # between pull progress lines (a download takes time)
         self.lock = threading.Lock()
         self._port = port
+        self.bind = bind
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # lifecycle
     def start(self) -> str:
-        server = _Server(("127.0.0.1", self._port), _Handler)
+        server_class = _Server6 if ":" in self.bind else _Server
+        server = server_class((self.bind, self._port), _Handler)
         server.emulator = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -370,7 +372,8 @@ class StrictOllama:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return f"http://{host}:{self.port}"
 
     # scripting
     def script(self, **kwargs: Any) -> Script:
@@ -411,6 +414,10 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: StrictOllama
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -889,3 +889,24 @@ async def test_measured_recommendations_never_probe_a_cloud_model(emu: StrictOll
     assert "qwen2.5-coder:1.5b" in probed
     assert "gpt-oss:120b-cloud" not in probed, probed
     assert all(r.to_json().get("model") != "gpt-oss:120b-cloud" for r in recommendations)
+
+
+@pytest.mark.parametrize("form", ["http://[::1]:{port}", "[::1]:{port}"])
+async def test_ipv6_loopback_hosts(form: str) -> None:
+    with StrictOllama(bind="::1") as emu:
+        engine = create_engine(EngineConfig(kind="ollama", host=form.format(port=emu.port)))
+        try:
+            status = await engine.status()
+            result = await engine.generate(GenerateRequest("llama3.2", "x"))
+        finally:
+            await engine.aclose()
+    assert status.available, status.error
+    assert result.text.startswith("def add")
+
+
+@pytest.mark.parametrize("host", ["::1:11434", "http://[zz::1]:80", "[::1]x", "http://a b:80",
+                                  "http://user:pw@host:80", "http://host:99999"])
+def test_invalid_hosts_are_a_clear_value_error_not_an_httpx_crash(host: str) -> None:
+    with pytest.raises(ValueError) as info:
+        OllamaEngine(host)
+    assert "host" in str(info.value).lower()
