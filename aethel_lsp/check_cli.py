@@ -43,7 +43,10 @@ def run_check(
             print(f"error: cannot read {path}: {exc}", file=err)
             failed = True
             continue
-        for diag in analyze(text, timeout_ms=timeout_ms).diagnostics:
+        analysis = analyze(text, timeout_ms=timeout_ms)
+        if analysis.omitted:
+            failed = True  # only errors are ever omitted
+        for diag in analysis.diagnostics:
             if diag.severity == Severity.ERROR:
                 failed = True
             start, end = diag.range.start, diag.range.end
@@ -66,6 +69,12 @@ def run_check(
                     f"{diag.message} [{diag.code}]",
                     file=out,
                 )
+        if analysis.omitted and not json_output:
+            print(
+                f"{path}: ... and {analysis.omitted} more syntax errors (only the first "
+                f"{len(analysis.parse.diagnostics)} are listed; is this an Aethel file?)",
+                file=out,
+            )
     if json_output:
         print(json.dumps(records, indent=2, ensure_ascii=False), file=out)
     return 1 if failed else 0

@@ -14,58 +14,62 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
-from aethel_lsp.aethel_documents import PARSES, is_aethel, lsp_diagnostic
+from aethel_lsp.aethel_documents import (
+    PARSES,
+    Snapshot,
+    is_aethel,
+    run_in_daemon_thread,
+)
 from aethel_lsp.language.checker import DEFAULT_TIMEOUT_MS, CheckCancelled, check
 from aethel_lsp.language.diagnostics import Diagnostic
-from aethel_lsp.language.parser import ParseResult, parse
+from aethel_lsp.language.parser import ParseResult
 from aethel_lsp.session import AethelServer
 
 CHECK_DELAY_S = 0.25  # quiet time after the last change before the solver runs
 MAX_PARALLEL = 2  # solver threads at once (the machine may have 2 cores)
+# Diagnostics published per document: clients slow down or hang on tens of thousands
+# (a garbage file), and nobody reads past the first few hundred.
+MAX_PUBLISHED = 200
 
-T = TypeVar("T")
 
+def protocol_diagnostics(
+    snap: Snapshot, result: ParseResult, findings: list[Diagnostic]
+) -> list[types.Diagnostic]:
+    """The syntax errors and `findings` in source order, at most `MAX_PUBLISHED` of
+    them, plus one "... and N more problems" diagnostic where the first hidden one is.
 
-async def run_in_daemon_thread(
-    fn: Callable[[], T], finished: Callable[[], None] | None = None
-) -> T:
-    """Run `fn` on a daemon thread: a solver still busy at exit never delays shutdown
-    (executor threads are joined at interpreter exit; daemon threads are not).
-
-    `finished` is called on the loop when the thread ends, even if the awaiting task
-    was cancelled meanwhile (a thread cannot be stopped; callers may wait for it)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def deliver(ok: bool, value: object) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)  # type: ignore[arg-type]
-        else:
-            assert isinstance(value, BaseException)
-            future.set_exception(value)
-
-    def work() -> None:
-        try:
-            value = fn()
-        except BaseException as exc:  # delivered to the awaiting task
-            loop.call_soon_threadsafe(deliver, False, exc)
-        else:
-            loop.call_soon_threadsafe(deliver, True, value)
-        finally:
-            if finished is not None:
-                loop.call_soon_threadsafe(finished)
-
-    threading.Thread(target=work, name="aethel-check", daemon=True).start()
-    return await future
+    Runs on a worker thread (it converts positions)."""
+    merged = [*result.diagnostics, *findings]
+    merged.sort(key=lambda d: (d.range.start.offset, d.range.end.offset))
+    shown = merged[:MAX_PUBLISHED]
+    hidden = len(merged) - len(shown) + result.omitted
+    out = [snap.diagnostic(d) for d in shown]
+    if hidden > 0:
+        if len(merged) > len(shown):
+            where = merged[len(shown)].range.start
+        else:  # only syntax errors that the parser counted without listing them
+            offsets = result.error_offsets
+            where = result.program.index.position(offsets[min(len(shown), len(offsets) - 1)])
+        first = snap.position(where.line, where.column)
+        out.append(
+            types.Diagnostic(
+                range=types.Range(start=first, end=first),
+                message=(
+                    f"… and {hidden} more problem{'s' if hidden != 1 else ''} in this file "
+                    f"(only the first {len(shown)} are listed): fix those first, or check "
+                    "that this really is an Aethel file"
+                ),
+                severity=types.DiagnosticSeverity.Warning,
+                code="too-many-problems",
+                source="aethel",
+            )
+        )
+    return out
 
 
 @dataclass
@@ -111,28 +115,36 @@ class AethelDiagnostics:
         task.add_done_callback(done)
 
     async def analyze(self, document: TextDocument, cancel: threading.Event) -> None:
-        uri, source, version = document.uri, document.source, document.version
+        snap = Snapshot.of(document)
         # One parse thread per document at a time: during a burst of changes on a huge
         # file, stale parses would otherwise pile up and starve the newest one.  Not
-        # behind `slots`: syntax diagnostics never wait for a busy solver.
-        idle = self.parser_idle.get(uri)
+        # behind `slots`: syntax diagnostics never wait for a busy solver.  The parse
+        # goes through the shared cache, so features asking meanwhile wait for it
+        # instead of parsing the same text again.
+        idle = self.parser_idle.get(snap.uri)
         if idle is None:
-            idle = self.parser_idle[uri] = asyncio.Event()
+            idle = self.parser_idle[snap.uri] = asyncio.Event()
             idle.set()
         await idle.wait()
         idle.clear()
-        result: ParseResult = await run_in_daemon_thread(lambda: parse(source), idle.set)
-        PARSES.put(uri, source, result)
-        self.publish(document, version, result.diagnostics)
+
+        def syntax() -> tuple[ParseResult, list[types.Diagnostic]]:
+            result = snap.parsed()
+            return result, protocol_diagnostics(snap, result, [])
+
+        result, published = await run_in_daemon_thread(syntax, idle.set)
+        self.publish(snap, published)
         await asyncio.sleep(CHECK_DELAY_S)
         try:
             async with self.slots:
-                findings = await run_in_daemon_thread(lambda: self.run_check(result, cancel))
+                published = await run_in_daemon_thread(
+                    lambda: protocol_diagnostics(snap, result, self.run_check(result, cancel))
+                )
         except CheckCancelled:
             return
         if cancel.is_set():
             return
-        self.publish(document, version, [*result.diagnostics, *findings])
+        self.publish(snap, published)
 
     @staticmethod
     def run_check(result: ParseResult, cancel: threading.Event) -> list[Diagnostic]:
@@ -141,17 +153,13 @@ class AethelDiagnostics:
             timeout_ms=DEFAULT_TIMEOUT_MS,
             cancel=cancel,
             syntax_errors=result.diagnostics,
+            error_offsets=result.error_offsets,
         )
 
-    def publish(
-        self, document: TextDocument, version: int | None, diagnostics: list[Diagnostic]
-    ) -> None:
-        lines = document.lines
+    def publish(self, snap: Snapshot, diagnostics: list[types.Diagnostic]) -> None:
         self.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
-                uri=document.uri,
-                version=version,
-                diagnostics=[lsp_diagnostic(document, lines, d) for d in diagnostics],
+                uri=snap.uri, version=snap.version, diagnostics=diagnostics
             )
         )
 

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from aethel_lsp.aethel_documents import aethel_document, lsp_range, offset_at, parsed
+from aethel_lsp.aethel_documents import Snapshot, run_in_daemon_thread, snapshot
 from aethel_lsp.language.symbols import hover
 from aethel_lsp.session import AethelServer
 
 
+def hover_at(snap: Snapshot, position: types.Position) -> types.Hover | None:
+    found = hover(snap.source, snap.parsed().program, snap.offset_at(position))
+    if found is None:
+        return None
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=found.markdown),
+        range=snap.range(found.span),
+    )
+
+
 def register(server: AethelServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
-    def on_hover(ls: AethelServer, params: types.HoverParams) -> types.Hover | None:
-        document = aethel_document(ls.workspace.text_documents, params.text_document.uri)
-        if document is None:
+    async def on_hover(ls: AethelServer, params: types.HoverParams) -> types.Hover | None:
+        snap = snapshot(ls.workspace.text_documents, params.text_document.uri)
+        if snap is None:
             return None
-        offset = offset_at(document, params.position)
-        found = hover(document.source, parsed(document).program, offset)
-        if found is None:
-            return None
-        return types.Hover(
-            contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=found.markdown),
-            range=lsp_range(document, document.lines, found.span),
-        )
+        return await run_in_daemon_thread(lambda: hover_at(snap, params.position))

@@ -2,14 +2,18 @@
 
 Lexical classes from the lexer, refined with the tree: intent names, parameters (at
 the declaration and at every use), types, `solve` hints, `old_*` snapshots.
-Positions and lengths are encoded in the client's units (UTF-16 or UTF-8).
+Positions and lengths are encoded in the client's units (UTF-16 or UTF-8).  A large
+file has one token per word, so this runs on a worker thread from the shared parse
+(see `aethel_documents`) and converts columns without per-token objects.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from lsprotocol import types
 
-from aethel_lsp.aethel_documents import aethel_document, parsed
+from aethel_lsp.aethel_documents import Snapshot, run_in_daemon_thread, snapshot
 from aethel_lsp.language.symbols import TOKEN_MODIFIERS, TOKEN_TYPES, semantic_tokens
 from aethel_lsp.session import AethelServer
 
@@ -20,39 +24,43 @@ _TYPE_INDEX = {name: i for i, name in enumerate(TOKEN_TYPES)}
 _MODIFIER_BIT = {name: 1 << i for i, name in enumerate(TOKEN_MODIFIERS)}
 
 
+def encode(snap: Snapshot) -> types.SemanticTokens:
+    """The LSP relative encoding: 5 integers per token, in source order."""
+    result = snap.parsed()
+    line_starts = result.program.index.line_starts
+    n_lines = len(snap.lines)
+    column = snap.columns.column
+    data: list[int] = []
+    prev_line = prev_char = 0
+    line = 0
+    for token in semantic_tokens(snap.source, result.program):
+        if line + 1 < len(line_starts) and line_starts[line + 1] <= token.start:
+            line = bisect_right(line_starts, token.start) - 1
+        if line >= n_lines:
+            break
+        start_col = token.start - line_starts[line]
+        begin = column(line, start_col)
+        end = column(line, start_col + token.length)
+        modifiers = 0
+        for name in token.modifiers:
+            modifiers |= _MODIFIER_BIT[name]
+        data += [
+            line - prev_line,
+            begin - prev_char if line == prev_line else begin,
+            end - begin,
+            _TYPE_INDEX[token.type],
+            modifiers,
+        ]
+        prev_line, prev_char = line, begin
+    return types.SemanticTokens(data=data)
+
+
 def register(server: AethelServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, LEGEND)
-    def semantic_tokens_full(
+    async def semantic_tokens_full(
         ls: AethelServer, params: types.SemanticTokensParams
     ) -> types.SemanticTokens | None:
-        document = aethel_document(ls.workspace.text_documents, params.text_document.uri)
-        if document is None:
+        snap = snapshot(ls.workspace.text_documents, params.text_document.uri)
+        if snap is None:
             return None
-        result = parsed(document)
-        lines = document.lines
-        codec = document.position_codec
-        index = result.program.index
-        data: list[int] = []
-        prev_line = prev_char = 0
-        for token in semantic_tokens(document.source, result.program):
-            start = index.position(token.start)
-            begin = codec.position_to_client_units(
-                lines, types.Position(line=start.line, character=start.column)
-            )
-            end = codec.position_to_client_units(
-                lines, types.Position(line=start.line, character=start.column + token.length)
-            )
-            delta_line = begin.line - prev_line
-            delta_char = begin.character - prev_char if delta_line == 0 else begin.character
-            modifiers = 0
-            for name in token.modifiers:
-                modifiers |= _MODIFIER_BIT[name]
-            data += [
-                delta_line,
-                delta_char,
-                end.character - begin.character,
-                _TYPE_INDEX[token.type],
-                modifiers,
-            ]
-            prev_line, prev_char = begin.line, begin.character
-        return types.SemanticTokens(data=data)
+        return await run_in_daemon_thread(lambda: encode(snap))

@@ -241,6 +241,21 @@ class Program:
         return out
 
 
+def left_spine(expr: Expr) -> tuple[Expr, list[BinOp]]:
+    """The bottom-left operand of an operator chain and the operations above it,
+    innermost first.
+
+    `a + b + c + ...` parses left-deep, so a long flat chain is as deep as it is long;
+    walkers iterate over the spine and recurse only into right operands and groups,
+    whose depth the parser bounds (`parser.MAX_NESTING`)."""
+    ops: list[BinOp] = []
+    while isinstance(expr, BinOp):
+        ops.append(expr)
+        expr = expr.left
+    ops.reverse()
+    return expr, ops
+
+
 def walk_expr(expr: Expr) -> list[Name | Number]:
     """Leaves of an expression, left to right."""
     out: list[Name | Number] = []

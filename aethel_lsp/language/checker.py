@@ -50,6 +50,7 @@ from aethel_lsp.language.ast import (
     Program,
     comparisons,
     condition_names,
+    left_spine,
     walk_expr,
 )
 from aethel_lsp.language.diagnostics import Diagnostic, Severity
@@ -111,7 +112,12 @@ class Analysis:
 
     @property
     def valid(self) -> bool:
-        return not any(d.severity == Severity.ERROR for d in self.diagnostics)
+        return self.parse.ok and not any(d.severity == Severity.ERROR for d in self.findings)
+
+    @property
+    def omitted(self) -> int:
+        """Syntax errors beyond `parser.MAX_DIAGNOSTICS`, counted but not listed."""
+        return self.parse.omitted
 
 
 def analyze(
@@ -120,7 +126,11 @@ def analyze(
     """Parse, then check: every diagnostic the CLI and the server report for `text`."""
     result = parse(text)
     findings = check(
-        result.program, timeout_ms=timeout_ms, cancel=cancel, syntax_errors=result.diagnostics
+        result.program,
+        timeout_ms=timeout_ms,
+        cancel=cancel,
+        syntax_errors=result.diagnostics,
+        error_offsets=result.error_offsets,
     )
     return Analysis(result, findings)
 
@@ -131,26 +141,31 @@ def check(
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     cancel: CancelToken = None,
     syntax_errors: Sequence[Diagnostic] = (),
+    error_offsets: Sequence[int] | None = None,
 ) -> list[Diagnostic]:
     """Structural and solver findings for `program`.
 
     Solver checks are skipped for an intent that contains a syntax error (the parser's
-    recovery guesses would produce misleading proofs).  Blocking: call it from a worker
+    recovery guesses would produce misleading proofs): `error_offsets` (a parse's
+    `error_offsets`, which also covers errors beyond the listed ones) or else the
+    errors in `syntax_errors` say where they are.  Blocking: call it from a worker
     thread; raises `CheckCancelled` when `cancel` fires.
     """
     is_cancelled = _cancel_probe(cancel)
     out: list[Diagnostic] = []
     intents = program.intents()
     out.extend(_structural(intents))
-    error_offsets = sorted(
-        d.range.start.offset for d in syntax_errors if d.severity == Severity.ERROR
+    offsets = sorted(
+        error_offsets
+        if error_offsets is not None
+        else (d.range.start.offset for d in syntax_errors if d.severity == Severity.ERROR)
     )
     ctx = z3.Context()
     for intent in intents:
         if is_cancelled():
             raise CheckCancelled
         out.extend(_overflow(intent))
-        if _has_error_inside(intent.span, error_offsets):
+        if _has_error_inside(intent.span, offsets):
             continue
         out.extend(_IntentProver(intent, ctx, timeout_ms, is_cancelled).run())
     out.sort(key=lambda d: (d.range.start.offset, d.range.end.offset))
@@ -165,7 +180,7 @@ def _cancel_probe(cancel: CancelToken) -> Callable[[], bool]:
     return cancel
 
 
-def _has_error_inside(span: Span, error_offsets: list[int]) -> bool:
+def _has_error_inside(span: Span, error_offsets: Sequence[int]) -> bool:
     pos = bisect_left(error_offsets, span.start)
     return pos < len(error_offsets) and error_offsets[pos] <= span.end
 
@@ -254,10 +269,6 @@ def _block_findings(block: Block) -> list[Diagnostic]:
 # --------------------------------------------------------------------- overflow
 
 
-class _NotConstant(Exception):
-    pass
-
-
 def _overflow(intent: Intent) -> list[Diagnostic]:
     """Literal-only subexpressions whose value leaves signed 64-bit range."""
     out: list[Diagnostic] = []
@@ -269,8 +280,43 @@ def _overflow(intent: Intent) -> list[Diagnostic]:
     return out
 
 
-def _overflow_expr(expr: Expr, out: list[Diagnostic]) -> None:
-    """Report the outermost out-of-range constant subexpression(s) once each."""
+def _overflow_expr(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
+    """Report the outermost out-of-range constant subexpression(s) once each.
+
+    Returns the value of `expr` when it is a literal-only expression with nothing
+    reported inside, else None (so enclosing expressions report nothing more).
+    Iterative along operator chains (`left_spine`), so a long sum cannot exhaust the
+    stack, and each node is evaluated once."""
+    base, ops = left_spine(expr)
+    value = _overflow_operand(base, out)
+    for node in ops:
+        right = _overflow_expr(node.right, out)
+        if value is None or right is None:
+            value = None
+            continue
+        left = value
+        if right == 0 and node.op in ("/", "%"):
+            out.append(_diag(node.span, "division by zero in a literal expression", "overflow"))
+            value = None
+            continue
+        value = _apply(node.op, left, right)
+        if value.denominator == 1 and not INT64_MIN <= value <= INT64_MAX:
+            bound = "maximum" if value > INT64_MAX else "minimum"
+            limit = INT64_MAX if value > INT64_MAX else INT64_MIN
+            out.append(
+                _diag(
+                    node.span,
+                    f"integer overflow: {_fmt(left)} {node.op} {_fmt(right)} = {_fmt(value)} "
+                    f"exceeds the signed 64-bit {bound} {limit}",
+                    "overflow",
+                )
+            )
+            value = None
+    return value
+
+
+def _overflow_operand(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
+    """`_overflow_expr` for a number, a group, a name or a gap."""
     if isinstance(expr, Number):
         if expr.is_integer and not INT64_MIN <= int(expr.text) <= INT64_MAX:
             out.append(
@@ -281,50 +327,13 @@ def _overflow_expr(expr: Expr, out: list[Diagnostic]) -> None:
                     "overflow",
                 )
             )
-        return
-    if isinstance(expr, Group):
-        _overflow_expr(expr.inner, out)
-        return
-    if not isinstance(expr, BinOp):
-        return
-    n_before = len(out)
-    _overflow_expr(expr.left, out)
-    _overflow_expr(expr.right, out)
-    if len(out) > n_before:
-        return
-    try:
-        left = _const(expr.left)
-        right = _const(expr.right)
-    except _NotConstant:
-        return
-    if right == 0 and expr.op in ("/", "%"):
-        out.append(_diag(expr.span, "division by zero in a literal expression", "overflow"))
-        return
-    value = _apply(expr.op, left, right)
-    if value.denominator == 1 and not INT64_MIN <= value <= INT64_MAX:
-        bound = "maximum" if value > INT64_MAX else "minimum"
-        limit = INT64_MAX if value > INT64_MAX else INT64_MIN
-        out.append(
-            _diag(
-                expr.span,
-                f"integer overflow: {_fmt(left)} {expr.op} {_fmt(right)} = {_fmt(value)} "
-                f"exceeds the signed 64-bit {bound} {limit}",
-                "overflow",
-            )
-        )
-
-
-def _const(expr: Expr) -> Fraction:
-    if isinstance(expr, Number):
+            return None
         return Fraction(expr.text)
     if isinstance(expr, Group):
-        return _const(expr.inner)
-    if isinstance(expr, BinOp):
-        left, right = _const(expr.left), _const(expr.right)
-        if right == 0 and expr.op in ("/", "%"):
-            raise _NotConstant
-        return _apply(expr.op, left, right)
-    raise _NotConstant
+        return _overflow_expr(expr.inner, out)
+    if isinstance(expr, BinOp):  # not reached: left_spine unwinds operations
+        return _overflow_expr(expr, out)
+    return None
 
 
 def _apply(op: str, left: Fraction, right: Fraction) -> Fraction:
@@ -404,27 +413,34 @@ class _IntentProver:
         return v
 
     def expr(self, e: Expr, post: bool) -> Any:
+        """z3 term for `e` (iterative along operator chains, see `left_spine`)."""
+        base, ops = left_spine(e)
+        value = self.operand(base, post)
+        for node in ops:
+            right = self.expr(node.right, post)
+            if node.op == "+":
+                value = value + right
+            elif node.op == "-":
+                value = value - right
+            elif node.op == "*":
+                value = value * right
+            elif node.op == "/":
+                value = value / right
+            elif self.real:
+                raise _Unsupported("`%` together with decimal numbers")
+            else:
+                value = value % right
+        return value
+
+    def operand(self, e: Expr, post: bool) -> Any:
         if isinstance(e, Name):
             return self.var(e.name, post)
         if isinstance(e, Number):
             if self.real:
                 return z3.RealVal(e.text, self.ctx)
             return z3.IntVal(int(e.text), self.ctx)
-        if isinstance(e, Group):
-            return self.expr(e.inner, post)
-        if isinstance(e, BinOp):
-            left, right = self.expr(e.left, post), self.expr(e.right, post)
-            if e.op == "+":
-                return left + right
-            if e.op == "-":
-                return left - right
-            if e.op == "*":
-                return left * right
-            if e.op == "/":
-                return left / right
-            if self.real:
-                raise _Unsupported("`%` together with decimal numbers")
-            return left % right
+        if isinstance(e, (Group, BinOp)):
+            return self.expr(e.inner if isinstance(e, Group) else e, post)
         raise _Unsupported("an incomplete expression")
 
     def comparison(self, c: Comparison, post: bool) -> Any:
@@ -649,12 +665,15 @@ def _leaves(expr: Expr) -> list[Name | Number]:
     return walk_expr(expr)
 
 
-def _additive_terms(expr: Expr, sign: int = 1) -> list[tuple[int, Expr]]:
+def _additive_terms(expr: Expr) -> list[tuple[int, Expr]]:
     """Flatten a +/- chain (not entering parentheses) into signed terms."""
-    if isinstance(expr, BinOp) and expr.op in ("+", "-"):
-        right_sign = sign if expr.op == "+" else -sign
-        return [*_additive_terms(expr.left, sign), (right_sign, expr.right)]
-    return [(sign, expr)]
+    terms: list[tuple[int, Expr]] = []
+    while isinstance(expr, BinOp) and expr.op in ("+", "-"):
+        terms.append((1 if expr.op == "+" else -1, expr.right))
+        expr = expr.left
+    terms.append((1, expr))
+    terms.reverse()
+    return terms
 
 
 def _balance_change(target: Expr, value: Expr, cond: Condition) -> _BalanceChange | None:

@@ -29,9 +29,10 @@ from aethel_lsp.language.ast import (
     Number,
     Param,
     Program,
+    left_spine,
 )
 from aethel_lsp.language.lexer import tokenize
-from aethel_lsp.language.parser import parse
+from aethel_lsp.language.parser import ParseResult, parse
 
 __all__ = ["format_text", "render_comparison", "render_condition", "render_expr"]
 
@@ -40,14 +41,23 @@ MAX_LINE = 100
 
 
 def render_expr(expr: Expr) -> str:
-    if isinstance(expr, (Name,)):
+    """Source text of `expr` (iterative along operator chains, see `left_spine`)."""
+    base, ops = left_spine(expr)
+    parts = [_render_operand(base)]
+    for node in ops:
+        parts.append(f" {node.op} {render_expr(node.right)}")
+    return "".join(parts)
+
+
+def _render_operand(expr: Expr) -> str:
+    if isinstance(expr, Name):
         return expr.name
     if isinstance(expr, Number):
         return expr.text
     if isinstance(expr, Group):
         return f"({render_expr(expr.inner)})"
-    if isinstance(expr, BinOp):
-        return f"{render_expr(expr.left)} {expr.op} {render_expr(expr.right)}"
+    if isinstance(expr, BinOp):  # not reached: left_spine unwinds operations
+        return render_expr(expr)
     assert isinstance(expr, MissingExpr)
     return "?"
 
@@ -77,9 +87,11 @@ def render_param(param: Param) -> str:
     return f"{prefix}{param.name.name}{type_text}"
 
 
-def format_text(text: str) -> str | None:
-    """The canonical form of `text`, or None when it has syntax errors."""
-    result = parse(text)
+def format_text(text: str, parsed: ParseResult | None = None) -> str | None:
+    """The canonical form of `text`, or None when it has syntax errors.
+
+    `parsed` is `parse(text)` when the caller already has it (the editor's cache)."""
+    result = parsed if parsed is not None else parse(text)
     if not result.ok:
         return None
     return _Printer(text, result.program).run()

@@ -17,6 +17,14 @@ Recovery rules, in short:
 - a foreign construct that has an obvious Aethel reading (`=` for `==`, `let x = e`,
   `assert c`, `if (c) { ... }`) is reported once and then parsed as that reading, so
   one mistake yields one diagnostic.
+
+Hostile input (a binary or a generated file renamed `.ae`) must not take the editor
+down with it.  Nesting (parentheses, `!`, unary `-`, `if` blocks) is bounded by
+`MAX_NESTING`: deeper input gets one "nested too deeply" error at the offending token
+and the group is skipped, so neither this parser nor any tree walker downstream comes
+near Python's recursion limit.  And only the first `MAX_DIAGNOSTICS` syntax errors (in
+source order) are built into `Diagnostic`s; the rest are counted (`omitted`) and their
+offsets kept (`error_offsets`, which the checker uses to skip broken intents).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aethel_lsp.language.ast import (
     KNOWN_BLOCKS,
@@ -51,7 +59,15 @@ from aethel_lsp.language.diagnostics import Diagnostic, Fix, Severity
 from aethel_lsp.language.lexer import Tokens, tokenize
 from aethel_lsp.language.spans import LineIndex, Span
 
-__all__ = ["ParseResult", "parse"]
+__all__ = ["MAX_DIAGNOSTICS", "MAX_NESTING", "ParseResult", "parse"]
+
+# Deepest nesting accepted.  Each level costs the parser 3 Python frames and the
+# walkers (formatter, checker) up to 3 more; 100 levels keeps both well below the
+# default recursion limit of 1000, and no hand-written condition comes close.
+MAX_NESTING = 100
+# Syntax errors materialised per parse: an editor shows a few hundred at most, and
+# building tens of thousands (a garbage file) would dominate the parse.
+MAX_DIAGNOSTICS = 200
 
 _BLOCK_KEYWORDS = frozenset(KNOWN_BLOCKS)
 _ITEM_KEYWORDS = frozenset({"intent", "atomic_batch", "eof"})
@@ -85,25 +101,44 @@ _STATEMENT_WORDS = {
 
 @dataclass
 class ParseResult:
-    """The (possibly partial) tree and the syntax diagnostics, in source order."""
+    """The (possibly partial) tree and the syntax diagnostics, in source order.
+
+    `diagnostics` holds the first `MAX_DIAGNOSTICS` errors; `omitted` counts the rest.
+    `error_offsets` (sorted) has the start of every error, shown or not.
+    """
 
     program: Program
     diagnostics: list[Diagnostic]
+    error_offsets: list[int] = field(default_factory=list)
+    omitted: int = 0
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity == Severity.ERROR for d in self.diagnostics)
+        return not self.error_offsets and not any(
+            d.severity == Severity.ERROR for d in self.diagnostics
+        )
 
 
-def parse(text: str) -> ParseResult:
+def parse(text: str, max_diagnostics: int = MAX_DIAGNOSTICS) -> ParseResult:
     """Parse Aethel source; never raises, always returns a tree."""
     with _young_gc_paused():
         index = LineIndex(text)
         tokens = tokenize(text)
         parser = _Parser(text, tokens, index)
         program = parser.parse_program()
-    parser.diagnostics.sort(key=lambda d: (d.range.start.offset, d.range.end.offset))
-    return ParseResult(program, parser.diagnostics)
+    errors = parser.errors
+    errors.sort(key=_error_order)
+    shown = [parser.diagnostic(raw) for raw in errors[:max_diagnostics]]
+    offsets = sorted(raw[0] for raw in errors)
+    return ParseResult(program, shown, offsets, max(0, len(errors) - max_diagnostics))
+
+
+# (start, end, message, code, fix) of one syntax error, before it becomes a Diagnostic
+_RawError = tuple[int, int, str, str, "tuple[str, int, int, str] | None"]
+
+
+def _error_order(raw: _RawError) -> tuple[int, int]:
+    return raw[0], raw[1]
 
 
 @contextmanager
@@ -149,9 +184,10 @@ class _Parser:
         self.texts.append("")
         self.index = index
         self.i = 0
-        self.diagnostics: list[Diagnostic] = []
+        self.errors: list[_RawError] = []
         self.error_starts: list[int] = []
         self.lenient_semicolons = False
+        self.depth = 0  # current nesting (parentheses, `!`, unary `-`, `if`)
 
     # ----------------------------------------------------------------- helpers
 
@@ -178,11 +214,36 @@ class _Parser:
         if self.error_starts and self.error_starts[-1] == span.start:
             return
         self.error_starts.append(span.start)
+        self.errors.append((span.start, span.end, message, code, fix))
+
+    def diagnostic(self, raw: _RawError) -> Diagnostic:
+        """A recorded error as a Diagnostic (resolving lines is the costly part, so it
+        is only done for the errors that are shown)."""
+        start, end, message, code, fix = raw
         repair = None
         if fix is not None:
-            title, start, end, new_text = fix
-            repair = Fix(title, self.index.range(start, end), new_text)
-        self.diagnostics.append(Diagnostic(span.range, Severity.ERROR, message, code, fix=repair))
+            title, fix_start, fix_end, new_text = fix
+            repair = Fix(title, self.index.range(fix_start, fix_end), new_text)
+        return Diagnostic(self.index.range(start, end), Severity.ERROR, message, code, fix=repair)
+
+    def too_deep(self, i: int) -> bool:
+        """At the nesting limit, report the token at `i` (once) and skip its group.
+
+        The caller then returns a placeholder; enclosing levels close normally."""
+        if self.depth < MAX_NESTING:
+            return False
+        self.error(
+            self.tok_span(i),
+            f"expression nested too deeply (more than {MAX_NESTING} levels): "
+            "split it into several conditions",
+            "too-deep",
+        )
+        self.i = i
+        while self.kinds[self.i] in ("!", "-"):
+            self.i += 1
+        if self.kinds[self.i] != "eof":
+            self.skip_balanced()
+        return True
 
     def describe(self, i: int) -> str:
         kind = self.kinds[i]
@@ -257,7 +318,7 @@ class _Parser:
                 items.append(self.parse_batch())
             else:
                 self.parse_stray_top_level()
-        if not items and not self.diagnostics:
+        if not items and not self.errors:
             self.error(
                 self.tok_span(self.i),
                 "expected `intent` or `atomic_batch`: an Aethel file needs at least one intent",
@@ -631,9 +692,9 @@ class _Parser:
                 block.settings.append(self.parse_setting(has_colon=False))
             else:
                 sink: list[Condition] = []
-                n = len(self.diagnostics)
+                n = len(self.errors)
                 self.parse_statement(sink, "solve")
-                if sink and len(self.diagnostics) == n:
+                if sink and len(self.errors) == n:
                     first, last = sink[0].span, sink[-1].span
                     self.error(
                         first.cover(last),
@@ -751,6 +812,13 @@ class _Parser:
         else:
             while self.kinds[self.i] not in ("{", ";", "}", "eof"):
                 self.i += 1
+        if self.depth >= MAX_NESTING:
+            self.too_deep(start)  # skips `if` and its condition...
+            if self.kinds[self.i] == "(":
+                self.skip_balanced()
+            if self.kinds[self.i] == "{":  # ...and its body
+                self.skip_balanced()
+            return
         self.error(
             self.span(self.starts[start], self.prev_end()),
             "`if` is not Aethel: conditions cannot be conditional; write an implication "
@@ -759,6 +827,7 @@ class _Parser:
         )
         if self.kinds[self.i] == "{":
             self.i += 1
+            self.depth += 1
             while (
                 self.kinds[self.i] not in ("}", "eof") and self.kinds[self.i] not in _ITEM_KEYWORDS
             ):
@@ -766,6 +835,7 @@ class _Parser:
                 self.parse_statement(out, block_kind)
                 if self.i == before:
                     self.skip_balanced()
+            self.depth -= 1
             if self.kinds[self.i] == "}":
                 self.i += 1
             if self.kinds[self.i] == "ident" and self.texts[self.i] == "else":
@@ -776,45 +846,53 @@ class _Parser:
             self.i += 1
 
     def parse_condition_statement(self, out: list[Condition], assignment_ok: bool = False) -> None:
+        """One condition and its `;`; `a && b && ...` is reported and read as several
+        conditions (a loop, not recursion: a long chain must not exhaust the stack)."""
         kinds = self.kinds
-        start = self.starts[self.i]
-        secret = external = False
-        if kinds[self.i] == "secret":
-            secret = True
-            self.i += 1
-        if kinds[self.i] == "external":
-            external = True
-            self.i += 1
-        n_before = len(self.diagnostics)
-        body = self.parse_condition_body_expr(assignment_ok)
-        out.append(Condition(body, start, self.ends[self.i - 1], self.index, secret, external))
-        kind = kinds[self.i]
-        if kind == ";":  # the common case
-            self.i += 1
+        while True:
+            start = self.starts[self.i]
+            secret = external = False
+            if kinds[self.i] == "secret":
+                secret = True
+                self.i += 1
+            if kinds[self.i] == "external":
+                external = True
+                self.i += 1
+            n_before = len(self.errors)
+            body = self.parse_condition_body_expr(assignment_ok)
+            out.append(Condition(body, start, self.ends[self.i - 1], self.index, secret, external))
+            kind = kinds[self.i]
+            if kind == ";":  # the common case
+                self.i += 1
+                return
+            if kind in ("&&", "||") or (kind == "ident" and self.texts[self.i] in ("and", "or")):
+                self.foreign_connective()
+                assignment_ok = False
+                continue
+            if len(self.errors) > n_before and kind not in (";", "}"):
+                self.skip_statement()  # already reported; don't pile up a `;` error
+                return
+            self.expect_semicolon("condition")
             return
-        if kind in ("&&", "||") or (kind == "ident" and self.texts[self.i] in ("and", "or")):
-            op = self.texts[self.i]
-            if op in ("&&", "and"):
-                message = (
-                    f"`{op}` is not Aethel: write each condition on its own, ending in `;` "
-                    "(all conditions of a block must hold)"
-                )
-            else:
-                message = (
-                    f"`{op}` is not Aethel: there is no disjunction; split the cases into "
-                    "separate intents, or use an implication `(a > b) ==> (c > d);`"
-                )
-            fix = None
-            if op in ("&&", "and"):
-                fix = ("Split into two conditions", self.starts[self.i], self.ends[self.i], ";")
-            self.error(self.tok_span(self.i), message, "foreign-logic", fix)
-            self.i += 1
-            self.parse_condition_statement(out)
-            return
-        if len(self.diagnostics) > n_before and kind not in (";", "}"):
-            self.skip_statement()  # already reported; don't pile up a `;` error
-            return
-        self.expect_semicolon("condition")
+
+    def foreign_connective(self) -> None:
+        """Report the `&&`/`||`/`and`/`or` at the cursor and step over it."""
+        op = self.texts[self.i]
+        if op in ("&&", "and"):
+            message = (
+                f"`{op}` is not Aethel: write each condition on its own, ending in `;` "
+                "(all conditions of a block must hold)"
+            )
+        else:
+            message = (
+                f"`{op}` is not Aethel: there is no disjunction; split the cases into "
+                "separate intents, or use an implication `(a > b) ==> (c > d);`"
+            )
+        fix = None
+        if op in ("&&", "and"):
+            fix = ("Split into two conditions", self.starts[self.i], self.ends[self.i], ";")
+        self.error(self.tok_span(self.i), message, "foreign-logic", fix)
+        self.i += 1
 
     def parse_condition_body_expr(self, assignment_ok: bool) -> Comparison | Implication:
         if self.kinds[self.i] == "(" and self.paren_holds_comparison():
@@ -984,8 +1062,12 @@ class _Parser:
             self.i = i + 1
             return Number(self.texts[i], self.starts[i], self.ends[i], self.index)
         if kind == "(":
+            if self.depth >= MAX_NESTING and self.too_deep(i):
+                return MissingExpr(self.span(self.starts[i], self.prev_end()))
             self.i = i + 1
+            self.depth += 1
             inner = self.parse_expr()
+            self.depth -= 1
             if self.kinds[self.i] == ")":
                 self.i += 1
             else:
@@ -995,12 +1077,16 @@ class _Parser:
             self.i = i + 2
             return Number("-" + self.texts[i + 1], self.starts[i], self.ends[i + 1], self.index)
         if kind == "-":
+            if self.depth >= MAX_NESTING and self.too_deep(i):
+                return MissingExpr(self.span(self.starts[i], self.prev_end()))
             self.error(
                 self.tok_span(i),
                 "unary `-` only applies to number literals: write `0 - x` instead of `-x`",
             )
             self.i = i + 1
+            self.depth += 1
             operand = self.parse_factor()
+            self.depth -= 1
             zero = Number("0", self.starts[i], self.starts[i], self.index)
             return BinOp("-", zero, operand, self.starts[i], operand.end, self.index)
         if kind == "string":
@@ -1013,6 +1099,8 @@ class _Parser:
             )
             return self.name_token(i)
         if kind == "!":
+            if self.depth >= MAX_NESTING and self.too_deep(i):
+                return MissingExpr(self.span(self.starts[i], self.prev_end()))
             self.error(
                 self.tok_span(i),
                 "`!` is not Aethel: negate the comparison instead (`a < b` rather than "
@@ -1020,7 +1108,10 @@ class _Parser:
                 "foreign-not",
             )
             self.i = i + 1
-            return self.parse_factor()
+            self.depth += 1
+            operand = self.parse_factor()
+            self.depth -= 1
+            return operand
         if kind == "bad":
             self.i = i + 1
             self.error(self.tok_span(i), f"unexpected character `{self.texts[i]}`")

@@ -158,7 +158,6 @@ def test_human_output_never_parses_server_text_as_markup(isolated_env: dict[str,
     assert "ll[/]ama" in outputs["show"]
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #7")
 def test_check_reports_deep_nesting_in_one_line(isolated_env: dict[str, str],
                                                 tmp_path: Path) -> None:
     deep = tmp_path / "deep.ae"
