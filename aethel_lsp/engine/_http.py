@@ -305,11 +305,33 @@ class HttpSession:
                    else httpx.USE_CLIENT_DEFAULT)
         try:
             return self.client.build_request(method, path, json=body, timeout=timeout)
+        except UnicodeEncodeError:
+            # Lone surrogates (a client's JSON "\ud83d", undecodable stdin) cannot be UTF-8:
+            # send them \u-escaped, as JSON allows; Go's decoder turns each into U+FFFD.
+            return self._build_escaped(method, path, body, streaming=streaming)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(
                 f"The request to {self.host}{path} cannot be sent as JSON ({exc}); check "
                 "the numbers in the settings (temperature, maxTokens, ...): NaN and infinity "
                 "are not allowed.", host=self.host) from exc
+
+    def _build_escaped(self, method: str, path: str, body: JsonDict | None, *,
+                       streaming: bool) -> httpx.Request:
+        try:
+            content = json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(
+                f"The request to {self.host}{path} cannot be sent as JSON ({exc}); check "
+                "the numbers in the settings (temperature, maxTokens, ...): NaN and infinity "
+                "are not allowed.", host=self.host) from exc
+        headers = {"Content-Type": "application/json"}
+        if streaming:
+            return self.client.build_request(method, path, content=content.encode("ascii"),
+                                             headers=headers,
+                                             timeout=request_timeout(self.timeouts,
+                                                                     streaming=True))
+        return self.client.build_request(method, path, content=content.encode("ascii"),
+                                         headers=headers)
 
     async def request_json(
         self, method: str, path: str, body: JsonDict | None, *, what: str, model: str | None

@@ -549,3 +549,18 @@ async def test_a_garbage_aethel_file_does_not_block_other_requests(lsp: Harness)
     waited = time.monotonic() - started
     await asyncio.wait_for(symbols, 60)
     assert waited < 1.5, f"modelStatus waited {waited:.1f} s behind documentSymbol"
+
+
+async def test_lone_surrogates_in_a_document(lsp: Harness) -> None:
+    """JSON lets a client send "\\ud83d" alone; the text is then not encodable as UTF-8."""
+    uri = "untitled:surrogate-alone"  # not written to disk: it cannot be UTF-8
+    lsp.client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                             text="x = '\ud83d'\ny = '\udcff'\n")))
+    for command in (protocol.CMD_EXPLAIN_SELECTION, protocol.CMD_IMPROVE_SELECTION,
+                    protocol.CMD_DOCUMENT_SELECTION):
+        try:
+            await lsp.command(command, {"uri": uri, "range": SEL})
+        except JsonRpcException as exc:
+            assert exc.code != -32603, f"{command}: internal error {exc}"
+    await still_serving(lsp)

@@ -910,3 +910,15 @@ def test_invalid_hosts_are_a_clear_value_error_not_an_httpx_crash(host: str) -> 
     with pytest.raises(ValueError) as info:
         OllamaEngine(host)
     assert "host" in str(info.value).lower()
+
+
+async def test_lone_surrogates_in_a_prompt_are_sent_escaped(emu: StrictOllama) -> None:
+    """A client's JSON may carry "\\ud83d" alone (or stdin undecodable bytes): JSON can
+    still carry it escaped, and Ollama's decoder replaces it with U+FFFD."""
+    engine = engine_for(emu)
+    try:
+        result = await engine.generate(GenerateRequest("llama3.2", "a \ud83d b \udcff"))
+    finally:
+        await engine.aclose()
+    assert result.text.startswith("def add")
+    assert b"\\ud83d" in emu.requests[-1].raw
