@@ -26,20 +26,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from aethel_lsp import __version__
-from aethel_lsp.cli_output import (
-    Output,
-    PullDisplay,
-    installed_table,
-    metrics_line,
-    model_details,
-    models_table,
-    rows_table,
-    running_table,
-    status_summary,
-    usage_table,
-)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcommand runs
+    from aethel_lsp.cli_output import Output
     from aethel_lsp.config import Settings
     from aethel_lsp.engine import (
         Chunk,
@@ -176,6 +165,8 @@ def load_settings(out: Output) -> Settings:
 # Subcommands
 # ---------------------------------------------------------------------------------------
 async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import installed_table, status_summary
+
     status = await _status_with_details(ctx.engine)
     if args.json:
         ctx.out.json(status.to_json())
@@ -217,6 +208,8 @@ def _offline_message(host: str) -> str:
 
 
 async def _models(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import models_table
+
     models = await ctx.engine.list_models_detailed()
     if args.json:
         ctx.out.json([m.to_json() for m in models])
@@ -232,6 +225,8 @@ def _show_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import model_details
+
     model = await _shown_with_listing(ctx.engine, args.model)
     if args.json:
         ctx.out.json(model.to_json())
@@ -262,6 +257,8 @@ async def _shown_with_listing(engine: Engine, name: str) -> ModelInfo:
 
 
 async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import running_table
+
     running = await ctx.engine.running()
     if args.json:
         ctx.out.json([m.to_json() for m in running])
@@ -277,6 +274,8 @@ def _pull_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _pull(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import PullDisplay
+
     progress = ctx.engine.pull(args.model)
     if args.json:
         async for item in progress:
@@ -351,6 +350,8 @@ async def _echo(ctx: CliContext, chunks: AsyncIterator[Chunk]) -> AsyncGenerator
 
 
 def _print_result(ctx: CliContext, result: GenerateResult, *, streamed: bool) -> None:
+    from aethel_lsp.cli_output import metrics_line
+
     if ctx.args.json:
         ctx.out.json(result.to_json())
         return
@@ -383,6 +384,7 @@ def _recommend_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import rows_table
     from aethel_lsp.engine.recommend import recommend_installed
 
     if getattr(args, "measure", False):
@@ -405,6 +407,7 @@ async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli_output import usage_table
     from aethel_lsp.engine.stats import UsageStats
 
     stats = UsageStats()
@@ -547,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Subcommand | None = getattr(args, "_subcommand", None)
     if command is None:
         return serve(args)
+    from aethel_lsp.cli_output import Output
+
     out = Output(json_mode=args.json)
     try:
         return asyncio.run(_run(command, args, out))

@@ -1,22 +1,23 @@
 """The one factory: a tagged `EngineConfig` in, the matching `Engine` out.
 
 Backends are chosen by `kind` only here, so nothing else in the code base needs to know
-which classes exist; the embedded backend is imported lazily (optional extra).
+which classes exist.  Every backend is imported only when `create_engine` builds one:
+`EngineConfig` is needed at server start, httpx and the backends only at the first
+request (and the embedded backend is an optional extra).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
-
-from aethel_lsp.engine.auto import EMBEDDED_INSTALL_HINT, AutoEngine, load_embedded_engine
-from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest
-from aethel_lsp.engine.ollama import OllamaEngine
-from aethel_lsp.engine.openai_compat import OpenAIEngine
 from aethel_lsp.engine.types import EngineTimeouts
+
+if TYPE_CHECKING:
+    import httpx
+
+    from aethel_lsp.engine.base import Engine
 
 EngineChoice = Literal["auto", "ollama", "openai", "embedded"]
 
@@ -40,6 +41,10 @@ def create_engine(
     config: EngineConfig, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> Engine:
     """Build the engine `config.kind` names (`transport` is the test seam for HTTP backends)."""
+    from aethel_lsp.engine.auto import AutoEngine, load_embedded_engine
+    from aethel_lsp.engine.ollama import OllamaEngine
+    from aethel_lsp.engine.openai_compat import OpenAIEngine
+
     if config.kind == "ollama":
         return OllamaEngine(config.host, timeouts=config.timeouts, transport=transport)
     if config.kind == "openai":
@@ -55,6 +60,8 @@ def create_engine(
 
 
 def _embedded(config: EngineConfig) -> Engine:
+    from aethel_lsp.engine.auto import EMBEDDED_INSTALL_HINT, load_embedded_engine
+
     engine, why_not = load_embedded_engine(config.embedded_model_path, config.embedded_threads)
     if engine is None:
         raise EngineNotInstalled(

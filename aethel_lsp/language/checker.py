@@ -31,9 +31,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
-
-import z3
+from typing import TYPE_CHECKING, Any
 
 from aethel_lsp.language.ast import (
     BinOp,
@@ -55,8 +53,14 @@ from aethel_lsp.language.ast import (
 )
 from aethel_lsp.language.diagnostics import Diagnostic, Severity
 from aethel_lsp.language.formatter import render_condition, render_expr
+from aethel_lsp.language.lazy_import import lazy_module
 from aethel_lsp.language.parser import ParseResult, parse
 from aethel_lsp.language.spans import Span
+
+if TYPE_CHECKING:
+    import z3
+else:
+    z3 = lazy_module("z3")  # imported at the first check, not at server start
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
