@@ -228,3 +228,25 @@ async def test_openai_engine_on_ollamas_v1(tmp_path: Path) -> None:
     assert (result["metrics"]["promptTokens"], result["metrics"]["tokensGenerated"]) == (7, 3)
     assert status["available"] is True and status["engine"] == "openai"
     assert emu.bodies("/v1/chat/completions")[-1]["stream_options"] == {"include_usage": True}
+
+
+async def test_cancelling_a_pull_stops_the_download(lsp: Harness, emu: StrictOllama) -> None:
+    emu.pull_delay_s = 0.3
+    try:
+        started = len(emu.streams)
+        future = asyncio.ensure_future(lsp.client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND,
+            types.ExecuteCommandParams(command=protocol.CMD_PULL_MODEL,
+                                       arguments=[{"model": "huge:405b"}]),
+            msg_id="strict-pull"))
+        await lsp.wait_for(lambda: len(emu.streams) > started
+                           and emu.streams[-1].lines_written >= 1)
+        lsp.client.cancel_request(types.CancelParams(id="strict-pull"))
+        with pytest.raises((JsonRpcException, asyncio.CancelledError)):
+            await asyncio.wait_for(future, 10)
+        record = emu.streams[started]
+        assert record.closed_event.wait(2.0) and record.client_closed and not record.finished
+    finally:
+        emu.pull_delay_s = 0.0
+    models = [m["name"] for m in await lsp.command(protocol.CMD_LIST_MODELS)]
+    assert "huge:405b" not in models
