@@ -232,6 +232,26 @@ async def timed_lines(
 
 
 BUSY_STATUSES = (503, 429)
+# httpcore's words when a pooled keep-alive connection turns out to be closed by the
+# server before it answered anything (an idle timeout, an engine restart, a proxy).
+STALE_CONNECTION = "Server disconnected without sending a response"
+
+
+async def send_once_more_if_stale(
+    client: httpx.AsyncClient, request: httpx.Request, *, stream: bool = False
+) -> httpx.Response:
+    """Send `request`; if a reused connection was already closed by the server, send it
+    again once on a fresh connection.
+
+    Safe for a POST too: the server sent nothing back, so it never processed the request
+    (Go's own HTTP client retries the same case).  A second failure is real and raised.
+    """
+    try:
+        return await client.send(request, stream=stream)
+    except httpx.RemoteProtocolError as exc:
+        if STALE_CONNECTION not in str(exc):
+            raise
+        return await client.send(request, stream=stream)
 
 
 @dataclass(frozen=True)
@@ -284,7 +304,9 @@ class HttpSession:
         """A whole request; busy answers are retried, other failures translated."""
         for attempt in range(self.retry.attempts):
             with self.transport_errors(what):
-                response = await self.client.send(self.build(method, path, body))
+                response = await send_once_more_if_stale(
+                    self.client, self.build(method, path, body)
+                )
             if response.status_code in BUSY_STATUSES and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
@@ -372,7 +394,7 @@ class HttpSession:
         for attempt in range(self.retry.attempts):
             request = self.build("POST", path, body, streaming=True)
             response = await within(
-                self.client.send(request, stream=True),
+                send_once_more_if_stale(self.client, request, stream=True),
                 self.first_deadline(model, clock, idle_s),
                 self.host,
             )

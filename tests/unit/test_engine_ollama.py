@@ -474,3 +474,26 @@ async def test_host_forms_are_normalized() -> None:
     assert OllamaEngine(":11500").host == "http://127.0.0.1:11500"
     assert OllamaEngine(None).host == "http://127.0.0.1:11434"
     assert json_reply(200, {})  # helper stays importable for other tests
+
+
+def stale_connection(request: httpx.Request) -> httpx.Response:
+    raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                     request=request)
+
+
+async def test_a_stale_keep_alive_connection_is_retried_once() -> None:
+    script = Script().on("/api/generate", stale_connection,
+                         stream_reply(generate_lines(("ok",))))
+    result = await engine_for(script).generate(GenerateRequest(MODEL, "p"))
+    assert result.text == "ok"
+    assert len(script.bodies("/api/generate")) == 2
+    script = Script().on("/api/tags", stale_connection, json_reply(200, {"models": []}))
+    assert await engine_for(script).list_models() == []
+
+
+async def test_a_connection_dropped_twice_is_a_clear_error() -> None:
+    script = Script().on("/api/generate", stale_connection, stale_connection,
+                         stream_reply(generate_lines(("never",))))
+    with pytest.raises(MalformedResponse, match="broke during"):
+        await engine_for(script).generate(GenerateRequest(MODEL, "p"))
+    assert len(script.bodies("/api/generate")) == 2
