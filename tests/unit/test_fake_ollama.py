@@ -502,7 +502,9 @@ def test_standalone_exec_runs_a_command_against_the_fake() -> None:
 # -- queueing (OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE) -------------------------------------------
 def test_parallel_one_queues_the_second_request() -> None:
     with FakeOllama(parallel=1, max_queue=1) as fake, httpx.Client(base_url=fake.url) as c:
-        fake.enqueue(Reply(tokens=["a"] * 6, token_delay=0.05), Reply(text="second"))
+        # The first stream lasts long enough (2 s) that a loaded CI box still queues the
+        # second request and refuses the third before the slot frees up.
+        fake.enqueue(Reply(tokens=["a"] * 40, token_delay=0.05), Reply(text="second"))
         body = {"model": "llama3.2", "prompt": "x"}
         with c.stream("POST", "/api/generate", json=body) as first:
             lines = first.iter_lines()
@@ -514,6 +516,7 @@ def test_parallel_one_queues_the_second_request() -> None:
                 )
                 t.start()
                 fake.wait_for_request("/api/generate", count=2)
+                time.sleep(0.1)  # recorded first, then queued: let it reach the queue
                 third = httpx.post(fake.url + "/api/generate", json=body)  # queue (1) is full
                 assert (third.status_code, third.json()) == (503, {"error": BUSY_MESSAGE})
                 list(lines)
