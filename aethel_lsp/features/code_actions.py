@@ -34,6 +34,9 @@ KINDS = [
     types.CodeActionKind.Source,
 ]
 PREFIX = "AI: "
+# Diagnostics that describe the report rather than the code ("… and 812 more problems"):
+# nothing for a model to fix there.
+NOT_FIXABLE_CODES = frozenset({"too-many-problems"})
 
 
 def register(server: AethelServer) -> None:
@@ -108,6 +111,8 @@ def list_actions(
                 )
     if enabled.is_enabled("fix"):
         for diagnostic in params.context.diagnostics:
+            if diagnostic.code in NOT_FIXABLE_CODES:
+                continue
             args = {
                 "uri": uri,
                 "range": _range_json(diagnostic.range),
