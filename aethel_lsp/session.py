@@ -243,9 +243,13 @@ class AethelServer(LanguageServer):
 
     @property
     def stats(self) -> UsageStats:
-        """Usage statistics, persisted in the state directory (shared with the CLI)."""
+        """Usage statistics, persisted in the state directory (shared with the CLI).
+
+        Write-behind: recording a generation queues the row for a writer thread, so no
+        SQLite commit runs on the event loop; reads wait for queued rows first.
+        """
         if self._stats is None:
-            self._stats = UsageStats()
+            self._stats = UsageStats(background=True)
         return self._stats
 
     @property
@@ -269,12 +273,18 @@ class AethelServer(LanguageServer):
         return self._engine
 
     async def close_engine(self) -> None:
+        """Close the engine's connections, then write the queued usage statistics."""
         engine, self._engine, self._engine_config = self._engine, None, None
         if engine is not None:
             try:
                 await asyncio.wait_for(engine.aclose(), 2.0)
             except Exception as exc:  # closing must never fail a shutdown
                 log.info("closing the engine failed: %s", exc)
+        if self._stats is not None:
+            try:  # off the loop: the writer may be waiting on another process's lock
+                await asyncio.wait_for(asyncio.to_thread(self._stats.close), 5.0)
+            except Exception as exc:
+                log.info("writing the usage statistics failed: %s", exc)
 
     def _note_engine(self) -> None:
         """Remember which backend serves, and where (for aethel/status)."""

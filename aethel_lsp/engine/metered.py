@@ -4,7 +4,9 @@ The server always talks to a `MeteredEngine`, so `aethel.throughput`, the status
 `aethel-lsp stats` all read the same numbers, measured once, where generations happen.
 A stream closed before its final line (`aclose()`, `break`, or its task cancelled)
 counts as cancelled; an engine error counts as an error; the final chunk's metrics
-(Ollama's own numbers) count as ok and become `last_metrics`.
+(Ollama's own numbers) count as ok and become `last_metrics`.  A reply that only loaded
+or unloaded the model (Ollama's `done_reason` "load" / "unload" for an empty prompt,
+REFERENCE §1.5) generated nothing and is not counted at all.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ class MeteredEngine(Engine):
                 async for chunk in stream:
                     if chunk.done and chunk.metrics is not None and not finished:
                         finished = True
-                        self.last_metrics = chunk.metrics
-                        self._record(model, "ok", chunk.metrics)
+                        if not is_load_reply(chunk.metrics):
+                            self.last_metrics = chunk.metrics
+                            self._record(model, "ok", chunk.metrics)
                     yield chunk
         except EngineError as exc:
             if not finished:
@@ -115,3 +118,19 @@ class MeteredEngine(Engine):
                 error: str | None = None) -> None:
         if self.stats is not None:
             self.stats.record(model, outcome, metrics, error)
+
+
+# Ollama answers an empty prompt by loading (or, with keep_alive 0, unloading) the model:
+# one final object with this `done_reason` and no tokens (REFERENCE §1.5).
+NOT_A_GENERATION = frozenset({"load", "unload"})
+
+
+def is_load_reply(metrics: Metrics) -> bool:
+    """True for a reply that only loaded/unloaded the model: not a generation to count.
+
+    >>> is_load_reply(Metrics(model="m", done_reason="load"))
+    True
+    >>> is_load_reply(Metrics(model="m", done_reason="stop", tokens_generated=3))
+    False
+    """
+    return metrics.done_reason in NOT_A_GENERATION

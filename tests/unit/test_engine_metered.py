@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aethel_lsp.engine import (
+    ChatRequest,
     EngineTimeouts,
     GenerateRequest,
     MeteredEngine,
@@ -16,7 +17,14 @@ from aethel_lsp.engine import (
     RetryPolicy,
     UsageStats,
 )
-from tests.unit.engine_support import Script, fixture_reply, generate_lines, stream_reply
+from tests.unit.engine_support import (
+    Script,
+    fixture_json,
+    fixture_reply,
+    generate_lines,
+    json_reply,
+    stream_reply,
+)
 
 MODEL = "qwen2.5-coder:1.5b"
 
@@ -88,3 +96,31 @@ async def test_without_stats_still_keeps_last_metrics(tmp_path: Path) -> None:
     engine = MeteredEngine(inner, None)
     await engine.generate(GenerateRequest(MODEL, "p"))
     assert engine.last_metrics is not None and engine.last_metrics.tokens_generated == 4
+
+
+@pytest.mark.parametrize("reason", ["load", "unload"])
+async def test_a_load_reply_is_not_a_generation(tmp_path: Path, reason: str) -> None:
+    """An empty prompt makes Ollama load (or unload) the model and generate nothing
+    (REFERENCE §1.5): not counted in the statistics, not the last metrics (bugs.md #5)."""
+    reply = {"model": MODEL, "created_at": "2024-09-12T21:17:29.110811Z", "response": "",
+             "done": True, "done_reason": reason}
+    script = Script().on("/api/generate", json_reply(200, reply))
+    engine = metered(script, tmp_path)
+    result = await engine.generate(GenerateRequest(MODEL, ""))
+    assert result.text == "" and result.metrics.done_reason == reason
+    assert engine.stats is not None
+    assert engine.stats.models() == {}
+    assert engine.last_metrics is None
+
+
+async def test_a_chat_load_reply_is_not_a_generation(tmp_path: Path) -> None:
+    loaded = fixture_json("native/chat/11_load.response.json")  # sent as one compact line
+    script = Script().on("/api/chat", json_reply(200, loaded))
+    engine = metered(script, tmp_path)
+    result = await engine.chat(ChatRequest(MODEL, ()))
+    assert result.metrics.done_reason == "load"
+    assert engine.stats is not None and engine.stats.models() == {}
+    # ... while a real generation right after is counted as usual
+    script.on("/api/generate", stream_reply(generate_lines(["a"])))
+    await engine.generate(GenerateRequest(MODEL, "p"))
+    assert engine.stats.usage(MODEL).requests == 1

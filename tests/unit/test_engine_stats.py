@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import doctest
 import multiprocessing
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -122,3 +124,97 @@ def test_file_corrupted_while_open_is_recovered_on_write(tmp_path: Path) -> None
     stats.record("m", "ok", metrics("m", 2.0, 2.0))
     assert stats.notice is not None and "was corrupt" in stats.notice
     assert stats.usage("m").requests == 1
+
+
+# -- write-behind (the language server's mode) -------------------------------------------
+
+
+def test_background_writes_happen_off_the_calling_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`record` only queues; the writer thread commits; a read sees every row at once."""
+    stats = UsageStats(tmp_path / "u.sqlite3", background=True)
+    writers: list[str] = []
+    real_write = UsageStats._write
+
+    def spy(self: UsageStats, sql: str, row: tuple[object, ...], table: str) -> None:
+        writers.append(threading.current_thread().name)
+        real_write(self, sql, row, table)
+
+    monkeypatch.setattr(UsageStats, "_write", spy)
+    for i in range(20):
+        stats.record("m", "ok", metrics("m", float(i), 1.0))
+    stats.record_probe("m", 10.0, 1.0, 2.0)
+    assert stats.usage("m").requests == 20  # consistent immediately: reads flush first
+    assert [p.model for p in stats.probes()] == ["m"]
+    assert writers and set(writers) == {"aethel-usage-stats"}
+
+
+def test_background_close_writes_everything_queued(tmp_path: Path) -> None:
+    path = tmp_path / "u.sqlite3"
+    stats = UsageStats(path, background=True)
+    for i in range(50):
+        stats.record("m", "cancelled" if i % 2 else "ok", metrics("m", 1.0, 1.0))
+    stats.close()
+    usage = UsageStats(path).usage("m")  # another instance (another process, in real life)
+    assert (usage.requests, usage.cancelled) == (50, 25)
+
+
+def test_background_writer_stops_when_idle_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_module, "WRITER_IDLE_S", 0.05)
+    stats = UsageStats(tmp_path / "u.sqlite3", background=True)
+    stats.record("m", "ok", metrics("m", 1.0, 1.0))
+    stats.flush()
+    first = stats._writer
+    assert first is not None
+    first.join(10)
+    assert not first.is_alive() and stats._writer is None
+    stats.record("m", "ok", metrics("m", 2.0, 1.0))
+    assert stats.usage("m").requests == 2
+
+
+def test_background_concurrent_writers(tmp_path: Path) -> None:
+    path = tmp_path / "u.sqlite3"
+    stats = UsageStats(path, background=True)
+
+    def write_many(model: str) -> None:
+        for i in range(40):
+            stats.record(model, "ok", metrics(model, float(i), 1.0))
+
+    threads = [threading.Thread(target=write_many, args=(f"t{i}",)) for i in range(4)]
+    process = multiprocessing.get_context("spawn").Process(
+        target=_write_many, args=(str(path), "p0", 40))
+    for worker in [*threads, process]:
+        worker.start()
+    for thread in threads:
+        thread.join(60)
+    process.join(60)
+    assert process.exitcode == 0
+    assert {name: u.requests for name, u in stats.models().items()} == {
+        "t0": 40, "t1": 40, "t2": 40, "t3": 40, "p0": 40}
+
+
+def test_background_file_corrupted_while_open_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "u.sqlite3"
+    stats = UsageStats(path, background=True)
+    stats.record("m", "ok", metrics("m", 1.0, 1.0))
+    stats.close()
+    path.write_bytes(b"garbage" * 1000)
+    stats.record("m", "ok", metrics("m", 2.0, 2.0))  # recovered on the writer thread
+    assert stats.usage("m").requests == 1
+    assert stats.notice is not None and "was corrupt" in stats.notice
+
+
+def test_background_rows_are_written_at_interpreter_exit(tmp_path: Path) -> None:
+    """A server process that exits without `close()` still writes what it queued."""
+    path = tmp_path / "u.sqlite3"
+    code = (
+        "from aethel_lsp.engine.stats import UsageStats\n"
+        f"stats = UsageStats({str(path)!r}, background=True)\n"
+        "for _ in range(30):\n"
+        "    stats.record('m', 'ok')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert UsageStats(path).usage("m").requests == 30
