@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from aethel_lsp.engine.hosts import parse_ollama_host
+
 EngineSetting = Literal["auto", "ollama", "openai", "embedded"]
 LogLevel = Literal["error", "warning", "info", "debug"]
 
@@ -98,12 +100,19 @@ def p_choice(choices: tuple[str, ...]) -> Parser:
 
 
 def p_host(value: Any) -> str:
+    """An Ollama host in any form `OLLAMA_HOST` accepts; checked here with the engine's
+    own (pure) parser, so a host the engine could not use is a config issue, not a
+    server left without an engine."""
     text = p_str(value)
     if not text or any(ch.isspace() for ch in text):
         raise InvalidValue(
             f"expected a host such as http://127.0.0.1:11434, 127.0.0.1:11434 or :11434, "
             f"got {_describe(value)}"
         )
+    try:
+        parse_ollama_host(text)
+    except ValueError as exc:
+        raise InvalidValue(str(exc)) from exc
     return text
 
 

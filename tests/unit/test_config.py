@@ -106,6 +106,8 @@ def test_invalid_value_falls_back_with_one_issue() -> None:
         ("openai.baseUrl", "ftp://x"),
         ("openai.apiKeyEnv", "sk-abc def"),
         ("host", "two words"),
+        ("host", "::1:11434"),
+        ("host", "http://[zz::1]:80"),
         ("inspector.enabled", "yes"),
     ],
 )
