@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from aethel_lsp.engine import EngineError
 from aethel_lsp.handlers import Args, UserError, command, require_str
 from aethel_lsp.progress import Progress
 from aethel_lsp.protocol import (
@@ -23,6 +25,11 @@ def register(server: AethelServer) -> None:
         if status is None:  # refresh_engine_state reported the failure
             status = await ls.engine.status()
         out = status.to_json()
+        if status.available:
+            # The same model objects as aethel.listModels (show is cached per model).
+            with contextlib.suppress(EngineError):
+                detailed = await ls.engine.list_models_detailed()
+                out["models"] = [m.to_json() for m in detailed]
         out["activeModel"] = ls.session.model_for("chat") or None
         out["activeModels"] = {task: ls.session.model_for(task) or None for task in TASKS}
         return out

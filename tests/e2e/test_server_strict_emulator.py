@@ -63,7 +63,6 @@ async def test_model_status_and_list(lsp: Harness, emu: StrictOllama) -> None:
     assert models["gpt-oss:120b-cloud"]["contextLength"] == 131072
 
 
-@pytest.mark.xfail(strict=True, reason="bugs.md #10")
 async def test_model_status_models_are_the_same_objects_as_list_models(lsp: Harness) -> None:
     status = await lsp.command(protocol.CMD_MODEL_STATUS)
     listed = {m["name"]: m for m in await lsp.command(protocol.CMD_LIST_MODELS)}
