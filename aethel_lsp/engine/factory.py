@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 EngineChoice = Literal["auto", "ollama", "openai", "embedded"]
 
-__all__ = ["EngineChoice", "EngineConfig", "EngineTimeouts", "create_engine"]
+__all__ = ["EngineChoice", "EngineConfig", "EngineTimeouts", "create_engine", "import_backends"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,17 @@ def create_engine(
         return AutoEngine(ollama, embedded_loader=lambda: load_embedded_engine(
             config.embedded_model_path, config.embedded_threads))
     raise InvalidRequest(f"Unknown engine {config.kind!r}: use auto, ollama, openai or embedded.")
+
+
+def import_backends() -> None:
+    """Import the HTTP backends (and httpx) now.
+
+    The server calls this on a worker thread right after `initialize` has been answered,
+    so neither `initialize` nor the first request pays for the import on the event loop.
+    """
+    import aethel_lsp.engine.auto
+    import aethel_lsp.engine.ollama
+    import aethel_lsp.engine.openai_compat  # noqa: F401
 
 
 def _embedded(config: EngineConfig) -> Engine:

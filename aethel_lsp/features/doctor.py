@@ -17,20 +17,23 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from aethel_lsp.actions import pick_model
-from aethel_lsp.doctor import DoctorReport, run_doctor, unwrap
-from aethel_lsp.engine import Engine
-from aethel_lsp.engine.measure import measure_installed, measured_json
 from aethel_lsp.handlers import Args, UserError, command
-from aethel_lsp.inspector import InspectingEngine, Inspector, Redactor, inspect_json
 from aethel_lsp.paths import state_dir
 from aethel_lsp.progress import Progress
 from aethel_lsp.protocol import CMD_DOCTOR, CMD_INSPECT_LAST, CMD_RECOMMEND_MODELS
 from aethel_lsp.session import AethelServer
+
+# The doctor, the measurements and the inspector are imported when first used (the engine
+# is built after `initialize`), so that starting the server does not pay for them.
+if TYPE_CHECKING:
+    from aethel_lsp.doctor import DoctorReport
+    from aethel_lsp.engine import Engine
+    from aethel_lsp.inspector import Inspector
 
 SHOW_TIMEOUT_S = 5.0
 REPORTS_KEPT = 5
@@ -42,6 +45,8 @@ def register(server: AethelServer) -> None:
 
     def inspector() -> Inspector:
         """The ring, configured from the current settings (created on first use)."""
+        from aethel_lsp.inspector import Inspector, Redactor
+
         settings = server.session.settings
         redactor = Redactor.from_env(server.session.env, settings.openai.api_key_env)
         if not ring:
@@ -54,12 +59,16 @@ def register(server: AethelServer) -> None:
         return inspector() if server.session.settings.inspector.enabled else None
 
     def wrap(engine: Engine) -> Engine:
+        from aethel_lsp.inspector import InspectingEngine
+
         return InspectingEngine(engine, active_inspector)
 
     server.engine_wrappers.append(wrap)
 
     @command(server, CMD_DOCTOR)
     async def doctor(ls: AethelServer, args: Args) -> dict[str, Any]:
+        from aethel_lsp.doctor import run_doctor, unwrap
+
         probe = args.get("probe", True)
         if not isinstance(probe, bool):
             raise UserError("Argument `probe` must be true or false.")
@@ -78,6 +87,8 @@ def register(server: AethelServer) -> None:
 
     @command(server, CMD_INSPECT_LAST)
     async def inspect_last(ls: AethelServer, args: Args) -> dict[str, Any]:
+        from aethel_lsp.inspector import inspect_json
+
         count = args.get("count", INSPECT_DEFAULT)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise UserError("Argument `count` must be a whole number >= 1.")
@@ -85,6 +96,9 @@ def register(server: AethelServer) -> None:
 
     @command(server, CMD_RECOMMEND_MODELS)
     async def recommend_models(ls: AethelServer, args: Args) -> dict[str, Any]:
+        from aethel_lsp.doctor import unwrap
+        from aethel_lsp.engine.measure import measure_installed, measured_json
+
         settings = ls.session.settings
         async with Progress(ls, "Measuring the installed models",
                             enabled=ls.session.client.work_done_progress) as progress:

@@ -15,6 +15,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from aethel_lsp.engine.factory import import_backends
 from aethel_lsp.protocol import CONFIG_SECTION
 from aethel_lsp.session import AethelServer, ClientFeatures
 
@@ -37,7 +38,7 @@ def register(server: AethelServer) -> None:
         ls.reload_config(publish=True)
         await register_watchers(ls)
         ls.publish_status(force=True)
-        ls.spawn(ls.refresh_engine_state(), "engine status check")
+        ls.spawn(check_engine(ls), "engine status check")
 
     @server.feature(types.SHUTDOWN)
     async def on_shutdown(ls: AethelServer, *args: object) -> None:
@@ -72,6 +73,17 @@ def register(server: AethelServer) -> None:
                 ls.reload_config(publish=True)
                 ls.log(f"Settings reloaded: {path} changed.")
                 return
+
+
+async def check_engine(ls: AethelServer) -> None:
+    """The first engine status check, after `initialize` has been answered.
+
+    The backends (httpx) are imported on a worker thread first: they are not needed to
+    answer `initialize`, and importing them on the event loop would hold up the
+    editor's first requests.
+    """
+    await asyncio.to_thread(import_backends)
+    await ls.refresh_engine_state()
 
 
 def unwrap_section(options: object) -> object:
