@@ -1841,9 +1841,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 _GO_DURATION = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
 _BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
@@ -1862,3 +1859,7 @@ def _keep_alive_problem(value: Any) -> str | None:
         return f'time: invalid duration "{value}"'
     kind = {bool: "bool", list: "array", dict: "object"}.get(type(value), type(value).__name__)
     return f"Unsupported type: '{kind}'"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

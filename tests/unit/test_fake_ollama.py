@@ -468,6 +468,14 @@ def test_standalone_module_serves(tmp_path: Path) -> None:
         assert "listening on" in proc.stdout.readline()
         tags = httpx.get(f"http://127.0.0.1:{port}/api/tags", timeout=5).json()
         assert [m["name"] for m in tags["models"]] == ["llama3.2:latest"]
+        # a whole generation, as an editor pointed at the standalone fake would ask
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/api/generate",
+            json={"model": "llama3.2", "prompt": "hi", "stream": False, "keep_alive": "5m"},
+            timeout=10,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["done"] is True
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
