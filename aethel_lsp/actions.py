@@ -28,9 +28,9 @@ from aethel_lsp.engine import (
     Engine,
     GenerateResult,
     GenerationOptions,
-    ModelInfo,
     ModelNotFound,
 )
+from aethel_lsp.engine.recommend import pick_model
 from aethel_lsp.handlers import Args, UserError, require_str
 from aethel_lsp.language import Diagnostic, Severity
 from aethel_lsp.language.checker import CheckCancelled, analyze
@@ -74,32 +74,6 @@ async def resolve_model(ls: AethelServer, task: Task) -> str:
             host=engine.host,
         )
     return best
-
-
-def pick_model(models: Sequence[ModelInfo], task: Task) -> str | None:
-    """Best installed *local* model for `task`: can generate, prefers coder models, no
-    "thinking".  Cloud models (Ollama's `remote_host`) are never picked implicitly: that
-    would send the user's code off the machine without them choosing it.
-
-    >>> from aethel_lsp.engine import ModelInfo as M
-    >>> pick_model([M("nomic-embed-text", capabilities=("embedding",)),
-    ...             M("llama3.2", capabilities=("completion",)),
-    ...             M("qwen2.5-coder:1.5b", capabilities=("completion", "insert"))], "chat")
-    'qwen2.5-coder:1.5b'
-    >>> print(pick_model([M("qwen3-coder:480b-cloud", capabilities=("completion",),
-    ...                     remote_host="https://ollama.com:443")], "chat"))
-    None
-    """
-    usable = [
-        m for m in models if (not m.capabilities or m.has("completion")) and not m.is_remote
-    ]
-
-    def score(m: ModelInfo) -> tuple[int, int, int]:
-        coder = "coder" in m.name or "code" in (m.family or "")
-        insert = m.has("insert") if task == "completion" else False
-        return (int(coder), int(insert), -int(m.has("thinking")))
-
-    return max(usable, key=score).name if usable else None
 
 
 def ensure_fits(prompt: prompts.ActionPrompt, code: str, settings: Settings) -> None:

@@ -325,7 +325,7 @@ async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine import GenerateRequest, GenerationOptions, collect
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model = await _choose_model(ctx, args.model, "general")
+    model = await _choose_model(ctx, args.model)
     options = GenerationOptions(temperature=args.temperature, num_predict=args.max_tokens)
     request = GenerateRequest(model=model, prompt=prompt, system=args.system, options=options)
     if args.json or args.no_stream:
@@ -360,17 +360,18 @@ def _print_result(ctx: CliContext, result: GenerateResult, *, streamed: bool) ->
     ctx.out.note(f"{result.metrics.model} · {metrics_line(result.metrics)}")
 
 
-async def _choose_model(ctx: CliContext, explicit: str | None, use_case: str) -> str:
-    """`--model`, else the configured model, else the recommendation for `use_case`."""
+async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
+    """`--model`, else the configured model, else the model the language server would
+    pick (`pick_model`), so the CLI and the editor answer with the same model."""
     if explicit:
         return explicit
     if ctx.settings.model:
         return ctx.settings.model
-    from aethel_lsp.engine.recommend import recommend_installed
+    from aethel_lsp.engine.recommend import pick_model
 
-    for rec in await recommend_installed(ctx.engine):
-        if rec.use_case == use_case and rec.model:
-            return rec.model
+    picked = pick_model(await ctx.engine.list_models_detailed(), "chat")
+    if picked:
+        return picked
     raise CliError(
         "No model that can generate text is installed. "
         "Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`, or pass --model."

@@ -24,7 +24,7 @@ from aethel_lsp.engine import (
     closing_stream,
     collect,
 )
-from aethel_lsp.engine.recommend import recommend_all
+from aethel_lsp.engine.recommend import pick_model, recommend_all
 
 if TYPE_CHECKING:
     from aethel_lsp.cli import CliContext
@@ -54,9 +54,8 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
             out.note(status.reason)
     models = await engine.list_models_detailed()
     recommendations = recommend_all(models)
-    picks = {r.use_case: r.model for r in recommendations}
-    general = args.model or ctx.settings.model or picks.get("general")
-    coder = args.model or ctx.settings.model or picks.get("coding") or general
+    # The model the language server would use, so the demo shows what the editor gets.
+    general = coder = args.model or ctx.settings.model or pick_model(models, "chat")
     if not general or not coder:
         from aethel_lsp.cli import CliError
 

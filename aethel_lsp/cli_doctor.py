@@ -74,7 +74,7 @@ def engine_config(settings: Settings, host: str | None, engine: str | None) -> E
 
 
 async def doctor(args: argparse.Namespace, ctx: CliContext) -> int:
-    from aethel_lsp.actions import pick_model
+    from aethel_lsp.engine.recommend import pick_model
 
     config = _config(args)
     host = _host(args)

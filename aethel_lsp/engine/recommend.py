@@ -192,3 +192,29 @@ def _explain(model: ModelInfo, use_case: UseCase, code_note: str) -> str:
 
 def _human(count: float) -> str:
     return f"{count / B:.1f}B" if count >= B else f"{count / 1e6:.0f}M"
+
+
+def pick_model(models: Sequence[ModelInfo], task: str) -> str | None:
+    """Best installed *local* model for `task`: can generate, prefers coder models, no
+    "thinking".  Cloud models (Ollama's `remote_host`) are never picked implicitly: that
+    would send the user's code off the machine without them choosing it.
+
+    >>> from aethel_lsp.engine.types import ModelInfo as M
+    >>> pick_model([M("nomic-embed-text", capabilities=("embedding",)),
+    ...             M("llama3.2", capabilities=("completion",)),
+    ...             M("qwen2.5-coder:1.5b", capabilities=("completion", "insert"))], "chat")
+    'qwen2.5-coder:1.5b'
+    >>> print(pick_model([M("qwen3-coder:480b-cloud", capabilities=("completion",),
+    ...                     remote_host="https://ollama.com:443")], "chat"))
+    None
+    """
+    usable = [
+        m for m in models if (not m.capabilities or m.has("completion")) and not m.is_remote
+    ]
+
+    def score(m: ModelInfo) -> tuple[int, int, int]:
+        coder = "coder" in m.name or "code" in (m.family or "")
+        insert = m.has("insert") if task == "completion" else False
+        return (int(coder), int(insert), -int(m.has("thinking")))
+
+    return max(usable, key=score).name if usable else None

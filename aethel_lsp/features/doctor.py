@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from aethel_lsp.actions import pick_model
+from aethel_lsp.engine.recommend import pick_model
 from aethel_lsp.handlers import Args, UserError, command
 from aethel_lsp.paths import state_dir
 from aethel_lsp.progress import Progress
