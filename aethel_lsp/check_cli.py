@@ -35,7 +35,12 @@ def run_check(
     err = stderr or sys.stderr
     failed = False
     records: list[dict[str, object]] = []
-    for path in expand_paths(paths):
+    files = expand_paths(paths)
+    if not files:
+        # In CI a mistyped path must not pass silently.
+        print(f"error: no .ae files found in {', '.join(paths) or 'the arguments'}", file=err)
+        return 1
+    for path in files:
         try:
             with open(path, encoding="utf-8-sig") as handle:  # tolerate a BOM
                 text = handle.read()

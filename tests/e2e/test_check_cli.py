@@ -71,3 +71,10 @@ def test_directories_are_searched_for_ae_files() -> None:
         str(FIXTURES / "examples" / "conservation_violation.ae"),
         str(FIXTURES / "examples" / "drift.ae"),
     }
+
+
+def test_a_directory_without_ae_files_fails_loudly(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not aethel\n", encoding="utf-8")
+    result = run(str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: no .ae files found in {tmp_path}"
