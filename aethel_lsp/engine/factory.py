@@ -71,13 +71,9 @@ def import_backends() -> None:
 
 
 def _embedded(config: EngineConfig) -> Engine:
-    from aethel_lsp.engine.auto import EMBEDDED_INSTALL_HINT, load_embedded_engine
+    from aethel_lsp.engine.auto import load_embedded_engine, with_install_hint
 
     engine, why_not = load_embedded_engine(config.embedded_model_path, config.embedded_threads)
     if engine is None:
-        raise EngineNotInstalled(
-            f"The embedded engine cannot run: {why_not} (install it with "
-            f"`{EMBEDDED_INSTALL_HINT}`, or use engine = \"ollama\").",
-            host="embedded",
-        )
+        raise EngineNotInstalled(with_install_hint(why_not), host="embedded")
     return engine
