@@ -14,7 +14,13 @@ from aethel_lsp.engine import embedded
 from aethel_lsp.engine.embedded import EmbeddedEngine, embedded_available
 from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest, ModelNotFound
 from aethel_lsp.engine.types import GenerateRequest
-from tests.unit.embedded_support import TINY_METADATA, TINY_TENSORS, add_stored_model, write_gguf
+from tests.unit.embedded_support import (
+    TINY_METADATA,
+    TINY_TENSORS,
+    add_stored_model,
+    requires_embedded,
+    write_gguf,
+)
 
 HINT = "pip install 'aethel-lsp[embedded]'"
 
@@ -87,6 +93,7 @@ async def test_ollamas_store_alone_is_enough(
         await engine.aclose()
 
 
+@requires_embedded  # without llama-cpp-python, "install it" is the first thing to say
 async def test_an_explicit_model_path_that_does_not_exist(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.gguf"
     engine = EmbeddedEngine(str(missing))
