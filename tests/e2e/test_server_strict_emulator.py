@@ -230,7 +230,7 @@ async def test_openai_engine_on_ollamas_v1(tmp_path: Path) -> None:
 
 
 async def test_cancelling_a_pull_stops_the_download(lsp: Harness, emu: StrictOllama) -> None:
-    emu.pull_delay_s = 0.3
+    emu.pull_hold_after = 1  # stalls after "pulling manifest" until the server hangs up
     try:
         started = len(emu.streams)
         future = asyncio.ensure_future(lsp.client.protocol.send_request_async(
@@ -244,8 +244,8 @@ async def test_cancelling_a_pull_stops_the_download(lsp: Harness, emu: StrictOll
         with pytest.raises((JsonRpcException, asyncio.CancelledError)):
             await asyncio.wait_for(future, 10)
         record = emu.streams[started]
-        assert record.closed_event.wait(2.0) and record.client_closed and not record.finished
+        assert record.closed_event.wait(10.0) and record.client_closed and not record.finished
     finally:
-        emu.pull_delay_s = 0.0
+        emu.pull_hold_after = None
     models = [m["name"] for m in await lsp.command(protocol.CMD_LIST_MODELS)]
     assert "huge:405b" not in models

@@ -335,6 +335,11 @@ class StrictOllama:
         self.streams: list[StreamRecord] = []
         self.pull_fail: set[str] = set()
         self.pull_delay_s = 0.0  # between pull progress lines (a download takes time)
+        # After this many progress lines the download stalls until the client hangs up (at
+        # most `pull_hold_s`): a test that cancels a pull can never lose the race to a
+        # download that finished first, however loaded the machine.
+        self.pull_hold_after: int | None = None
+        self.pull_hold_s = 30.0
         self.lock = threading.Lock()
         self._port = port
         self.bind = bind
@@ -1076,7 +1081,10 @@ class _Handler(BaseHTTPRequestHandler):
         writer = _ChunkWriter(self.connection, self.emu.default_script.split, record)
         delay = self.emu.pull_delay_s
         try:
-            for line in lines:
+            for index, line in enumerate(lines):
+                if index == self.emu.pull_hold_after:
+                    writer.flush()
+                    self._pause(record, self.emu.pull_hold_s)
                 if delay:
                     self._pause(record, delay)
                 writer.line(go_json(line))

@@ -575,13 +575,13 @@ async def test_pull_reports_progress_and_success(emu: StrictOllama) -> None:
 
 
 async def test_closing_a_pull_stops_the_download_server_side(emu: StrictOllama) -> None:
-    emu.pull_delay_s = 0.2
+    emu.pull_hold_after = 1  # the download stalls after its first line until we hang up
     engine = engine_for(emu)
     try:
         pull = engine.pull("big:70b")
         first = await anext(pull)
         await pull.aclose()  # type: ignore[attr-defined]
-        record = emu.wait_closed(timeout=2.0)
+        record = emu.wait_closed(timeout=10.0)
         models = [m.name for m in await engine.list_models()]
     finally:
         await engine.aclose()
