@@ -519,24 +519,28 @@ async def test_timeouts_per_phase_and_the_connection_is_closed(
 
 
 async def test_closing_a_stream_closes_the_connection_server_side(emu: StrictOllama) -> None:
-    emu.script(tokens=[f"t{i} " for i in range(200)], token_delay_s=0.02)
+    # A model that keeps generating; after 40 tokens it stalls (30 s) until we hang up, so
+    # a slow client on a loaded machine cannot see the stream end on its own first.
+    emu.script(tokens=[f"t{i} " for i in range(200)], token_delay_s=0.02, fault="stall",
+               fault_after=40, stall_s=30.0)
     engine = engine_for(emu)
     try:
         stream = engine.stream_generate(GenerateRequest("llama3.2", "x"))
         got = [await anext(stream) for _ in range(3)]
         closed_at = time.monotonic()
         await stream.aclose()  # type: ignore[attr-defined]
-        record = emu.wait_closed(timeout=2.0)
+        record = emu.wait_closed(timeout=10.0)
     finally:
         await engine.aclose()
     assert [c.text for c in got] == ["t0 ", "t1 ", "t2 "]
     assert record.client_closed and not record.finished
-    assert record.closed_at is not None and record.closed_at - closed_at < 0.5
-    assert record.lines_written < 50
+    assert record.closed_at is not None and record.closed_at - closed_at < 5.0
+    assert record.lines_written <= 40
 
 
 async def test_cancelling_the_task_closes_the_connection_server_side(emu: StrictOllama) -> None:
-    emu.script(tokens=[f"t{i} " for i in range(200)], token_delay_s=0.02)
+    emu.script(tokens=[f"t{i} " for i in range(200)], token_delay_s=0.02, fault="stall",
+               fault_after=40, stall_s=30.0)
     engine = engine_for(emu)
     first = asyncio.Event()
 
@@ -550,7 +554,7 @@ async def test_cancelling_the_task_closes_the_connection_server_side(emu: Strict
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        record = emu.wait_closed(timeout=2.0)
+        record = emu.wait_closed(timeout=10.0)
     finally:
         await engine.aclose()
     assert record.client_closed and not record.finished
@@ -860,14 +864,15 @@ def test_facade_against_the_emulator(emu: StrictOllama) -> None:
 def test_facade_breaking_out_of_a_stream_closes_the_connection(emu: StrictOllama) -> None:
     from aethel_lsp.engine.facade import LocalEngine, LocalInferenceRequest
 
-    emu.script(tokens=[f"t{i} " for i in range(500)], token_delay_s=0.02)
+    emu.script(tokens=[f"t{i} " for i in range(500)], token_delay_s=0.02, fault="stall",
+               fault_after=40, stall_s=30.0)
     with LocalEngine(emu.url, record_usage=False) as local:
         got = []
         for text in local.stream_generate(LocalInferenceRequest(prompt="x", model="llama3.2")):
             got.append(text)
             if len(got) == 3:
                 break
-        record = emu.wait_closed(timeout=2.0)
+        record = emu.wait_closed(timeout=10.0)
     assert got == ["t0 ", "t1 ", "t2 "]
     assert record.client_closed and record.lines_written < 100
 
