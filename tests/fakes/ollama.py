@@ -598,6 +598,11 @@ class FakeOllama:
     ) -> RecordedStream:
         return await asyncio.to_thread(self.wait_for_stream_end, path, timeout, index)
 
+    def queued(self, model: str) -> int:
+        """How many generations of `model` wait for a slot right now (`parallel`): a test
+        polls this instead of sleeping and hoping the request got that far."""
+        return self._waiting.get(normalize_name(model), 0)
+
     def _record(self, request: HttpRequest) -> RecordedRequest:
         parsed: Any = None
         if request.body:

@@ -510,27 +510,30 @@ def test_standalone_exec_runs_a_command_against_the_fake() -> None:
 # -- queueing (OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE) -------------------------------------------
 def test_parallel_one_queues_the_second_request() -> None:
     with FakeOllama(parallel=1, max_queue=1) as fake, httpx.Client(base_url=fake.url) as c:
-        # The first stream lasts long enough (2 s) that a loaded CI box still queues the
-        # second request and refuses the third before the slot frees up.
-        fake.enqueue(Reply(tokens=["a"] * 40, token_delay=0.05), Reply(text="second"))
+        # The first stream would last 20 s: it holds the only slot until the test closes it,
+        # however slowly a loaded CI box gets through the steps in between.
+        fake.enqueue(Reply(tokens=["a"] * 400, token_delay=0.05), Reply(text="second"))
         body = {"model": "llama3.2", "prompt": "x"}
-        with c.stream("POST", "/api/generate", json=body) as first:
-            lines = first.iter_lines()
-            next(lines)  # the first request holds the only slot
-            with httpx.Client(base_url=fake.url) as c2:
-                results: list[httpx.Response] = []
-                t = threading.Thread(
-                    target=lambda: results.append(c2.post("/api/generate", json=body))
-                )
+        results: list[httpx.Response] = []
+        with httpx.Client(base_url=fake.url, timeout=30) as c2:
+            t = threading.Thread(target=lambda: results.append(c2.post("/api/generate", json=body)))
+            with c.stream("POST", "/api/generate", json=body) as first:
+                lines = first.iter_lines()
+                next(lines)  # the first request holds the only slot
                 t.start()
-                fake.wait_for_request("/api/generate", count=2)
-                time.sleep(0.1)  # recorded first, then queued: let it reach the queue
+                deadline = time.monotonic() + 10
+                while fake.queued("llama3.2") < 1:  # the second one waits in the queue
+                    assert time.monotonic() < deadline, "the second request was never queued"
+                    time.sleep(0.01)
                 third = httpx.post(fake.url + "/api/generate", json=body)  # queue (1) is full
                 assert (third.status_code, third.json()) == (503, {"error": BUSY_MESSAGE})
-                list(lines)
-                t.join(5)
+                time.sleep(0.1)  # only lengthens the queued wait measured below
+            # leaving the block closes the first stream: its slot goes to the queued request
+            t.join(10)
         assert ndjson(results[0])[0]["response"] == "second"
-        queued = [s for s in fake.streams if s.completed][1]
+        held = fake.wait_for_stream_end("/api/generate", index=0)
+        queued = fake.wait_for_stream_end("/api/generate", index=1)
+        assert held.closed_early and queued.completed
         assert queued.queued_s > 0.1  # waited for the first stream to end
 
 
