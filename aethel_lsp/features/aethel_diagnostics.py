@@ -54,7 +54,7 @@ def protocol_diagnostics(
             where = merged[len(shown)].range.start
         else:  # only syntax errors that the parser counted without listing them
             offsets = result.error_offsets
-            where = result.program.index.position(offsets[min(len(shown), len(offsets) - 1)])
+            where = result.index.position(offsets[min(len(shown), len(offsets) - 1)])
         first = snap.position(where.line, where.column)
         out.append(
             types.Diagnostic(

@@ -96,8 +96,10 @@ class Tokens:
         return len(self.kinds)
 
 
-def tokenize(text: str) -> Tokens:
+def tokenize(text: str, base: int = 0) -> Tokens:
     """Split `text` into tokens; never fails (unknown characters become `bad` tokens).
+
+    Offsets start at `base` (a chunk of a larger text is lexed with its own offset).
 
     Hot path (see the performance target in issue 6): everything per token is done by
     C-level helpers (findall, map, accumulate, a list comprehension over dict lookups).
@@ -111,7 +113,8 @@ def tokenize(text: str) -> Tokens:
         texts.pop()
     del spaces[len(texts) :]
     token_lengths = list(map(len, texts))
-    ends = list(accumulate(map(add, map(len, spaces), token_lengths)))
+    ends = list(accumulate(map(add, map(len, spaces), token_lengths), initial=base))
+    del ends[0]
     starts = list(map(sub, ends, token_lengths))
     # kind = fixed kind of the text, else the kind of its first character: all in C
     by_first_char = map(_FIRST_CHAR_KINDS.get, map(itemgetter(0), texts))
@@ -132,7 +135,7 @@ def tokenize(text: str) -> Tokens:
             kinds, starts, ends, texts = (
                 _without(seq, drop) for seq in (kinds, starts, ends, texts)
             )
-    end_of_text = len(text)
+    end_of_text = base + len(text)
     kinds.append("eof")
     starts.append(end_of_text)
     ends.append(end_of_text)

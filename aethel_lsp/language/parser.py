@@ -30,9 +30,10 @@ offsets kept (`error_offsets`, which the checker uses to skip broken intents).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aethel_lsp.language.ast import (
     KNOWN_BLOCKS,
@@ -59,7 +60,16 @@ from aethel_lsp.language.diagnostics import Diagnostic, Fix, Severity
 from aethel_lsp.language.lexer import Tokens, tokenize
 from aethel_lsp.language.spans import LineIndex, Span
 
-__all__ = ["MAX_DIAGNOSTICS", "MAX_NESTING", "ParseResult", "parse"]
+__all__ = [
+    "MAX_DIAGNOSTICS",
+    "MAX_NESTING",
+    "ChunkParse",
+    "ParseResult",
+    "assemble",
+    "gc_paused",
+    "parse",
+    "parse_chunk",
+]
 
 # Deepest nesting accepted.  Each level costs the parser 3 Python frames and the
 # walkers (formatter, checker) up to 3 more; 100 levels keeps both well below the
@@ -99,18 +109,61 @@ _STATEMENT_WORDS = {
 }
 
 
-@dataclass
+_NO_ITEMS = "expected `intent` or `atomic_batch`: an Aethel file needs at least one intent"
+
+# (start, end, message, code, fix) of one syntax error, before it becomes a Diagnostic
+RawError = tuple[int, int, str, str, "tuple[str, int, int, str] | None"]
+
+
 class ParseResult:
     """The (possibly partial) tree and the syntax diagnostics, in source order.
 
     `diagnostics` holds the first `MAX_DIAGNOSTICS` errors; `omitted` counts the rest.
-    `error_offsets` (sorted) has the start of every error, shown or not.
+    `error_offsets` (sorted) has the start of every error, shown or not.  `index`
+    resolves offsets of the whole text.
+
+    The incremental parser passes `build` instead of a program: the tree is then put
+    together (copying moved chunks) on first use, in the thread that needs it, so that
+    syntax diagnostics of a large file do not wait for it.
     """
 
-    program: Program
-    diagnostics: list[Diagnostic]
-    error_offsets: list[int] = field(default_factory=list)
-    omitted: int = 0
+    __slots__ = ("_build", "_lock", "_program", "diagnostics", "error_offsets", "index", "omitted")
+
+    def __init__(
+        self,
+        program: Program | None,
+        diagnostics: list[Diagnostic],
+        error_offsets: list[int] | None = None,
+        omitted: int = 0,
+        *,
+        build: Callable[[], Program] | None = None,
+        index: LineIndex | None = None,
+    ) -> None:
+        if program is None and (build is None or index is None):
+            raise ValueError("ParseResult needs a program, or a way to build one and its index")
+        self._program = program
+        self._build = build
+        self._lock = threading.Lock() if program is None else None
+        self.diagnostics = diagnostics
+        self.error_offsets = [] if error_offsets is None else error_offsets
+        self.omitted = omitted
+        if index is None:
+            assert program is not None
+            index = program.index
+        self.index = index
+
+    @property
+    def program(self) -> Program:
+        program = self._program
+        if program is None:
+            assert self._lock is not None and self._build is not None
+            with self._lock:
+                if self._program is None:
+                    with gc_paused():
+                        self._program = self._build()
+                    self._build = None
+                program = self._program
+        return program
 
     @property
     def ok(self) -> bool:
@@ -118,31 +171,154 @@ class ParseResult:
             d.severity == Severity.ERROR for d in self.diagnostics
         )
 
+    def __repr__(self) -> str:
+        return (
+            f"ParseResult(diagnostics={self.diagnostics!r}, "
+            f"error_offsets={self.error_offsets!r}, omitted={self.omitted})"
+        )
+
 
 def parse(text: str, max_diagnostics: int = MAX_DIAGNOSTICS) -> ParseResult:
     """Parse Aethel source; never raises, always returns a tree."""
-    with _young_gc_paused():
+    with gc_paused():
         index = LineIndex(text)
         tokens = tokenize(text)
         parser = _Parser(text, tokens, index)
         program = parser.parse_program()
-    errors = parser.errors
+    return ParseResult(program, *_settle(parser.errors, index, max_diagnostics))
+
+
+def _settle(
+    errors: list[RawError], index: LineIndex, max_diagnostics: int
+) -> tuple[list[Diagnostic], list[int], int]:
+    """Sort the recorded errors (stable: ties keep their recording order) and build the
+    first `max_diagnostics` of them as Diagnostics (resolving lines is the costly part,
+    so it is only done for the errors that are shown); also every error's start and
+    the number of errors not shown."""
     errors.sort(key=_error_order)
-    shown = [parser.diagnostic(raw) for raw in errors[:max_diagnostics]]
+    shown = [_diagnostic(raw, index) for raw in errors[:max_diagnostics]]
     offsets = sorted(raw[0] for raw in errors)
-    return ParseResult(program, shown, offsets, max(0, len(errors) - max_diagnostics))
+    return shown, offsets, max(0, len(errors) - max_diagnostics)
 
 
-# (start, end, message, code, fix) of one syntax error, before it becomes a Diagnostic
-_RawError = tuple[int, int, str, str, "tuple[str, int, int, str] | None"]
+def _diagnostic(raw: RawError, index: LineIndex) -> Diagnostic:
+    start, end, message, code, fix = raw
+    repair = None
+    if fix is not None:
+        title, fix_start, fix_end, new_text = fix
+        repair = Fix(title, index.range(fix_start, fix_end), new_text)
+    return Diagnostic(index.range(start, end), Severity.ERROR, message, code, fix=repair)
 
 
-def _error_order(raw: _RawError) -> tuple[int, int]:
+def record_foreign_comments(
+    errors: list[RawError], foreign_comments: list[tuple[int, int, str]]
+) -> None:
+    """Report `//` and `/* */` comments after everything else, like `_Parser.error`
+    (one error per position: skipped where the last recorded error starts)."""
+    for start, _end, marker in foreign_comments:
+        if errors and errors[-1][0] == start:
+            continue
+        if marker == "//":
+            errors.append(
+                (
+                    start,
+                    start + 2,
+                    "`//` comments are not Aethel: start comments with `#`",
+                    "foreign-comment",
+                    ("Use `#` for the comment", start, start + 2, "#"),
+                )
+            )
+        else:
+            errors.append(
+                (
+                    start,
+                    start + 2,
+                    "`/* */` comments are not Aethel: start each comment line with `#`",
+                    "foreign-comment",
+                    None,
+                )
+            )
+
+
+@dataclass
+class ChunkParse:
+    """The top-level items of one chunk of a text, parsed as the whole-text parse
+    would parse them (see `parse_chunk`).  Offsets are absolute; nodes resolve lines
+    through `index`, which covers this chunk only."""
+
+    items: list[Item]
+    comments: list[Comment]
+    errors: list[RawError]
+    foreign_comments: list[tuple[int, int, str]]
+    index: LineIndex
+
+
+def assemble(
+    text: str,
+    index: LineIndex,
+    errors: list[RawError],
+    foreign_comments: list[tuple[int, int, str]],
+    has_items: bool,
+    build: Callable[[], tuple[list[Item], list[Comment]]],
+    max_diagnostics: int = MAX_DIAGNOSTICS,
+) -> ParseResult:
+    """The parse of `text` from the parses of its consecutive chunks (`parse_chunk`),
+    equal to `parse(text)`: `errors` and `foreign_comments` are the chunks' in order,
+    and the end-of-parse errors are added as `parse` adds them.  The tree is built by
+    `build` (the chunks' items and comments) on first use."""
+    if not has_items and not errors:
+        errors.append((len(text), len(text), _NO_ITEMS, "syntax", None))
+    record_foreign_comments(errors, foreign_comments)
+
+    def program() -> Program:
+        items, comments = build()
+        return Program(items, comments, Span(0, len(text), index), index)
+
+    return ParseResult(None, *_settle(errors, index, max_diagnostics), build=program, index=index)
+
+
+def parse_chunk(
+    text: str, start: int, end: int, sentinel: str, index: LineIndex
+) -> ChunkParse | None:
+    """Parse `text[start:end]`, a run of top-level items, as the whole-text parse does.
+
+    `start` is 0 or the start of a top-level item keyword; `end` is the end of `text`
+    (`sentinel` "eof") or the start of the `intent`/`atomic_batch` keyword `sentinel`
+    that follows, which is lexed as it is in the whole text.  Every construct stops at
+    an item keyword, so the items parse exactly as in the whole text -- unless one of
+    them runs on past `end` (a batch owning the next intent, an unclosed `/*`, an
+    `if` without parentheses...).  Then the answer is None: parse a longer chunk.
+    """
+    with gc_paused():
+        tokens = tokenize(text[start:end], start)
+        stop = len(tokens.kinds) - 1  # index of the sentinel that replaces `eof`
+        if sentinel != "eof":
+            # an unclosed `/*` comment runs to the end of the chunk: in the whole text
+            # it goes on
+            if any(c_end == end for _s, c_end, _m in tokens.foreign_comments):
+                return None
+            tokens.kinds[-1] = tokens.texts[-1] = sentinel
+            tokens.ends[-1] = end + len(sentinel)
+            tokens.kinds.append("eof")
+            tokens.starts.append(end + len(sentinel))
+            tokens.ends.append(end + len(sentinel))
+            tokens.texts.append("")
+        parser = _Parser(text, tokens, index)
+        items: list[Item] = []
+        while parser.i < stop:
+            parser.parse_item(items)
+        if parser.i != stop:
+            return None
+        comments = parser.comments()
+    return ChunkParse(items, comments, parser.errors, tokens.foreign_comments, index)
+
+
+def _error_order(raw: RawError) -> tuple[int, int]:
     return raw[0], raw[1]
 
 
 @contextmanager
-def _young_gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Keep the cyclic GC from traversing the tree while and right after it is built.
 
     A parse allocates one small object per node (~50,000 on a 20,000-line file) and
@@ -184,7 +360,7 @@ class _Parser:
         self.texts.append("")
         self.index = index
         self.i = 0
-        self.errors: list[_RawError] = []
+        self.errors: list[RawError] = []
         self.error_starts: list[int] = []
         self.lenient_semicolons = False
         self.depth = 0  # current nesting (parentheses, `!`, unary `-`, `if`)
@@ -215,16 +391,6 @@ class _Parser:
             return
         self.error_starts.append(span.start)
         self.errors.append((span.start, span.end, message, code, fix))
-
-    def diagnostic(self, raw: _RawError) -> Diagnostic:
-        """A recorded error as a Diagnostic (resolving lines is the costly part, so it
-        is only done for the errors that are shown)."""
-        start, end, message, code, fix = raw
-        repair = None
-        if fix is not None:
-            title, fix_start, fix_end, new_text = fix
-            repair = Fix(title, self.index.range(fix_start, fix_end), new_text)
-        return Diagnostic(self.index.range(start, end), Severity.ERROR, message, code, fix=repair)
 
     def too_deep(self, i: int) -> bool:
         """At the nesting limit, report the token at `i` (once) and skip its group.
@@ -311,36 +477,25 @@ class _Parser:
         items: list[Item] = []
         kinds = self.kinds
         while kinds[self.i] != "eof":
-            kind = kinds[self.i]
-            if kind == "intent":
-                items.append(self.parse_intent(None))
-            elif kind == "atomic_batch":
-                items.append(self.parse_batch())
-            else:
-                self.parse_stray_top_level()
+            self.parse_item(items)
         if not items and not self.errors:
-            self.error(
-                self.tok_span(self.i),
-                "expected `intent` or `atomic_batch`: an Aethel file needs at least one intent",
-            )
-        comments = [
-            Comment(self.text[s:e].rstrip(), self.span(s, e)) for s, e in self.tokens.comments
-        ]
-        for start, _end, marker in self.tokens.foreign_comments:
-            if marker == "//":
-                self.error(
-                    self.span(start, start + 2),
-                    "`//` comments are not Aethel: start comments with `#`",
-                    "foreign-comment",
-                    fix=("Use `#` for the comment", start, start + 2, "#"),
-                )
-            else:
-                self.error(
-                    self.span(start, start + 2),
-                    "`/* */` comments are not Aethel: start each comment line with `#`",
-                    "foreign-comment",
-                )
+            self.error(self.tok_span(self.i), _NO_ITEMS)
+        comments = self.comments()
+        record_foreign_comments(self.errors, self.tokens.foreign_comments)
         return Program(items, comments, self.span(0, len(self.text)), self.index)
+
+    def parse_item(self, items: list[Item]) -> None:
+        """One step at the top level: an intent, a batch, or something stray."""
+        kind = self.kinds[self.i]
+        if kind == "intent":
+            items.append(self.parse_intent(None))
+        elif kind == "atomic_batch":
+            items.append(self.parse_batch())
+        else:
+            self.parse_stray_top_level()
+
+    def comments(self) -> list[Comment]:
+        return [Comment(self.text[s:e].rstrip(), self.span(s, e)) for s, e in self.tokens.comments]
 
     def parse_stray_top_level(self) -> None:
         """Something other than `intent`/`atomic_batch` at the top level."""

@@ -36,9 +36,14 @@ class Range:
 
 
 class LineIndex:
-    """Maps offsets to (line, column) for one text."""
+    """Maps offsets to (line, column) for one text, or for a region of one.
 
-    __slots__ = ("line_starts", "text_length")
+    A region index (`region`) holds only the line starts of some consecutive lines
+    and the number of the first: the incremental parser gives each chunk its own, so
+    a chunk's nodes stay valid wherever the chunk sits at the same offset and line.
+    """
+
+    __slots__ = ("first_line", "line_starts", "text_length")
 
     def __init__(self, text: str) -> None:
         # line k starts after the k newlines before it; all in C (no per-line Python)
@@ -46,14 +51,26 @@ class LineIndex:
         starts += accumulate(map(add, map(len, text.split("\n")[:-1]), repeat(1)))
         self.line_starts = starts
         self.text_length = len(text)
+        self.first_line = 0
+
+    @classmethod
+    def region(cls, line_starts: list[int], first_line: int, text_length: int) -> LineIndex:
+        """The index of lines `first_line...` whose starts are `line_starts`; offsets
+        are clamped to `text_length` (the end of the region)."""
+        index = cls.__new__(cls)
+        index.line_starts = line_starts
+        index.first_line = first_line
+        index.text_length = text_length
+        return index
 
     def position(self, offset: int) -> Position:
         offset = max(0, min(offset, self.text_length))
-        line = bisect_right(self.line_starts, offset) - 1
-        return Position(line, offset - self.line_starts[line], offset)
+        line = max(bisect_right(self.line_starts, offset) - 1, 0)
+        return Position(line + self.first_line, offset - self.line_starts[line], offset)
 
     def offset(self, line: int, column: int) -> int:
         """Offset of a 0-based line/column, clamped to the text."""
+        line -= self.first_line
         if line < 0:
             return 0
         if line >= len(self.line_starts):

@@ -182,12 +182,12 @@ def test_one_parse_per_text_even_when_asked_concurrently(
     calls: list[int] = []
     gate = threading.Event()
 
-    def slow_parse(text: str) -> object:
+    def slow_parse(self: object, text: str) -> object:
         calls.append(1)
         gate.wait(5)
         return parse(text)
 
-    monkeypatch.setattr(aethel_documents, "parse", slow_parse)
+    monkeypatch.setattr(aethel_documents.IncrementalParser, "parse", slow_parse)
     cache = ParseCache()
     results: list[object] = []
     threads = [
