@@ -196,8 +196,8 @@ async def test_model_load_is_not_cancelled_by_a_keystroke(tmp_path: Path) -> Non
         second = ask(h, uri, 1, 7)
         assert texts(await asyncio.wait_for(first, 5)) == []
         loading = h.fake.streams[0]
-        await asyncio.sleep(0.4)
-        assert not loading.finished  # the load is still running: not closed
+        # No "still open 0.4 s later" check: on a loaded box the 1 s load may be over by
+        # then. A load closed by the keystroke would end with no token sent (below).
         await h.wait_for(lambda: loading.finished, timeout=5)
         assert loading.tokens_sent >= 1  # it ran until the model answered ...
         assert loading.closed_early  # ... and was closed then, not run to the end
