@@ -216,8 +216,13 @@ async def test_cancelling_while_the_prompt_is_read(engine: EmbeddedEngine) -> No
     prompt = " ".join(f"item{i}" for i in range(700))  # ~1,400 tokens
     request = GenerateRequest(model="", prompt=prompt, raw=True,
                               options=GenerationOptions(num_predict=4))
+    previous = engine.last_generation  # the module-scoped engine ran other tests before
     task = asyncio.create_task(run(engine.stream_generate(request)))
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while engine.last_generation is previous:  # a loaded box may take a while to get there
+        assert time.monotonic() < deadline, "the generation never started"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # well into the prompt
     stats = engine.last_generation
     assert stats is not None and stats.sampled == 0  # still reading the prompt
     started = time.perf_counter()
