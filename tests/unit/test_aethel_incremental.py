@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from aethel_lsp.language.incremental import IncrementalParser, chunk_bounds
+from aethel_lsp.language.incremental import GROUP, IncrementalParser, chunk_bounds
 from aethel_lsp.language.parser import MAX_DIAGNOSTICS, MAX_NESTING, ParseResult, parse
 from tests.unit.aethel_support import ALL_PROGRAMS, EXAMPLES, read
 
@@ -110,7 +110,7 @@ def test_random_edits_of_every_program_parse_as_a_full_parse(path: object) -> No
     rng = random.Random(str(path))
     # several programs side by side, so that there are chunks to reuse
     text = "\n".join([text, read(EXAMPLES / "transfer.ae"), text])
-    parser = IncrementalParser()
+    parser = IncrementalParser(group=1)
     same(parser.parse(text), parse(text))
     for _ in range(40):
         text = random_edit(rng, text)
@@ -120,7 +120,7 @@ def test_random_edits_of_every_program_parse_as_a_full_parse(path: object) -> No
 def test_random_edits_of_a_large_file_parse_as_a_full_parse() -> None:
     rng = random.Random(6)
     text = big_text(120)
-    parser = IncrementalParser()
+    parser = IncrementalParser(group=1)
     same(parser.parse(text), parse(text))
     for _ in range(15):
         text = random_edit(rng, text)
@@ -151,9 +151,9 @@ def test_edits_of_the_20000_line_file_parse_as_a_full_parse() -> None:
 
 def test_an_edit_reparses_only_the_item_it_touches() -> None:
     text = big_text(200)
-    parser = IncrementalParser()
+    parser = IncrementalParser(group=1)
     parser.parse(text)
-    assert parser.reparsed == len(chunk_bounds(text)) - 1
+    assert parser.reparsed == len(chunk_bounds(text, 1)) - 1
     middle = text.index("intent transfer_100")
     edited = text[: middle + 30] + "x" + text[middle + 30 :]
     same(parser.parse(edited), parse(edited))
@@ -166,7 +166,7 @@ def test_an_edit_reparses_only_the_item_it_touches() -> None:
 def test_a_batch_owns_the_column_0_intents_inside_it() -> None:
     inner = "intent a() {\nguard { x > 0; }\nsolve { p: q; }\nverify { x > 0; }\n}\n"
     text = "atomic_batch b {\n" + inner * 5 + "}\n" + inner * 3
-    parser = IncrementalParser()
+    parser = IncrementalParser(group=1)
     result = parser.parse(text)
     same(result, parse(text))
     assert [type(item).__name__ for item in result.program.items] == ["Batch"] + ["Intent"] * 3
@@ -176,7 +176,7 @@ def test_a_batch_owns_the_column_0_intents_inside_it() -> None:
 
 def test_an_unclosed_block_comment_swallows_the_following_items() -> None:
     text = big_text(20)
-    parser = IncrementalParser()
+    parser = IncrementalParser(group=1)
     parser.parse(text)
     at = text.index("intent transfer_7")
     edited = text[:at] + "/*\n" + text[at:]
@@ -188,13 +188,25 @@ def test_an_unclosed_block_comment_swallows_the_following_items() -> None:
 def test_the_diagnostic_cap_holds_across_chunks() -> None:
     broken = "intent q( {\n" + "guard { a = b && c; if x }\n" * 30
     text = "\n".join([big_text(10), broken * 10, big_text(3)])
-    parser = IncrementalParser()
+    parser = IncrementalParser(group=1)
     result = parser.parse(text)
     same(result, parse(text))
     assert len(result.diagnostics) == MAX_DIAGNOSTICS and result.omitted > 0
 
 
-def test_texts_without_items() -> None:
+def test_chunks_of_several_items_parse_as_a_full_parse() -> None:
+    """The default: about one item keyword in GROUP starts a chunk."""
+    rng = random.Random(8)
+    text = big_text(100)
     parser = IncrementalParser()
+    assert 100 // GROUP // 3 < len(chunk_bounds(text)) - 1 < 100 // GROUP * 3
+    same(parser.parse(text), parse(text))
+    for _ in range(6):
+        text = random_edit(rng, text)
+        same(parser.parse(text), parse(text))
+
+
+def test_texts_without_items() -> None:
+    parser = IncrementalParser(group=1)
     for text in ("", "   \n", "garbage ) here", "/* x\nintent", "x\nintent\natomic_batch"):
         same(parser.parse(text), parse(text))
