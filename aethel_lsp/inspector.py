@@ -39,18 +39,14 @@ from typing import Any
 
 from aethel_lsp.config import InspectorSettings
 from aethel_lsp.engine.base import Engine, closing_stream
+from aethel_lsp.engine.delegating import DelegatingEngine
 from aethel_lsp.engine.errors import EngineError
 from aethel_lsp.engine.types import (
     ChatRequest,
     Chunk,
-    EngineKind,
-    EngineStatus,
     GenerateRequest,
     GenerationOptions,
     JsonDict,
-    ModelInfo,
-    PullProgress,
-    RunningModel,
 )
 from aethel_lsp.paths import state_dir
 
@@ -398,7 +394,7 @@ def inspection_scope(kind: str) -> Iterator[InspectionScope]:
 # -- the engine wrapper -------------------------------------------------------------------
 
 
-class InspectingEngine(Engine):
+class InspectingEngine(DelegatingEngine):
     """Delegates to `inner`; records generations when `inspector()` returns one.
 
     `inspector` is asked per request, so turning `inspector.enabled` on or off takes
@@ -406,55 +402,8 @@ class InspectingEngine(Engine):
     """
 
     def __init__(self, inner: Engine, inspector: Callable[[], Inspector | None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._inspector = inspector
-
-    @property
-    def kind(self) -> EngineKind:
-        return self.inner.kind
-
-    @kind.setter
-    def kind(self, value: EngineKind) -> None:
-        self.inner.kind = value
-
-    @property
-    def host(self) -> str:
-        return self.inner.host
-
-    @host.setter
-    def host(self, value: str) -> None:
-        self.inner.host = value
-
-    @property
-    def reason(self) -> str:
-        return str(getattr(self.inner, "reason", ""))
-
-    def __repr__(self) -> str:
-        return f"InspectingEngine({self.inner!r})"
-
-    async def status(self) -> EngineStatus:
-        return await self.inner.status()
-
-    async def version(self) -> str:
-        return await self.inner.version()
-
-    async def list_models(self) -> list[ModelInfo]:
-        return await self.inner.list_models()
-
-    async def list_models_detailed(self) -> list[ModelInfo]:
-        return await self.inner.list_models_detailed()
-
-    async def show(self, model: str) -> ModelInfo:
-        return await self.inner.show(model)
-
-    async def running(self) -> list[RunningModel]:
-        return await self.inner.running()
-
-    def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        return self.inner.pull(model)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
         inspector = self._inspector()

@@ -16,78 +16,30 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aethel_lsp.engine.base import Engine, closing_stream
+from aethel_lsp.engine.delegating import DelegatingEngine
 from aethel_lsp.engine.errors import EngineError
 from aethel_lsp.engine.stats import Outcome, UsageStats
 from aethel_lsp.engine.types import (
     ChatRequest,
     Chunk,
-    EngineKind,
-    EngineStatus,
     GenerateRequest,
     Metrics,
-    ModelInfo,
-    PullProgress,
-    RunningModel,
 )
 
 
-class MeteredEngine(Engine):
+class MeteredEngine(DelegatingEngine):
     """Delegates everything to `inner` and meters generations into `stats` (if any)."""
 
     def __init__(self, inner: Engine, stats: UsageStats | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.stats = stats
         self.last_metrics: Metrics | None = None
-
-    # `kind` and `host` follow the inner engine (an AutoEngine may switch backends).
-    @property
-    def kind(self) -> EngineKind:
-        return self.inner.kind
-
-    @kind.setter
-    def kind(self, value: EngineKind) -> None:
-        self.inner.kind = value
-
-    @property
-    def host(self) -> str:
-        return self.inner.host
-
-    @host.setter
-    def host(self, value: str) -> None:
-        self.inner.host = value
-
-    def __repr__(self) -> str:
-        return f"MeteredEngine({self.inner!r})"
-
-    async def status(self) -> EngineStatus:
-        return await self.inner.status()
-
-    async def version(self) -> str:
-        return await self.inner.version()
-
-    async def list_models(self) -> list[ModelInfo]:
-        return await self.inner.list_models()
-
-    async def list_models_detailed(self) -> list[ModelInfo]:
-        return await self.inner.list_models_detailed()
-
-    async def show(self, model: str) -> ModelInfo:
-        return await self.inner.show(model)
-
-    async def running(self) -> list[RunningModel]:
-        return await self.inner.running()
-
-    def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        return self.inner.pull(model)
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
         return self._metered(self.inner.stream_generate(request), request.model)
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         return self._metered(self.inner.stream_chat(request), request.model)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     async def _metered(self, chunks: AsyncIterator[Chunk], model: str) -> AsyncIterator[Chunk]:
         """Pass chunks through; record exactly one outcome however the stream ends."""
