@@ -9,7 +9,9 @@ How: a cheap scan cuts the text into chunks at lines that start with `intent` or
 chunk is parsed on its own by `parse_chunk`, which lexes the keyword that follows it
 as it is in the whole text and refuses (None) when an item runs on past the chunk (a
 batch owning the next intent, an unclosed `/*`...); such a chunk is merged with the
-next ones (doubling, so a long batch costs O(n)).
+next ones (doubling, so a long batch costs O(n)); when that reaches past half the
+text (a file that is mostly one batch with column-0 intents), the text is parsed whole,
+as it would be without this module.
 Chunk parses are cached by (chunk text, following keyword) for the next version of
 the document: a chunk found at the same offset and line is reused as is (its nodes
 resolve lines through the chunk's own `LineIndex.region`); one that moved keeps its
@@ -122,15 +124,9 @@ class IncrementalParser:
                 self.reparsed = 1
                 return parse(text, max_diagnostics)
             with gc_paused():
-                result = self._parse_chunks(text, bounds, max_diagnostics)
-            if result is None:
-                self._chunks = {}
-                return parse(text, max_diagnostics)
-            return result
+                return self._parse_chunks(text, bounds, max_diagnostics)
 
-    def _parse_chunks(
-        self, text: str, bounds: list[int], max_diagnostics: int
-    ) -> ParseResult | None:
+    def _parse_chunks(self, text: str, bounds: list[int], max_diagnostics: int) -> ParseResult:
         index = LineIndex(text)
         line_starts = index.line_starts
         old = self._chunks
@@ -159,6 +155,13 @@ class IncrementalParser:
                     sentinel = "atomic_batch"
                 key = (text[start:end], sentinel)
                 cached = new.get(key) or old.get(key)
+                if cached is None and j > k + 1 and 2 * (end - start) > len(text):
+                    # items that run on over half the text (a large batch whose
+                    # intents start in column 0): one whole parse costs less than
+                    # more attempts; the attempts so far stay cached
+                    self._chunks = new
+                    self.reparsed = reparsed
+                    return parse(text, max_diagnostics, tokens=whole)
                 if cached is None:
                     region = _region(index, line, end, sentinel)
                     parsed = parse_chunk(text, start, end, sentinel, region, whole)
@@ -177,7 +180,7 @@ class IncrementalParser:
                 if errors and chunk_errors[0][0] == errors[-1][0]:
                     # the whole parse would have dropped this error as a repeat at
                     # the same position, which may change what follows: parse whole
-                    return None
+                    return parse(text, max_diagnostics, tokens=whole)
                 errors += chunk_errors
             if chunk.foreign_comments:
                 foreign += [(s + delta, e + delta, m) for s, e, m in chunk.foreign_comments]

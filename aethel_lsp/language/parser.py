@@ -180,11 +180,16 @@ class ParseResult:
         )
 
 
-def parse(text: str, max_diagnostics: int = MAX_DIAGNOSTICS) -> ParseResult:
-    """Parse Aethel source; never raises, always returns a tree."""
+def parse(
+    text: str, max_diagnostics: int = MAX_DIAGNOSTICS, *, tokens: Tokens | None = None
+) -> ParseResult:
+    """Parse Aethel source; never raises, always returns a tree.
+
+    `tokens`, if given, is `tokenize(text)` already done (and is consumed)."""
     with gc_paused():
         index = LineIndex(text)
-        tokens = tokenize(text)
+        if tokens is None:
+            tokens = tokenize(text)
         parser = _Parser(text, tokens, index)
         program = parser.parse_program()
     return ParseResult(program, *_settle(parser.errors, index, max_diagnostics))

@@ -174,6 +174,25 @@ def test_a_batch_owns_the_column_0_intents_inside_it() -> None:
     same(parser.parse(edited), parse(edited))
 
 
+def test_a_small_batch_in_a_large_file_is_one_chunk_and_edits_elsewhere_reuse_it() -> None:
+    inner = "intent a() {\nguard { x > 0; }\nsolve { p: q; }\nverify { x > 0; }\n}\n"
+    text = big_text(40) + "\natomic_batch b {\n" + inner * 3 + "}\n" + big_text(40)
+    parser = IncrementalParser(group=1)
+    same(parser.parse(text), parse(text))
+    at = text.index("intent transfer_10(")
+    edited = text[:at] + "#\n" + text[at:]
+    same(parser.parse(edited), parse(edited))
+    assert parser.reparsed == 1
+
+
+def test_a_batch_over_most_of_the_file_is_parsed_whole() -> None:
+    text = "atomic_batch b {\n" + big_text(60) + "\n}\n" + big_text(2)
+    parser = IncrementalParser(group=1)
+    same(parser.parse(text), parse(text))
+    edited = text.replace("amount > 0", "amount > 1", 1)
+    same(parser.parse(edited), parse(edited))
+
+
 def test_an_unclosed_block_comment_swallows_the_following_items() -> None:
     text = big_text(20)
     parser = IncrementalParser(group=1)
