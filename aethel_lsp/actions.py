@@ -26,6 +26,7 @@ from aethel_lsp.engine import (
     ChatMessage,
     ChatRequest,
     Engine,
+    EngineError,
     GenerateResult,
     GenerationOptions,
     ModelNotFound,
@@ -76,14 +77,20 @@ async def resolve_model(ls: AethelServer, task: Task) -> str:
     return best
 
 
-def ensure_fits(prompt: prompts.ActionPrompt, code: str, settings: Settings) -> None:
+def ensure_fits(
+    prompt: prompts.ActionPrompt, code: str, settings: Settings, model_context: int | None = None
+) -> None:
     """Refuse a prompt the context window cannot hold, before any engine request.
 
     Ollama would silently keep only the end of it (or answer 400): the model would then
-    explain, or rewrite as an edit, code it never saw.  `contextSize` is the window we
-    ask for (num_ctx); the answer's budget (`maxTokens`, at most half) is kept free.
+    explain, or rewrite as an edit, code it never saw.  The window is `contextSize` (what
+    we ask for, num_ctx), or the model's own when that is smaller (`model_context`: e.g.
+    the embedded engine's); the answer's budget (`maxTokens`, at most half) is kept free.
     """
     context = settings.context_size
+    limited_by_model = model_context is not None and 0 < model_context < context
+    if limited_by_model and model_context is not None:
+        context = model_context
     reserve = min(settings.max_tokens, context // 2)
     available = context - reserve
     needed = estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
@@ -91,11 +98,20 @@ def ensure_fits(prompt: prompts.ActionPrompt, code: str, settings: Settings) -> 
         return
     lines = max(1, code.count("\n") + 1)
     fitting = max(1, int(lines * available / needed))
+    remedy = "use a model with a longer context" if limited_by_model else "raise `contextSize`"
     raise UserError(
         f"The selection is too large for the model's context: about {needed:,} tokens, "
         f"and the context is {context:,} tokens ({reserve:,} kept for the answer). "
-        f"Select less (at most ~{fitting:,} lines) or raise `contextSize`."
+        f"Select less (at most ~{fitting:,} lines) or {remedy}."
     )
+
+
+async def model_context(ls: AethelServer, model: str) -> int | None:
+    """The model's context length as the engine reports it (cached `show`), if it can."""
+    try:
+        return (await ls.engine.show(model)).context_length
+    except EngineError:
+        return None  # the generation itself will report what is wrong
 
 
 async def generate(
@@ -108,8 +124,9 @@ async def generate(
 ) -> GenerateResult:
     """One streamed chat generation, shown as work-done progress; updates aethel/status."""
     settings = ls.session.settings
-    ensure_fits(prompt, code, settings)
+    ensure_fits(prompt, code, settings)  # before any engine request
     model = await resolve_model(ls, task)
+    ensure_fits(prompt, code, settings, await model_context(ls, model))
     request = ChatRequest(
         model=model,
         messages=(ChatMessage("system", prompt.system), ChatMessage("user", prompt.user)),

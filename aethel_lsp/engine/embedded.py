@@ -36,6 +36,7 @@ import asyncio
 import codecs
 import contextlib
 import ctypes
+import dataclasses
 import importlib.metadata
 import importlib.util
 import io
@@ -498,8 +499,15 @@ class EmbeddedEngine(Engine):
     async def list_models(self) -> list[ModelInfo]:
         entries = await asyncio.to_thread(self._catalogue)
         return await asyncio.to_thread(
-            lambda: [_describe(entry, _header(entry.path)) for entry in entries]
+            lambda: [self._windowed(_describe(entry, _header(entry.path))) for entry in entries]
         )
+
+    def _windowed(self, info: ModelInfo) -> ModelInfo:
+        """The context this engine gives the model: its trained length, capped by the
+        context it is loaded with (so callers can size prompts to what really fits)."""
+        trained = info.context_length
+        window = min(trained, self._context_size) if trained else self._context_size
+        return dataclasses.replace(info, context_length=window)
 
     async def list_models_detailed(self) -> list[ModelInfo]:
         """`list_models` already reads every detail from the GGUF headers."""
@@ -507,7 +515,7 @@ class EmbeddedEngine(Engine):
 
     async def show(self, model: str) -> ModelInfo:
         entry = await asyncio.to_thread(self._resolve, model)
-        return _describe(entry, await asyncio.to_thread(_header, entry.path))
+        return self._windowed(_describe(entry, await asyncio.to_thread(_header, entry.path)))
 
     async def running(self) -> list[RunningModel]:
         loaded = self._loaded
