@@ -93,35 +93,7 @@ class CliContext:
             raise CliError(f"Invalid host {raw!r}: {exc}.") from exc
 
     def engine_config(self) -> EngineConfig:
-        from aethel_lsp.engine import EngineConfig, EngineTimeouts
-
-        settings = self.settings
-        kind = self.args.engine or settings.engine
-        if self.args.host and not self.args.engine and kind != "openai":
-            kind = "ollama"  # an explicit host names an Ollama (or the configured OpenAI server)
-        base_url = settings.openai.base_url
-        if kind == "openai" and self.args.host:
-            base_url = self.args.host
-        if kind == "openai" and not base_url:
-            raise CliError(
-                'engine = "openai" needs the server\'s base URL: pass --host URL '
-                "(e.g. --host http://127.0.0.1:8000/v1) or set `openai.baseUrl` in "
-                "~/.config/aethel-lsp/config.toml."
-            )
-        timeouts = EngineTimeouts(
-            connect_s=settings.timeouts.connect_ms / 1000,
-            first_token_s=settings.timeouts.first_token_ms / 1000,
-            between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
-        )
-        return EngineConfig(
-            kind=kind,
-            host=self.host,
-            openai_base_url=base_url,
-            openai_api_key_env=settings.openai.api_key_env,
-            embedded_model_path=settings.embedded.model_path or None,
-            embedded_threads=settings.embedded.threads,
-            timeouts=timeouts,
-        )
+        return cli_engine_config(self.settings, self.host, self.args.host, self.args.engine)
 
     @property
     def engine(self) -> Engine:
@@ -146,6 +118,44 @@ class CliContext:
 
 class CliError(Exception):
     """A failure of the command itself (not of the engine), shown as one line."""
+
+
+def cli_engine_config(
+    settings: Settings, host: str, host_arg: str | None, engine_arg: str | None
+) -> EngineConfig:
+    """The engine a CLI command talks to: the settings', with `--engine` / `--host` on top.
+
+    An explicit `--host` names an Ollama, unless the engine is (or is configured as) an
+    OpenAI-compatible server, whose base URL it then is.  One rule for every subcommand.
+    """
+    from aethel_lsp.engine import EngineConfig, EngineTimeouts
+
+    kind = engine_arg or settings.engine
+    if host_arg and not engine_arg and kind != "openai":
+        kind = "ollama"
+    base_url = settings.openai.base_url
+    if kind == "openai" and host_arg:
+        base_url = host_arg
+    if kind == "openai" and not base_url:
+        raise CliError(
+            'engine = "openai" needs the server\'s base URL: pass --host URL '
+            "(e.g. --host http://127.0.0.1:8000/v1) or set `openai.baseUrl` in "
+            "~/.config/aethel-lsp/config.toml."
+        )
+    timeouts = EngineTimeouts(
+        connect_s=settings.timeouts.connect_ms / 1000,
+        first_token_s=settings.timeouts.first_token_ms / 1000,
+        between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
+    )
+    return EngineConfig(
+        kind=kind,  # type: ignore[arg-type]
+        host=host,
+        openai_base_url=base_url,
+        openai_api_key_env=settings.openai.api_key_env,
+        embedded_model_path=settings.embedded.model_path or None,
+        embedded_threads=settings.embedded.threads,
+        timeouts=timeouts,
+    )
 
 
 def load_settings(out: Output) -> Settings:

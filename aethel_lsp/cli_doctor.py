@@ -19,7 +19,6 @@ from aethel_lsp.doctor import run_doctor
 from aethel_lsp.engine import (
     Engine,
     EngineConfig,
-    EngineTimeouts,
     UsageStats,
     create_engine,
     parse_ollama_host,
@@ -51,23 +50,12 @@ def _host(args: argparse.Namespace) -> str | None:
         raise CliError(f"Invalid host {args.host!r}: {exc}.") from exc
 
 
-def engine_config(settings: Settings, host: str | None, engine: str | None) -> EngineConfig:
-    """Like the server's engine for `settings`; `--host`/`--engine` override."""
-    kind = engine or ("ollama" if host else settings.engine)
-    base_url = host if (kind == "openai" and host) else settings.openai.base_url
-    return EngineConfig(
-        kind=kind,  # type: ignore[arg-type]
-        host=host or settings.host,
-        openai_base_url=base_url,
-        openai_api_key_env=settings.openai.api_key_env,
-        embedded_model_path=settings.embedded.model_path or None,
-        embedded_threads=settings.embedded.threads,
-        timeouts=EngineTimeouts(
-            connect_s=settings.timeouts.connect_ms / 1000,
-            first_token_s=settings.timeouts.first_token_ms / 1000,
-            between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
-        ),
-    )
+def engine_config(args: argparse.Namespace, settings: Settings) -> EngineConfig:
+    """The same engine rule as every other subcommand (`cli.cli_engine_config`)."""
+    from aethel_lsp.cli import cli_engine_config
+
+    host = _host(args) or parse_ollama_host(settings.host)
+    return cli_engine_config(settings, host, args.host, args.engine)
 
 
 # -- doctor -------------------------------------------------------------------------------
@@ -78,7 +66,7 @@ async def doctor(args: argparse.Namespace, ctx: CliContext) -> int:
 
     config = _config(args)
     host = _host(args)
-    engine = create_engine(engine_config(config.settings, host, args.engine))
+    engine = create_engine(engine_config(args, config.settings))
     stats = UsageStats()
     try:
         report = await run_doctor(
@@ -195,7 +183,7 @@ async def recommend_measured(args: argparse.Namespace, ctx: CliContext) -> int:
 
     config = _config(args)
     settings = config.settings
-    engine = create_engine(engine_config(settings, _host(args), args.engine))
+    engine = create_engine(engine_config(args, settings))
     stats = UsageStats()
     if not args.json:
         ctx.out.note("Probing every installed model with a 16-token generation…")
