@@ -167,7 +167,9 @@ def load_settings(out: Output) -> Settings:
 
     resolved = load_config(roots=[], env=os.environ)
     for issue in resolved.issues:
-        out.warning(f"{issue.where()}: {issue.message}")
+        # compiler style `file:line: message`; the message need not name the file again
+        message = issue.message.replace(f" in {issue.path}", "") if issue.path else issue.message
+        out.warning(f"{issue.where()}: {message}")
     return resolved.settings
 
 
