@@ -4,6 +4,7 @@ completion, slow model, keep_alive 0, bad config value), plus provenance and key
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 from pathlib import Path
@@ -53,7 +54,8 @@ async def diagnose(
     path.write_text(top + toml, encoding="utf-8")
     environ = {"XDG_CONFIG_HOME": str(config_home), **(env or {})}
     config = load_config(roots=[], env=environ)
-    engine = create_engine(engine_config(config.settings, None, None))
+    no_flags = argparse.Namespace(host=None, engine=None)  # no --host / --engine
+    engine = create_engine(engine_config(no_flags, config.settings))
     stats = UsageStats(tmp_path / "usage.sqlite3")
     try:
         return await run_doctor(engine, config, env=environ, probe=probe, stats=stats,
