@@ -813,22 +813,10 @@ class FakeOllama:
         if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
             await self._error(ex, 400, "raw mode does not support template, system, or context")
             return
-        model = self.find_model(name)
-        if model is None:
-            await self._error(ex, 404, f"model '{name}' not found")
+        checked = await self._generating_model(ex, body, name, "generate", "suffix", "insert")
+        if checked is None:
             return
-        if not model.has("completion"):
-            await self._error(ex, 400, f'"{name}" does not support generate')
-            return
-        if body.get("suffix") and not model.has("insert"):
-            await self._error(ex, 400, f"{full_name(name)} does not support insert")
-            return
-        think = _think_enabled(body.get("think"), model)
-        if think is None:
-            await self._error(ex, 400, f'"{name}" does not support thinking')
-            return
-        if await self._reject_options(ex, body):
-            return
+        model, think = checked
         prompt = body.get("prompt") or ""
         if not prompt:
             await self._load_reply(ex, model, name, body, chat=False)
@@ -846,28 +834,41 @@ class FakeOllama:
             return
         if await self._reject_common(ex, body):
             return
-        model = self.find_model(name)
-        if model is None:
-            await self._error(ex, 404, f"model '{name}' not found")
+        checked = await self._generating_model(ex, body, name, "chat", "tools", "tools")
+        if checked is None:
             return
-        if not model.has("completion"):
-            await self._error(ex, 400, f'"{name}" does not support chat')
-            return
-        if body.get("tools") and not model.has("tools"):
-            await self._error(ex, 400, f"{full_name(name)} does not support tools")
-            return
-        think = _think_enabled(body.get("think"), model)
-        if think is None:
-            await self._error(ex, 400, f'"{name}" does not support thinking')
-            return
-        if await self._reject_options(ex, body):
-            return
+        model, think = checked
         messages = body.get("messages") or []
         if not messages:
             await self._load_reply(ex, model, name, body, chat=True)
             return
         words = " ".join(str(m.get("content") or "") for m in messages if isinstance(m, dict))
         await self._generation(ex, rec, model, name, body, fault, "chat", think, words)
+
+    async def _generating_model(
+        self, ex: Exchange, body: Json, name: str, verb: str, field: str, capability: str
+    ) -> tuple[FakeModel, bool] | None:
+        """Ollama's checks before generating, in its order: the model exists (404), can
+        `verb` (400), has `capability` when `field` is set (400, full name), supports the
+        requested thinking (400), and the options have the right types (500).  None once
+        the error is sent."""
+        model = self.find_model(name)
+        if model is None:
+            await self._error(ex, 404, f"model '{name}' not found")
+            return None
+        if not model.has("completion"):
+            await self._error(ex, 400, f'"{name}" does not support {verb}')
+            return None
+        if body.get(field) and not model.has(capability):
+            await self._error(ex, 400, f"{full_name(name)} does not support {capability}")
+            return None
+        think = _think_enabled(body.get("think"), model)
+        if think is None:
+            await self._error(ex, 400, f'"{name}" does not support thinking')
+            return None
+        if await self._reject_options(ex, body):
+            return None
+        return model, think
 
     async def _reject_common(self, ex: Exchange, body: Json) -> bool:
         think = body.get("think")
