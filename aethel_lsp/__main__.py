@@ -1,6 +1,6 @@
 """`python -m aethel_lsp` behaves exactly like the `aethel-lsp` command."""
 
-from aethel_lsp.cli import main
+from aethel_lsp.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

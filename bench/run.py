@@ -41,7 +41,7 @@ from tests.fakes.ollama import FakeOllama, RecordedStream, Reply
 from tests.fakes.ollama_models import CODER
 
 MODEL = CODER.name
-SERVER_ARGS = ["-c", "from aethel_lsp.server import create_server; create_server().start_io()"]
+SERVER_ARGS = ["-c", "from aethel_lsp.lsp.server import create_server; create_server().start_io()"]
 BARE_PYGLS_ARGS = [
     "-c",
     "from pygls.lsp.server import LanguageServer; LanguageServer('bare', '1').start_io()",

@@ -6,7 +6,6 @@ and gets back a `ResolvedConfig`.  docs/configuration.md is the contract.
 
 from __future__ import annotations
 
-from aethel_lsp.config.hosts import host_name, is_loopback_host
 from aethel_lsp.config.loader import (
     config_files,
     dict_layer,
@@ -40,6 +39,7 @@ from aethel_lsp.config.schema import (
     Settings,
     TimeoutSettings,
 )
+from aethel_lsp.hosts import host_name, is_loopback_host
 
 __all__ = [
     "ACTION_NAMES",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from aethel_lsp.config.hosts import is_loopback_host
 from aethel_lsp.config.schema import (
     FIELDS_BY_KEY,
     HOST_KEYS,
@@ -28,6 +27,7 @@ from aethel_lsp.config.schema import (
     build_settings,
     default_values,
 )
+from aethel_lsp.hosts import is_loopback_host
 
 
 class ConfigSource(str, enum.Enum):

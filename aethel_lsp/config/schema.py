@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from aethel_lsp.engine.hosts import parse_ollama_host
+from aethel_lsp.hosts import parse_ollama_host
 
 EngineSetting = Literal["auto", "ollama", "openai", "embedded"]
 LogLevel = Literal["error", "warning", "info", "debug"]

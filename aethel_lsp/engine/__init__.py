@@ -41,7 +41,6 @@ if TYPE_CHECKING:
         OllamaModel,
     )
     from aethel_lsp.engine.factory import EngineChoice, EngineConfig, create_engine
-    from aethel_lsp.engine.hosts import is_loopback, ollama_host_from_env, parse_ollama_host
     from aethel_lsp.engine.metered import MeteredEngine
     from aethel_lsp.engine.ollama import OllamaEngine
     from aethel_lsp.engine.openai_compat import OpenAIEngine
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
         PullProgress,
         RunningModel,
     )
+    from aethel_lsp.hosts import is_loopback, ollama_host_from_env, parse_ollama_host
 
 # public name -> submodule of aethel_lsp.engine that defines it
 _SOURCES: dict[str, str] = {
@@ -116,9 +116,9 @@ _SOURCES: dict[str, str] = {
     "closing_stream": "base",
     "collect": "base",
     "create_engine": "factory",
-    "is_loopback": "hosts",
-    "ollama_host_from_env": "hosts",
-    "parse_ollama_host": "hosts",
+    "is_loopback": "aethel_lsp.hosts",
+    "ollama_host_from_env": "aethel_lsp.hosts",
+    "parse_ollama_host": "aethel_lsp.hosts",
     "recommend_all": "recommend",
     "recommend_installed": "recommend",
 }
@@ -129,7 +129,8 @@ def __getattr__(name: str) -> Any:
     source = _SOURCES.get(name)
     if source is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
+    module = source if "." in source else f"{__name__}.{source}"  # host parsing sits lower
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

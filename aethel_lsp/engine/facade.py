@@ -23,7 +23,6 @@ import httpx
 
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import EngineError
-from aethel_lsp.engine.hosts import ollama_host_from_env
 from aethel_lsp.engine.metered import MeteredEngine
 from aethel_lsp.engine.ollama import OllamaEngine
 from aethel_lsp.engine.recommend import USE_CASES, recommend_all
@@ -37,6 +36,7 @@ from aethel_lsp.engine.types import (
     ModelInfo,
     PullProgress,
 )
+from aethel_lsp.hosts import ollama_host_from_env
 
 T = TypeVar("T")
 _END = object()

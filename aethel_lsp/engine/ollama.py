@@ -41,7 +41,6 @@ from aethel_lsp.engine.errors import (
     ServerError,
     StreamError,
 )
-from aethel_lsp.engine.hosts import parse_ollama_host
 from aethel_lsp.engine.types import (
     ChatRequest,
     Chunk,
@@ -55,6 +54,7 @@ from aethel_lsp.engine.types import (
     PullProgress,
     RunningModel,
 )
+from aethel_lsp.hosts import parse_ollama_host
 
 _Fragment = Callable[[JsonDict], tuple[str, str]]
 # "<model> does not support <capability>" (types/model/capability.go), not e.g. "raw mode

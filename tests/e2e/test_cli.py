@@ -338,7 +338,7 @@ def test_every_subcommand_takes_host_engine_and_json() -> None:
     """In-process (no need for a process per subcommand): the table drives the parser."""
     import argparse
 
-    from aethel_lsp.cli import SUBCOMMANDS, build_parser
+    from aethel_lsp.cli.main import SUBCOMMANDS, build_parser
 
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from aethel_lsp.engine import UsageStats
-from aethel_lsp.inspector import InspectionRecord, Inspector
+from aethel_lsp.engine.inspector import InspectionRecord, Inspector
 from tests.e2e.test_cli import free_port, ok_json, run_cli
 from tests.fakes.ollama import FakeOllama, Reply
 from tests.fakes.ollama_models import CHAT, CODER, THINKING

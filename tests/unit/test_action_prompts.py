@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from aethel_lsp.actions import ContractTarget, contract_text, keep_line_ending, pick_model
 from aethel_lsp.engine import ModelInfo
 from aethel_lsp.language import parse
 from aethel_lsp.language.grammar_prompt import AETHEL_GRAMMAR_SUMMARY
+from aethel_lsp.lsp.actions import ContractTarget, contract_text, keep_line_ending, pick_model
 from aethel_lsp.prompts import actions as prompts
 
 POINT = types.Range(start=types.Position(0, 0), end=types.Position(0, 0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aethel_lsp.actions import ensure_fits
 from aethel_lsp.config import Settings
-from aethel_lsp.handlers import UserError
+from aethel_lsp.lsp.actions import ensure_fits
+from aethel_lsp.lsp.handlers import UserError
 from aethel_lsp.prompts.actions import ActionPrompt
 
 CODE = "x = 1\n" * 1500  # about 3,000 tokens

@@ -13,14 +13,14 @@ import pytest
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
-from aethel_lsp import aethel_documents
-from aethel_lsp.aethel_documents import ClientColumns, ParseCache, Snapshot
-from aethel_lsp.features.aethel_diagnostics import MAX_PUBLISHED, protocol_diagnostics
-from aethel_lsp.features.aethel_semantic_tokens import encode
 from aethel_lsp.language.checker import analyze
 from aethel_lsp.language.formatter import format_text, render_expr
 from aethel_lsp.language.parser import MAX_DIAGNOSTICS, MAX_NESTING, parse
 from aethel_lsp.language.symbols import document_symbols, folding_ranges, semantic_tokens
+from aethel_lsp.lsp import aethel_documents
+from aethel_lsp.lsp.aethel_documents import ClientColumns, ParseCache, Snapshot
+from aethel_lsp.lsp.features.aethel_diagnostics import MAX_PUBLISHED, protocol_diagnostics
+from aethel_lsp.lsp.features.aethel_semantic_tokens import encode
 from tests.unit.aethel_support import where
 
 GARBAGE = '}{ intent ((( guard ; 🙂 "unterminated\n' * 3_000

@@ -9,12 +9,12 @@ from concurrent.futures import Future
 
 from pygls.protocol import JsonRPCProtocol
 
-from aethel_lsp.cancellation import (
+from aethel_lsp.lsp.cancellation import (
     cancel_task_when_cancelled,
     link_request_cancellation,
     outer_request_future,
 )
-from aethel_lsp.server import create_server
+from aethel_lsp.lsp.server import create_server
 
 
 def test_pygls_private_api_still_has_the_shape_we_rely_on() -> None:

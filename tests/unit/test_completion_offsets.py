@@ -7,7 +7,7 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec
 
-from aethel_lsp.features.inline_completion import _offset
+from aethel_lsp.lsp.features.inline_completion import _offset
 from aethel_lsp.prompts.context import line_span
 
 TEXT = 'x = "😋"\nsecond line\r\n\nlast = 1'

@@ -10,18 +10,10 @@ import asyncio
 
 import pytest
 
-from aethel_lsp.completion_scheduler import (
-    Anchor,
-    CacheEntry,
-    CompletionCache,
-    CompletionScheduler,
-    InlineRequest,
-    Outcome,
-    SchedulerSettings,
-    Source,
-    TypingRhythm,
-    keep_alive_seconds,
-)
+from aethel_lsp.completion.cache import Anchor, CacheEntry, CompletionCache
+from aethel_lsp.completion.debounce import TypingRhythm, keep_alive_seconds
+from aethel_lsp.completion.requests import InlineRequest, Outcome, SchedulerSettings, Source
+from aethel_lsp.completion.scheduler import CompletionScheduler
 from aethel_lsp.engine.errors import EngineOffline
 from aethel_lsp.engine.types import ChatRequest, GenerateRequest, ModelInfo
 from aethel_lsp.prompts.fim import FimMode
@@ -360,7 +352,7 @@ async def test_forget_document_answers_and_closes() -> None:
 
 
 def test_scheduler_settings_follow_the_completion_section() -> None:
-    from aethel_lsp.completion_scheduler import scheduler_settings
+    from aethel_lsp.completion.scheduler import scheduler_settings
     from aethel_lsp.config import CompletionSettings, Settings
 
     settings = Settings(
@@ -376,7 +368,7 @@ def test_scheduler_settings_follow_the_completion_section() -> None:
 
 
 async def test_model_choice_asks_once_per_settings() -> None:
-    from aethel_lsp.completion_scheduler import ModelChoice
+    from aethel_lsp.completion.scheduler import ModelChoice
 
     calls: list[int] = []
 

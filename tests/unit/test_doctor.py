@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from aethel_lsp.cli_doctor import engine_config
+from aethel_lsp.cli.doctor import engine_config
 from aethel_lsp.config import ConfigSource, dict_layer, load_config, resolve
-from aethel_lsp.doctor import DoctorReport, Finding, keep_alive_seconds, run_doctor
+from aethel_lsp.doctor.checks import run_doctor
+from aethel_lsp.doctor.report import DoctorReport, Finding
+from aethel_lsp.doctor.settings_origin import keep_alive_seconds
 from aethel_lsp.engine import (
     AutoEngine,
     EngineStatus,

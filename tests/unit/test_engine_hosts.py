@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-import aethel_lsp.engine.hosts as hosts_module
-from aethel_lsp.engine.hosts import is_loopback, ollama_host_from_env, parse_ollama_host
+import aethel_lsp.hosts as hosts_module
+from aethel_lsp.hosts import is_loopback, ollama_host_from_env, parse_ollama_host
 from tests.unit.engine_support import fixture_json
 
 PYTHON_CASES: list[dict[str, Any]] = fixture_json("host_parsing/python_parse_host_cases.json")

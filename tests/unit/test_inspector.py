@@ -20,7 +20,7 @@ from aethel_lsp.engine import (
     OllamaEngine,
 )
 from aethel_lsp.engine.base import collect
-from aethel_lsp.inspector import (
+from aethel_lsp.engine.inspector import (
     REDACTED,
     InspectingEngine,
     InspectionRecord,

@@ -43,15 +43,15 @@ def _loaded_after(code: str) -> list[str]:
 
 
 def test_creating_the_server_imports_no_heavy_module() -> None:
-    code = "from aethel_lsp.server import create_server\ncreate_server()"
+    code = "from aethel_lsp.lsp.server import create_server\ncreate_server()"
     assert _loaded_after(code) == []
 
 
 def test_the_cli_decides_to_serve_without_heavy_modules() -> None:
     """`aethel-lsp` / `python -m aethel_lsp`: everything up to `start_io`, nothing heavy."""
     code = (
-        "from aethel_lsp import cli\n"
-        "from aethel_lsp.session import AethelServer\n"
+        "from aethel_lsp.cli import main as cli\n"
+        "from aethel_lsp.lsp.session import AethelServer\n"
         "AethelServer.start_io = lambda self, *a, **k: None  # stop where serving begins\n"
         "assert cli.main([]) == 0"
     )

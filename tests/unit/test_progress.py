@@ -15,7 +15,7 @@ from lsprotocol import types
 
 from aethel_lsp.engine.errors import MalformedResponse, StreamError
 from aethel_lsp.engine.types import Chunk, Metrics
-from aethel_lsp.progress import Progress, percentage, stream_into
+from aethel_lsp.lsp.progress import Progress, percentage, stream_into
 
 
 class StubProgress:

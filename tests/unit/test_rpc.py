@@ -7,8 +7,8 @@ from typing import Any
 
 from lsprotocol import types
 
-from aethel_lsp.rpc import AethelProtocol, UnparsableRequest
-from aethel_lsp.server import create_server
+from aethel_lsp.lsp.rpc import AethelProtocol, UnparsableRequest
+from aethel_lsp.lsp.server import create_server
 
 
 class Captured:

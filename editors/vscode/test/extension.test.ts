@@ -21,8 +21,8 @@ const CHAT_TEXT = 'The sky is blue because of Rayleigh scattering.';
 
 function python(): { python: string; problem?: string } {
   const py = process.env['AETHEL_PYTHON'] || path.join(REPO_ROOT, '.venv', 'bin', 'python');
-  const probe = spawnSync(py, ['-c', 'import aethel_lsp.server, tests.fakes.ollama'], { cwd: REPO_ROOT, timeout: 30000 });
-  if (probe.status !== 0) return { python: py, problem: `${py} cannot import aethel_lsp.server and tests.fakes.ollama; create the repo's .venv or set AETHEL_PYTHON` };
+  const probe = spawnSync(py, ['-c', 'import aethel_lsp.lsp.server, tests.fakes.ollama'], { cwd: REPO_ROOT, timeout: 30000 });
+  if (probe.status !== 0) return { python: py, problem: `${py} cannot import aethel_lsp.lsp.server and tests.fakes.ollama; create the repo's .venv or set AETHEL_PYTHON` };
   return { python: py };
 }
 

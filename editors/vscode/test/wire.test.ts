@@ -58,10 +58,10 @@ function pythonFor(): { python: string; problem?: string } {
     (p): p is string => typeof p === 'string' && p !== '',
   );
   const python = candidates.find((p) => !p.includes('/') || fs.existsSync(p)) ?? 'python3';
-  const probe = spawnSync(python, ['-c', 'import aethel_lsp.server, tests.fakes.ollama'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30000 });
+  const probe = spawnSync(python, ['-c', 'import aethel_lsp.lsp.server, tests.fakes.ollama'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30000 });
   if (probe.status !== 0) {
     const why = (probe.stderr ?? '').trim().split('\n').pop() || (probe.error ? String(probe.error) : `exit status ${probe.status}`);
-    return { python, problem: `${python} cannot import aethel_lsp.server and tests.fakes.ollama (${why}); create the repo's .venv or set AETHEL_PYTHON` };
+    return { python, problem: `${python} cannot import aethel_lsp.lsp.server and tests.fakes.ollama (${why}); create the repo's .venv or set AETHEL_PYTHON` };
   }
   return { python };
 }

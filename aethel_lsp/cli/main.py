@@ -1,0 +1,481 @@
+"""`aethel-lsp`: serve LSP (stdio by default, `--tcp` for TCP), or run a subcommand.
+
+Subcommands are rows of `SUBCOMMANDS`; adding one is an additive edit: write
+`def _mycmd(args, ctx) -> int` (sync or async; or put it in its own module and use
+`lazy("aethel_lsp.cli.mycmd", "run")`), then append
+`Subcommand("mycmd", "one-line help", _mycmd, arguments=_mycmd_arguments)`.
+Every subcommand automatically gets `--host`, `--engine` and `--json`.
+
+Conventions: exit 0 on success, 1 when the engine or the command fails (one line
+`error: ...` on stderr), 2 for bad usage (argparse), 130 on Ctrl-C.  With `--json`
+stdout carries exactly the camelCase `to_json()` shapes the LSP commands return.
+Host precedence: `--host` > user config file > `OLLAMA_HOST` > http://127.0.0.1:11434.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import inspect
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from aethel_lsp import __version__
+from aethel_lsp.cli.context import CliContext, CliError
+
+if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcommand runs
+    from aethel_lsp.cli.output import Output
+    from aethel_lsp.engine import (
+        Chunk,
+        Engine,
+        EngineStatus,
+        GenerateResult,
+        ModelInfo,
+    )
+
+CommandResult = int | Awaitable[int]
+Runner = Callable[[argparse.Namespace, "CliContext"], CommandResult]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One row of the command table."""
+
+    name: str
+    help: str
+    run: Runner
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def lazy(module: str, attribute: str = "run") -> Runner:
+    """A runner imported only when its subcommand runs (keeps `aethel-lsp --help` fast)."""
+
+    def run(args: argparse.Namespace, ctx: CliContext) -> CommandResult:
+        target = getattr(importlib.import_module(module), attribute)
+        return cast(CommandResult, target(args, ctx))
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------
+async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import installed_table, status_summary
+
+    status = await _status_with_details(ctx.engine)
+    if args.json:
+        ctx.out.json(status.to_json())
+    if not status.available:
+        ctx.out.error(status.error or _offline_message(status.host))
+        return 1
+    if not args.json:
+        ctx.out.line(status_summary(status))
+        if status.reason and status.engine != "ollama":
+            ctx.out.note(status.reason)
+        if status.models:
+            ctx.out.table(installed_table(status.models))
+    return 0
+
+
+async def _status_with_details(engine: Engine) -> EngineStatus:
+    """`status()` with each model enriched by `show`, so `status --json` carries the same
+    model objects as `models` (exact parameters, context length) instead of nulls; the
+    plain listing is kept when details cannot be read."""
+    import dataclasses
+
+    from aethel_lsp.engine import EngineError
+
+    status = await engine.status()
+    if not status.available or not status.models:
+        return status
+    try:
+        detailed = await engine.list_models_detailed()
+    except EngineError:
+        return status
+    return dataclasses.replace(status, models=tuple(detailed))
+
+
+def _offline_message(host: str) -> str:
+    return (
+        f"Ollama is not running at {host}. Start it with `ollama serve` "
+        "(or pass --host / set OLLAMA_HOST if it runs elsewhere)."
+    )
+
+
+async def _models(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import models_table
+
+    models = await ctx.engine.list_models_detailed()
+    if args.json:
+        ctx.out.json([m.to_json() for m in models])
+    elif models:
+        ctx.out.table(models_table(models))
+    else:
+        ctx.out.line("No models installed. Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`.")
+    return 0
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model name, e.g. qwen2.5-coder:1.5b")
+
+
+async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import model_details
+
+    model = await _shown_with_listing(ctx.engine, args.model)
+    if args.json:
+        ctx.out.json(model.to_json())
+    else:
+        for line in model_details(model):
+            ctx.out.line(line)
+    return 0
+
+
+async def _shown_with_listing(engine: Engine, name: str) -> ModelInfo:
+    """`show` plus what only `/api/tags` knows (size on disk): the same model shape as
+    `models`, so `show --json` does not say `sizeBytes: null` for an installed model."""
+    import dataclasses
+
+    from aethel_lsp.engine import EngineError
+    from aethel_lsp.engine.base import merge_model_info
+
+    shown = await engine.show(name)
+    try:
+        listed = await engine.list_models()
+    except EngineError:
+        return shown
+    wanted = {name, name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"}
+    for entry in listed:
+        if entry.name in wanted:
+            return dataclasses.replace(merge_model_info(entry, shown), name=shown.name)
+    return shown
+
+
+async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import running_table
+
+    running = await ctx.engine.running()
+    if args.json:
+        ctx.out.json([m.to_json() for m in running])
+    elif running:
+        ctx.out.table(running_table(running))
+    else:
+        ctx.out.line("No model is loaded.")
+    return 0
+
+
+def _pull_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model to download, e.g. qwen2.5-coder:1.5b")
+
+
+async def _pull(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import PullDisplay
+
+    progress = ctx.engine.pull(args.model)
+    if args.json:
+        async for item in progress:
+            ctx.out.json_line(item.to_json())
+        return 0
+    with PullDisplay(ctx.out) as display:
+        async for item in progress:
+            display.update(item)
+    ctx.out.line(f"Pulled {args.model}.")
+    return 0
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
+    parser.add_argument("--model", "-m", help="model to use (default: config, else best installed)")
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--temperature", type=_finite_float, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=_positive_int, help="stop after this many tokens")
+    parser.add_argument("--no-stream", action="store_true", help="print the answer when complete")
+
+
+def _finite_float(text: str) -> float:
+    """A float argparse accepts only if JSON can carry it (`nan`/`inf` cannot)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A token budget: Ollama reads -1/-2 as "unbounded", so only > 0 means a limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of tokens")
+    return value
+
+
+async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.engine import GenerateRequest, GenerationOptions, collect
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    model = await _choose_model(ctx, args.model)
+    options = GenerationOptions(temperature=args.temperature, num_predict=args.max_tokens)
+    request = GenerateRequest(model=model, prompt=prompt, system=args.system, options=options)
+    if args.json or args.no_stream:
+        result = await ctx.engine.generate(request)
+    else:
+        async with contextlib.aclosing(_echo(ctx, ctx.engine.stream_generate(request))) as chunks:
+            result = await collect(chunks, model)
+        ctx.out.write_text("\n")
+    _print_result(ctx, result, streamed=not (args.json or args.no_stream))
+    return 0
+
+
+async def _echo(ctx: CliContext, chunks: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
+    """Pass chunks through, writing their text to the terminal as they arrive."""
+    from aethel_lsp.engine import closing_stream
+
+    async with contextlib.aclosing(closing_stream(chunks)) as items:
+        async for chunk in items:
+            if chunk.text:
+                ctx.out.write_text(chunk.text)
+            yield chunk
+
+
+def _print_result(ctx: CliContext, result: GenerateResult, *, streamed: bool) -> None:
+    from aethel_lsp.cli.output import metrics_line
+
+    if ctx.args.json:
+        ctx.out.json(result.to_json())
+        return
+    if not streamed:
+        ctx.out.write_text(result.text.rstrip("\n") + "\n")
+    ctx.out.note(f"{result.metrics.model} · {metrics_line(result.metrics)}")
+
+
+async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
+    """`--model`, else the configured model, else the model the language server would
+    pick (`pick_model`), so the CLI and the editor answer with the same model."""
+    if explicit:
+        return explicit
+    if ctx.settings.model:
+        return ctx.settings.model
+    from aethel_lsp.engine.recommend import pick_model
+
+    picked = pick_model(await ctx.engine.list_models_detailed(), "chat")
+    if picked:
+        return picked
+    raise CliError(
+        "No model that can generate text is installed. "
+        "Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`, or pass --model."
+    )
+
+
+def _recommend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--measure", action="store_true",
+                        help="probe each installed model and recommend for this machine")
+    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+
+
+async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import rows_table
+    from aethel_lsp.engine.recommend import recommend_installed
+
+    if getattr(args, "measure", False):
+        from aethel_lsp.cli.doctor import recommend_measured
+
+        return await recommend_measured(args, ctx)
+
+    recommendations = await recommend_installed(ctx.engine)
+    if args.json:
+        ctx.out.json([r.to_json() for r in recommendations])
+        return 0
+    rows = [
+        (r.use_case, r.recommended, "yes" if r.recommended_installed else "no", r.model or "–")
+        for r in recommendations
+    ]
+    ctx.out.table(rows_table(("USE CASE", "RECOMMENDED", "INSTALLED", "USE NOW"), rows))
+    for r in recommendations:
+        ctx.out.line(f"{r.use_case}: {r.reason}")
+    return 0
+
+
+def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import usage_table
+    from aethel_lsp.engine.stats import UsageStats
+
+    stats = UsageStats()
+    usage = stats.to_json()
+    if stats.notice:
+        ctx.out.warning(stats.notice)
+    if args.json:
+        ctx.out.json(usage)
+    elif usage:
+        ctx.out.table(usage_table(usage))
+        ctx.out.note(f"from {stats.path}")
+    else:
+        ctx.out.line(f"No generations recorded yet ({stats.path}).")
+    return 0
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", help="model for every scenario (default: best installed)")
+
+
+async def _demo(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.demo import run_demo
+
+    return await run_demo(args, ctx)
+
+
+def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-probe", action="store_true", help="skip the timed speed probes")
+    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+
+
+def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--count", type=int, default=5, help="how many (newest last)")
+    parser.add_argument("--clear", action="store_true", help="delete every recorded request")
+    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="Aethel files, or directories of .ae files"
+    )
+    parser.add_argument("--timeout-ms", type=int, help="time limit per solver query (ms)")
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("status", "is the engine running? version, models, loaded models", _status),
+    Subcommand("models", "installed models with parameters, context and capabilities", _models),
+    Subcommand("show", "details of one model", _show, _show_arguments),
+    Subcommand("ps", "models loaded in memory", _ps),
+    Subcommand("pull", "download a model, with a progress bar", _pull, _pull_arguments),
+    Subcommand("generate", "generate text from a prompt, streamed", _generate, _generate_arguments),
+    Subcommand("recommend", "which installed model to use for what (--measure: on this machine)",
+               _recommend, _recommend_arguments),
+    Subcommand("stats", "usage statistics recorded across runs", _stats),
+    Subcommand("demo", "the four demo scenarios, end to end", _demo, _demo_arguments),
+    Subcommand(
+        "check",
+        "Aethel diagnostics for files; exit 1 on errors",
+        lazy("aethel_lsp.cli.check"),
+        _check_arguments,
+    ),
+    Subcommand(
+        "doctor",
+        "diagnose the setup: engine, models, FIM, speed, memory, config; exit 1 on errors",
+        lazy("aethel_lsp.cli.doctor", "doctor"),
+        _doctor_arguments,
+    ),
+    Subcommand(
+        "inspect",
+        "the last requests sent to the engine (needs inspector.enabled)",
+        lazy("aethel_lsp.cli.doctor", "inspect"),
+        _inspect_arguments,
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Parser and entry point
+# ---------------------------------------------------------------------------------------
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--host",
+        help="Ollama host (any OLLAMA_HOST form); overrides the config file and OLLAMA_HOST",
+    )
+    common.add_argument(
+        "--engine",
+        choices=("auto", "ollama", "openai", "embedded"),
+        help="engine to use (default: config; with --host, `ollama` unless config says openai)",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    return common
+
+
+def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aethel-lsp",
+        description="A language server that brings a local LLM into every editor. "
+        "Without a subcommand it serves LSP over stdio.",
+        epilog="Options of one command: `aethel-lsp COMMAND --help`. Docs: docs/cli.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"aethel-lsp {__version__}")
+    parser.add_argument("--stdio", action="store_true", help="serve LSP over stdio (default)")
+    parser.add_argument("--tcp", action="store_true", help="serve LSP over TCP instead of stdio")
+    parser.add_argument("--bind", default="127.0.0.1", help="address for --tcp")
+    parser.add_argument("--port", type=int, default=2087, help="port for --tcp")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common_options()
+    for command in subcommands if subcommands is not None else SUBCOMMANDS:
+        p = sub.add_parser(command.name, help=command.help, parents=[common])
+        if command.arguments is not None:
+            command.arguments(p)
+        p.set_defaults(_subcommand=command)
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the language server until the client exits."""
+    try:
+        from aethel_lsp.lsp.server import create_server  # the one arrow from cli/ to lsp/
+    except ImportError as exc:
+        print(f"error: the language server is not available ({exc}).", file=sys.stderr)
+        return 1
+    server = create_server()
+    if args.tcp:
+        print(f"aethel-lsp: serving LSP on {args.bind}:{args.port} (Ctrl-C stops).",
+              file=sys.stderr)
+        server.start_tcp(args.bind, args.port)
+    else:
+        if sys.stdin.isatty():  # a person typed `aethel-lsp`: say why nothing happens
+            print("aethel-lsp: serving LSP on stdin/stdout, for an editor to talk to. "
+                  "Press Ctrl-D to stop; `aethel-lsp --help` lists the commands "
+                  "(status, generate, demo, ...).", file=sys.stderr)
+        server.start_io()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Subcommand | None = getattr(args, "_subcommand", None)
+    if command is None:
+        return serve(args)
+    from aethel_lsp.cli.output import Output
+
+    out = Output(json_mode=args.json)
+    try:
+        return asyncio.run(_run(command, args, out))
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+
+
+async def _run(command: Subcommand, args: argparse.Namespace, out: Output) -> int:
+    from aethel_lsp.engine import EngineError
+
+    ctx = CliContext(args, out)
+    try:
+        result = command.run(args, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return int(result)
+    except (EngineError, CliError) as exc:
+        out.error(str(exc))
+        return 1
+    finally:
+        await ctx.aclose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

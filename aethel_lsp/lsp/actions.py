@@ -1,0 +1,468 @@
+"""The AI actions behind the `aethel.*` commands: explain, improve, document, fix, generate.
+
+Each action validates its arguments (`documents.selection`), builds a prompt
+(`prompts.actions`), streams the generation as work-done progress (`progress`), and
+returns the command's result shape (camelCase, see docs/commands.md).  Edits go
+through `workspace/applyEdit`; the explanation is shown with `window/showDocument`
+(a Markdown file in the state directory) or, where the client cannot show documents,
+as a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from aethel_lsp.config import Settings
+from aethel_lsp.engine import (
+    ChatMessage,
+    ChatRequest,
+    Engine,
+    EngineError,
+    GenerateResult,
+    GenerationOptions,
+    ModelNotFound,
+)
+from aethel_lsp.engine.recommend import pick_model
+from aethel_lsp.language import Diagnostic, Severity
+from aethel_lsp.language.checker import CheckCancelled, analyze
+from aethel_lsp.language.grammar_prompt import extract_aethel
+from aethel_lsp.lsp import documents
+from aethel_lsp.lsp.handlers import Args, UserError, require_str
+from aethel_lsp.lsp.progress import Progress, stream_into
+from aethel_lsp.lsp.session import AethelServer, Task
+from aethel_lsp.paths import state_dir
+from aethel_lsp.prompts import actions as prompts
+from aethel_lsp.prompts.context import estimate_tokens
+
+APPLY_TIMEOUT_S = 30.0
+SHOW_TIMEOUT_S = 10.0
+EXPLANATIONS_KEPT = 20
+SUGGESTED_MODEL = "qwen2.5-coder:1.5b"
+
+
+# -- generation ------------------------------------------------------------------------
+
+
+async def resolve_model(ls: AethelServer, task: Task) -> str:
+    """The model for `task`; when none is configured, the best installed one."""
+    chosen = ls.session.model_for(task)
+    if chosen:
+        return chosen
+    engine = ls.engine
+    models = await engine.list_models_detailed()
+    best = pick_model(models, task)
+    if best is None and any(m.is_remote for m in models):
+        raise ModelNotFound(
+            f"Only cloud models are installed at {engine.host}; aethel-lsp does not send "
+            f"your code off this machine unless you choose it: set `model` to a cloud model "
+            f"to use one, or install a local one with `ollama pull {SUGGESTED_MODEL}`.",
+            model="",
+            host=engine.host,
+        )
+    if best is None:
+        raise ModelNotFound(
+            f"No model is installed at {engine.host}: install one with "
+            f"`ollama pull {SUGGESTED_MODEL}`, or set `model` in the settings.",
+            model="",
+            host=engine.host,
+        )
+    return best
+
+
+def ensure_fits(
+    prompt: prompts.ActionPrompt, code: str, settings: Settings, model_context: int | None = None
+) -> None:
+    """Refuse a prompt the context window cannot hold, before any engine request.
+
+    Ollama would silently keep only the end of it (or answer 400): the model would then
+    explain, or rewrite as an edit, code it never saw.  The window is `contextSize` (what
+    we ask for, num_ctx), or the model's own when that is smaller (`model_context`: e.g.
+    the embedded engine's); the answer's budget (`maxTokens`, at most half) is kept free.
+    """
+    context = settings.context_size
+    limited_by_model = model_context is not None and 0 < model_context < context
+    if limited_by_model and model_context is not None:
+        context = model_context
+    reserve = min(settings.max_tokens, context // 2)
+    available = context - reserve
+    needed = estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
+    if needed <= available:
+        return
+    lines = max(1, code.count("\n") + 1)
+    fitting = max(1, int(lines * available / needed))
+    remedy = "use a model with a longer context" if limited_by_model else "raise `contextSize`"
+    raise UserError(
+        f"The selection is too large for the model's context: about {needed:,} tokens, "
+        f"and the context is {context:,} tokens ({reserve:,} kept for the answer). "
+        f"Select less (at most ~{fitting:,} lines) or {remedy}."
+    )
+
+
+async def model_context(ls: AethelServer, model: str) -> int | None:
+    """The model's context length as the engine reports it (cached `show`), if it can."""
+    try:
+        return (await ls.engine.show(model)).context_length
+    except EngineError:
+        return None  # the generation itself will report what is wrong
+
+
+async def generate(
+    ls: AethelServer,
+    *,
+    title: str,
+    prompt: prompts.ActionPrompt,
+    task: Task = "chat",
+    code: str = "",
+) -> GenerateResult:
+    """One streamed chat generation, shown as work-done progress; updates aethel/status."""
+    settings = ls.session.settings
+    ensure_fits(prompt, code, settings)  # before any engine request
+    model = await resolve_model(ls, task)
+    ensure_fits(prompt, code, settings, await model_context(ls, model))
+    request = ChatRequest(
+        model=model,
+        messages=(ChatMessage("system", prompt.system), ChatMessage("user", prompt.user)),
+        options=GenerationOptions(
+            temperature=settings.temperature,
+            num_predict=settings.max_tokens,
+            num_ctx=settings.context_size,
+        ),
+        keep_alive=settings.keep_alive_value,
+    )
+    engine: Engine = ls.engine
+    ls.session.busy += 1
+    ls.publish_status()
+    try:
+        async with Progress(
+            ls,
+            title,
+            enabled=ls.session.client.work_done_progress,
+            budget=settings.max_tokens,
+        ) as progress:
+            result = await stream_into(progress, engine.stream_chat(request), model)
+    except asyncio.CancelledError:
+        ls.session.busy -= 1
+        ls.publish_status()
+        raise
+    except BaseException:
+        ls.session.busy -= 1  # the command wrapper publishes the failure
+        raise
+    ls.session.busy -= 1
+    ls.session.last_metrics = result.metrics
+    ls.engine_succeeded(result.metrics.tokens_per_second)
+    ls.log(f"{title}: {result.metrics.summary()} ({model})")
+    return result
+
+
+# -- edits -----------------------------------------------------------------------------
+
+
+async def apply_edit(ls: AethelServer, uri: str, rng: types.Range, text: str, label: str) -> bool:
+    """workspace/applyEdit; False when the client cannot or will not apply it."""
+    if not ls.session.client.apply_edit:
+        return False
+    edit = types.WorkspaceEdit(changes={uri: [types.TextEdit(range=rng, new_text=text)]})
+    try:
+        result = await asyncio.wait_for(
+            ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label=label)),
+            APPLY_TIMEOUT_S,
+        )
+    except (asyncio.TimeoutError, Exception) as exc:
+        ls.log(f"The editor did not apply the edit ({exc}).", types.MessageType.Warning)
+        return False
+    if not result.applied:
+        reason = result.failure_reason or "no reason given"
+        ls.log(f"The editor refused the edit: {reason}.", types.MessageType.Warning)
+    return bool(result.applied)
+
+
+def keep_line_ending(original: str, replacement: str) -> str:
+    """Keep the selection's trailing newline (models drop or add one at will)."""
+    body = replacement.rstrip("\n")
+    return body + "\n" if original.endswith("\n") else body
+
+
+# -- explain ---------------------------------------------------------------------------
+
+
+async def explain(ls: AethelServer, args: Args) -> dict[str, Any]:
+    chosen = documents.selection(ls, args)
+    result = await generate(
+        ls,
+        title="Explaining selection",
+        prompt=prompts.explain(chosen.text, chosen.language),
+        code=chosen.text,
+    )
+    shown = await show_explanation(ls, chosen, result)
+    return {"text": result.text, "metrics": result.metrics.to_json(), "document": shown}
+
+
+async def show_explanation(
+    ls: AethelServer, chosen: documents.Selection, result: GenerateResult
+) -> str | None:
+    """A Markdown document where the client can show one, else a message."""
+    if ls.session.client.show_document:
+        path = write_explanation(chosen, result)
+        try:
+            shown = await asyncio.wait_for(
+                ls.window_show_document_async(
+                    types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
+                ),
+                SHOW_TIMEOUT_S,
+            )
+        except (asyncio.TimeoutError, Exception) as exc:
+            ls.log(f"Could not show {path}: {exc}", types.MessageType.Warning)
+        else:
+            if shown.success:
+                return path.as_uri()
+    ls.show(result.text, types.MessageType.Info)
+    return None
+
+
+def write_explanation(chosen: documents.Selection, result: GenerateResult) -> Path:
+    folder = state_dir() / "explanations"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"explain-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
+    where = f"{chosen.uri} lines {chosen.range.start.line + 1}-{chosen.range.end.line + 1}"
+    path.write_text(
+        f"# Explanation\n\n_{where}_\n\n{result.text.strip()}\n\n---\n"
+        f"_{result.metrics.model} · {result.metrics.summary()}_\n",
+        encoding="utf-8",
+    )
+    for old in sorted(folder.glob("explain-*.md"))[:-EXPLANATIONS_KEPT]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+# -- improve / document / fix --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    title: str  # progress title
+    label: str  # edit label
+    build: Callable[[documents.Selection, Args], prompts.ActionPrompt]
+
+
+async def rewrite(
+    ls: AethelServer, args: Args, how: Rewrite, *, expand: bool = False
+) -> dict[str, Any]:
+    """Generate a replacement for the selection and apply it as an edit."""
+    chosen = documents.selection(ls, args, allow_empty=expand)
+    if expand and chosen.empty:
+        chosen = whole_lines(ls, args)
+    result = await generate(ls, title=how.title, prompt=how.build(chosen, args), code=chosen.text)
+    code = keep_line_ending(chosen.text, prompts.extract_code(result.text))
+    if not code.strip():
+        raise UserError("The model returned no code; nothing was changed. Try again.")
+    applied = await apply_edit(ls, chosen.uri, chosen.range, code, how.label)
+    return {"text": code, "applied": applied, "metrics": result.metrics.to_json()}
+
+
+def whole_lines(ls: AethelServer, args: Args) -> documents.Selection:
+    """The full lines a (possibly empty) diagnostic range touches."""
+    rng = documents.parse_range(args.get("range"))
+    end_line = rng.end.line + 1
+    expanded = dict(args)
+    expanded["range"] = {
+        "start": {"line": rng.start.line, "character": 0},
+        "end": {"line": end_line, "character": 0},
+    }
+    return documents.selection(ls, expanded)
+
+
+IMPROVE = Rewrite(
+    "Improving selection",
+    "Improve selection",
+    lambda s, _a: prompts.improve(s.text, s.language),
+)
+DOCUMENT = Rewrite(
+    "Adding documentation",
+    "Add documentation",
+    lambda s, _a: prompts.document(s.text, s.language),
+)
+
+
+def _problems(args: Args) -> list[str]:
+    """Diagnostic messages from `diagnostics` (LSP objects or strings) or `message`."""
+    found: list[str] = []
+    raw = args.get("diagnostics")
+    if isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, str):
+                found.append(item)
+            elif isinstance(item, dict) and isinstance(item.get("message"), str):
+                line = item.get("range", {}).get("start", {}).get("line")
+                prefix = f"line {line + 1}: " if isinstance(line, int) else ""
+                found.append(prefix + item["message"])
+    message = args.get("message")
+    if isinstance(message, str) and message:
+        found.append(message)
+    return found
+
+
+FIX = Rewrite(
+    "Fixing with AI",
+    "Fix with AI",
+    lambda s, a: prompts.fix(s.text, s.language, _problems(a)),
+)
+
+
+async def improve(ls: AethelServer, args: Args) -> dict[str, Any]:
+    return await rewrite(ls, args, IMPROVE)
+
+
+async def document(ls: AethelServer, args: Args) -> dict[str, Any]:
+    return await rewrite(ls, args, DOCUMENT)
+
+
+async def fix(ls: AethelServer, args: Args) -> dict[str, Any]:
+    return await rewrite(ls, args, FIX, expand=True)
+
+
+# -- generate contract ---------------------------------------------------------------
+
+
+async def check_aethel(text: str) -> list[Diagnostic]:
+    """Errors in generated Aethel: syntax, then the z3 checker (conservation, overflow,
+    consistency, vacuous guards).  Runs on a worker thread so other requests go on; a
+    cancelled action stops the checker at its next query."""
+    stop = threading.Event()
+    try:
+        analysis = await asyncio.to_thread(analyze, text, cancel=stop)
+    except CheckCancelled:
+        raise asyncio.CancelledError from None
+    finally:
+        stop.set()
+    return [d for d in analysis.diagnostics if d.severity == Severity.ERROR]
+
+
+def describe(d: Diagnostic) -> str:
+    return f"line {d.range.start.line + 1}: {d.message}"
+
+
+@dataclass(frozen=True)
+class ContractTarget:
+    """Where the contract goes and what it should do."""
+
+    range: types.Range
+    description: str
+    draft: str
+    fenced: bool  # insert as a ```aethel block (the document is not Aethel)
+
+
+def contract_target(ls: AethelServer, args: Args) -> ContractTarget:
+    chosen = documents.selection(ls, args, allow_empty=True)
+    description = require_str(args, "description", optional=True).strip()
+    fenced = chosen.language != "aethel"
+    if not chosen.empty:
+        lines = chosen.text.strip().splitlines()
+        comments = [prompts.description_from_comment(line) for line in lines]
+        if all(comments):
+            end = chosen.range.end
+            last = (
+                end.line - 1
+                if end.character == 0 and end.line > chosen.range.start.line
+                else end.line
+            )
+            joined = " ".join(c for c in comments if c)
+            return ContractTarget(_after_line(last), description or joined, "", fenced)
+        return ContractTarget(chosen.range, description or chosen.text.strip(), "", fenced)
+    line_no = chosen.range.start.line
+    doc_lines = chosen.document.lines
+    line = doc_lines[line_no] if line_no < len(doc_lines) else ""
+    from_comment = prompts.description_from_comment(line)
+    if from_comment:
+        return ContractTarget(_after_line(line_no), description or from_comment, "", fenced)
+    if not chosen.document.source.strip():
+        return ContractTarget(documents.full_range(chosen.document), description, "", fenced)
+    if description:
+        point = types.Range(start=chosen.range.start, end=chosen.range.start)
+        return ContractTarget(point, description, "", fenced)
+    raise UserError(
+        "Describe the contract first: write a comment line such as "
+        "`# transfer with a 1% fee to the treasury` and run the action on it, select a "
+        "description, or pass `description`."
+    )
+
+
+def _after_line(line: int) -> types.Range:
+    point = types.Position(line=line + 1, character=0)
+    return types.Range(start=point, end=point)
+
+
+async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
+    target = contract_target(ls, args)
+    settings = ls.session.settings
+    rounds = settings.generation.repair_rounds
+    prompt = prompts.generate_contract(target.description, target.draft)
+    attempts = 0
+    metrics: list[dict[str, Any]] = []
+    code = ""
+    problems: list[Diagnostic] = []
+    while True:
+        attempts += 1
+        title = (
+            "Generating Aethel contract"
+            if attempts == 1
+            else (f"Repairing Aethel contract (round {attempts - 1})")
+        )
+        result = await generate(ls, title=title, prompt=prompt, code=target.description)
+        metrics.append(result.metrics.to_json())
+        code = extract_aethel(result.text).rstrip("\n")
+        problems = await check_aethel(code)
+        if not problems or attempts > rounds:
+            break
+        prompt = prompts.repair_contract(target.description, code, [describe(d) for d in problems])
+    valid = not problems
+    applied = False
+    if valid or settings.generation.apply_invalid:
+        applied = await apply_edit(
+            ls,
+            _uri(args),
+            target.range,
+            contract_text(code, problems, target),
+            "Generate Aethel contract",
+        )
+    if not valid:
+        listed = "; ".join(describe(d) for d in problems[:5])
+        verb = "applied, marked," if applied else "not applied"
+        ls.show(
+            f"The generated Aethel contract still has {len(problems)} problem(s) after "
+            f"{attempts} attempt(s) and was {verb}: {listed}. Edit the description and try "
+            "again, or set `generation.applyInvalid = true` to insert it anyway.",
+            types.MessageType.Warning,
+        )
+    return {
+        "text": code,
+        "valid": valid,
+        "attempts": attempts,
+        "diagnostics": [d.to_json() for d in problems],
+        "applied": applied,
+        "metrics": metrics[-1],
+        "attemptMetrics": metrics,
+    }
+
+
+def _uri(args: Args) -> str:
+    return require_str(args, "uri")
+
+
+def contract_text(code: str, problems: Sequence[Diagnostic], target: ContractTarget) -> str:
+    """The text to insert: marked when invalid, fenced outside Aethel files."""
+    body = code.rstrip("\n") + "\n"
+    if problems:
+        marks = "".join(f"# aethel-lsp: INVALID, {describe(d)}\n" for d in problems)
+        body = marks + body
+    if target.fenced:
+        body = f"```aethel\n{body}```\n"
+    return body

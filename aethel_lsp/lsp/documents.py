@@ -1,0 +1,142 @@
+"""Turn command arguments (`uri`, `range`) into a validated selection of a document.
+
+Positions use the encoding negotiated with the client (UTF-16 for VS Code, UTF-8 for
+Neovim), through pygls' `offset_at_position`; characters past the end of a line are
+clamped, as LSP says.  Anything else that is wrong is a `UserError` with a message
+that says what to do: the server never crashes on bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
+
+from aethel_lsp.lsp.handlers import Args, UserError
+from aethel_lsp.lsp.session import AethelServer
+
+_LANGUAGE_BY_SUFFIX = {
+    ".ae": "aethel",
+    ".py": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".rs": "rust",
+    ".go": "go",
+    ".java": "java",
+    ".c": "c",
+    ".cpp": "cpp",
+    ".lua": "lua",
+    ".md": "markdown",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    uri: str
+    document: TextDocument
+    range: types.Range  # as the client sent it (after clamping)
+    start: int  # offsets into document.source
+    end: int
+    language: str
+
+    @property
+    def text(self) -> str:
+        return self.document.source[self.start : self.end]
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+
+def language_of(document: TextDocument) -> str:
+    if document.language_id:
+        return document.language_id
+    return _LANGUAGE_BY_SUFFIX.get(Path(document.path or "").suffix.lower(), "text")
+
+
+def get_document(ls: AethelServer, uri: str) -> TextDocument:
+    """An open document, or a file on disk; otherwise a clear error."""
+    if uri in ls.workspace.text_documents:
+        return ls.workspace.get_text_document(uri)
+    path = to_fs_path(uri)
+    if path is None or not Path(path).is_file():
+        raise UserError(
+            f"Unknown document {uri}: open it in the editor first (the server only knows "
+            "documents the editor has opened, or files that exist on disk)."
+        )
+    return ls.workspace.get_text_document(uri)
+
+
+def _position(raw: Any, what: str) -> types.Position:
+    if not isinstance(raw, dict):
+        raise UserError(f"Invalid range: `{what}` must be an object {{line, character}}.")
+    line, character = raw.get("line"), raw.get("character")
+    for name, value in (("line", line), ("character", character)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(f"Invalid range: `{what}.{name}` must be a whole number >= 0.")
+    assert isinstance(line, int) and isinstance(character, int)
+    return types.Position(line=line, character=character)
+
+
+def parse_range(raw: Any) -> types.Range:
+    if not isinstance(raw, dict):
+        raise UserError(
+            "Argument `range` must be an object "
+            '{"start": {"line", "character"}, "end": {"line", "character"}}.'
+        )
+    start, end = _position(raw.get("start"), "start"), _position(raw.get("end"), "end")
+    if (end.line, end.character) < (start.line, start.character):
+        raise UserError("Invalid range: `end` comes before `start`.")
+    return types.Range(start=start, end=end)
+
+
+def selection(ls: AethelServer, args: Args, *, allow_empty: bool = False) -> Selection:
+    """The validated selection named by `args["uri"]` and `args["range"]`."""
+    uri = args.get("uri")
+    if not isinstance(uri, str) or not uri:
+        raise UserError("Argument `uri` must be the document's URI, e.g. file:///path/a.py.")
+    document = get_document(ls, uri)
+    lines = document.lines
+    rng = parse_range(args.get("range"))
+    last_line = len(lines)  # a position on the line after the last one is the end of text
+    for name, pos in (("start", rng.start), ("end", rng.end)):
+        if pos.line > last_line:
+            raise UserError(
+                f"Invalid range: {name} line {pos.line} is past the end of {uri} "
+                f"({len(lines)} lines)."
+            )
+    start = _offset(document, rng.start)
+    end = _offset(document, rng.end)
+    chosen = Selection(uri, document, rng, start, end, language_of(document))
+    if not allow_empty and chosen.empty:
+        raise UserError("The selection is empty: select the code first, then run the action.")
+    return chosen
+
+
+def _offset(document: TextDocument, position: types.Position) -> int:
+    lines = document.lines
+    if position.line >= len(lines):
+        return len(document.source)
+    line_text = lines[position.line]
+    clamp = document.position_codec.client_num_units(line_text.rstrip("\r\n"))
+    clamped = types.Position(line=position.line, character=min(position.character, clamp))
+    return document.offset_at_position(clamped)
+
+
+def full_range(document: TextDocument) -> types.Range:
+    """The range of the whole document, in client units."""
+    lines = document.lines
+    if not lines:
+        return types.Range(start=types.Position(0, 0), end=types.Position(0, 0))
+    last = lines[-1]
+    if last.endswith("\n"):
+        end = types.Position(line=len(lines), character=0)
+    else:
+        end = types.Position(
+            line=len(lines) - 1, character=document.position_codec.client_num_units(last)
+        )
+    return types.Range(start=types.Position(0, 0), end=end)

@@ -1,0 +1,193 @@
+"""Aethel diagnostics, published on open and change.
+
+Syntax diagnostics go out at once (parsing is a few milliseconds for normal files);
+the z3 checker runs after a short debounce, on a worker thread, and its findings are
+published together with the syntax diagnostics.  Each document has at most one
+pending analysis: a change cancels the previous task and sets its cancel event, so a
+stale check stops at the next intent (every z3 query also has a time limit).  The
+event loop never waits for the solver.
+
+This module owns didOpen/didChange/didClose; it only acts on `.ae` documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
+from aethel_lsp.language.checker import DEFAULT_TIMEOUT_MS, CheckCancelled, check
+from aethel_lsp.language.diagnostics import Diagnostic
+from aethel_lsp.language.parser import ParseResult
+from aethel_lsp.lsp.aethel_documents import (
+    PARSES,
+    Snapshot,
+    is_aethel,
+    run_in_daemon_thread,
+)
+from aethel_lsp.lsp.session import AethelServer
+
+CHECK_DELAY_S = 0.25  # quiet time after the last change before the solver runs
+MAX_PARALLEL = 2  # solver threads at once (the machine may have 2 cores)
+# Diagnostics published per document: clients slow down or hang on tens of thousands
+# (a garbage file), and nobody reads past the first few hundred.
+MAX_PUBLISHED = 200
+
+
+def protocol_diagnostics(
+    snap: Snapshot, result: ParseResult, findings: list[Diagnostic]
+) -> list[types.Diagnostic]:
+    """The syntax errors and `findings` in source order, at most `MAX_PUBLISHED` of
+    them, plus one "... and N more problems" diagnostic where the first hidden one is.
+
+    Runs on a worker thread (it converts positions)."""
+    merged = [*result.diagnostics, *findings]
+    merged.sort(key=lambda d: (d.range.start.offset, d.range.end.offset))
+    shown = merged[:MAX_PUBLISHED]
+    hidden = len(merged) - len(shown) + result.omitted
+    out = [snap.diagnostic(d) for d in shown]
+    if hidden > 0:
+        if len(merged) > len(shown):
+            where = merged[len(shown)].range.start
+        else:  # only syntax errors that the parser counted without listing them
+            offsets = result.error_offsets
+            where = result.index.position(offsets[min(len(shown), len(offsets) - 1)])
+        first = snap.position(where.line, where.column)
+        out.append(
+            types.Diagnostic(
+                range=types.Range(start=first, end=first),
+                message=(
+                    f"… and {hidden} more problem{'s' if hidden != 1 else ''} in this file "
+                    f"(only the first {len(shown)} are listed): fix those first, or check "
+                    "that this really is an Aethel file"
+                ),
+                severity=types.DiagnosticSeverity.Warning,
+                code="too-many-problems",
+                source="aethel",
+            )
+        )
+    return out
+
+
+@dataclass
+class _Pending:
+    task: asyncio.Task[None]
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self.task.cancel()
+
+
+class AethelDiagnostics:
+    """Per-document analysis tasks of one server."""
+
+    def __init__(self, server: AethelServer) -> None:
+        self.server = server
+        self.pending: dict[str, _Pending] = {}
+        self.parser_idle: dict[str, asyncio.Event] = {}
+        self.slots = asyncio.Semaphore(MAX_PARALLEL)
+
+    def schedule(self, uri: str) -> None:
+        previous = self.pending.pop(uri, None)
+        if previous is not None:
+            previous.stop()
+        document = self.server.workspace.text_documents.get(uri)
+        if document is None or not is_aethel(document):
+            return
+        cancel = threading.Event()
+        task = asyncio.ensure_future(self.analyze(document, cancel))
+        entry = _Pending(task, cancel)
+        self.pending[uri] = entry
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self.pending.get(uri) is entry:
+                del self.pending[uri]
+            if not finished.cancelled() and finished.exception() is not None:
+                self.server.log(
+                    f"Aethel analysis of {uri} failed: {finished.exception()}",
+                    types.MessageType.Warning,
+                )
+
+        task.add_done_callback(done)
+
+    async def analyze(self, document: TextDocument, cancel: threading.Event) -> None:
+        snap = Snapshot.of(document)
+        # One parse thread per document at a time: during a burst of changes on a huge
+        # file, stale parses would otherwise pile up and starve the newest one.  Not
+        # behind `slots`: syntax diagnostics never wait for a busy solver.  The parse
+        # goes through the shared cache, so features asking meanwhile wait for it
+        # instead of parsing the same text again.
+        idle = self.parser_idle.get(snap.uri)
+        if idle is None:
+            idle = self.parser_idle[snap.uri] = asyncio.Event()
+            idle.set()
+        await idle.wait()
+        idle.clear()
+
+        def syntax() -> tuple[ParseResult, list[types.Diagnostic]]:
+            result = snap.parsed()
+            return result, protocol_diagnostics(snap, result, [])
+
+        result, published = await run_in_daemon_thread(syntax, idle.set)
+        self.publish(snap, published)
+        await asyncio.sleep(CHECK_DELAY_S)
+        try:
+            async with self.slots:
+                published = await run_in_daemon_thread(
+                    lambda: protocol_diagnostics(snap, result, self.run_check(result, cancel))
+                )
+        except CheckCancelled:
+            return
+        if cancel.is_set():
+            return
+        self.publish(snap, published)
+
+    @staticmethod
+    def run_check(result: ParseResult, cancel: threading.Event) -> list[Diagnostic]:
+        return check(
+            result.program,
+            timeout_ms=DEFAULT_TIMEOUT_MS,
+            cancel=cancel,
+            syntax_errors=result.diagnostics,
+            error_offsets=result.error_offsets,
+        )
+
+    def publish(self, snap: Snapshot, diagnostics: list[types.Diagnostic]) -> None:
+        self.server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(
+                uri=snap.uri, version=snap.version, diagnostics=diagnostics
+            )
+        )
+
+    def close(self, uri: str) -> None:
+        previous = self.pending.pop(uri, None)
+        if previous is not None:
+            previous.stop()
+        PARSES.forget(uri)
+        idle = self.parser_idle.get(uri)
+        if idle is not None and idle.is_set():
+            del self.parser_idle[uri]
+        if uri.lower().endswith(".ae"):
+            self.server.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+            )
+
+
+def register(server: AethelServer) -> None:
+    diagnostics = AethelDiagnostics(server)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: AethelServer, params: types.DidOpenTextDocumentParams) -> None:
+        diagnostics.schedule(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: AethelServer, params: types.DidChangeTextDocumentParams) -> None:
+        diagnostics.schedule(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: AethelServer, params: types.DidCloseTextDocumentParams) -> None:
+        diagnostics.close(params.text_document.uri)
