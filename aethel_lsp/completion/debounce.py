@@ -3,10 +3,6 @@ keystrokes costs no upstream request; and how long the engine keeps a model load
 
 from __future__ import annotations
 
-import re
-
-from aethel_lsp.engine.types import KeepAlive
-
 # --- adaptive debounce ----------------------------------------------------------------
 
 
@@ -37,27 +33,3 @@ class TypingRhythm:
         if self._ema is None:
             return (low + high) / 2.0
         return max(low, min(high, 1.5 * self._ema))
-
-
-def keep_alive_seconds(value: KeepAlive) -> float | None:
-    """Ollama's keep_alive as seconds (None = forever or unknown).
-
-    >>> keep_alive_seconds("30m"), keep_alive_seconds(90), keep_alive_seconds("1h30m")
-    (1800.0, 90.0, 5400.0)
-    """
-    if value is None:
-        return 300.0  # Ollama's default
-    if isinstance(value, (int, float)):
-        return None if value < 0 else float(value)
-    total = 0.0
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    parts = re.findall(r"(-?\d+(?:\.\d+)?)(ms|h|m|s)", value.strip())
-    if not parts:
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return None if number < 0 else number
-    for number, unit in parts:
-        total += float(number) * units[unit]
-    return None if total < 0 else total

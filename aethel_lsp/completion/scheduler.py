@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aethel_lsp.completion.cache import Anchor, CacheEntry, CompletionCache
-from aethel_lsp.completion.debounce import TypingRhythm, keep_alive_seconds
+from aethel_lsp.completion.debounce import TypingRhythm
 from aethel_lsp.completion.generation import Generation, may_settle
 from aethel_lsp.completion.requests import (
     SUPERSEDED,
@@ -48,7 +48,13 @@ from aethel_lsp.completion.requests import (
 from aethel_lsp.config import Settings
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import EngineError, EngineOffline
-from aethel_lsp.engine.types import Chunk, GenerationOptions, KeepAlive, ModelInfo
+from aethel_lsp.engine.types import (
+    Chunk,
+    GenerationOptions,
+    KeepAlive,
+    ModelInfo,
+    keep_alive_seconds,
+)
 from aethel_lsp.prompts.context import (
     ContextBudget,
     SnippetIndex,

@@ -34,7 +34,6 @@ from aethel_lsp.doctor.report import DoctorReport, Finding, Severity
 from aethel_lsp.doctor.settings_origin import (
     describe_origin,
     effective_settings,
-    keep_alive_seconds,
     setting_value,
 )
 from aethel_lsp.engine.base import Engine, merge_model_info
@@ -47,7 +46,13 @@ from aethel_lsp.engine.measure import (
 )
 from aethel_lsp.engine.recommend import can_generate, is_code_model, normalize_name
 from aethel_lsp.engine.stats import UsageStats
-from aethel_lsp.engine.types import EngineStatus, JsonDict, ModelInfo, RunningModel
+from aethel_lsp.engine.types import (
+    EngineStatus,
+    JsonDict,
+    ModelInfo,
+    RunningModel,
+    keep_alive_seconds,
+)
 from aethel_lsp.paths import user_config_path
 from aethel_lsp.prompts.fim import FimMode, choose_mode
 

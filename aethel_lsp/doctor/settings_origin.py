@@ -60,23 +60,3 @@ def _line_of(path: Path, key: str) -> int | None:
         return toml_key_lines(path.read_text(encoding="utf-8"), table).get(key)
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def keep_alive_seconds(value: str | int | float) -> float | None:
-    """Ollama's keep_alive in seconds; None means "forever" (a negative value).
-
-    >>> keep_alive_seconds("30m"), keep_alive_seconds(0), keep_alive_seconds("1h30m")
-    (1800.0, 0.0, 5400.0)
-    >>> keep_alive_seconds(-1) is None, keep_alive_seconds("90")
-    (True, 90.0)
-    """
-    if isinstance(value, (int, float)):
-        return None if value < 0 else float(value)
-    text = value.strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
-        number = float(text)
-        return None if number < 0 else number
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-    parts = re.findall(r"(-?\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)", text)
-    total = sum(float(number) * units[unit] for number, unit in parts)
-    return None if total < 0 else total

@@ -8,6 +8,7 @@ the CLI's `--json` output and the LSP commands share (public interface: keep key
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,6 +104,34 @@ class GenerationOptions:
 
 
 KeepAlive = str | float | int | None
+
+
+def keep_alive_seconds(value: KeepAlive) -> float | None:
+    """Ollama's keep_alive in seconds; None means "forever" (a negative value) or unreadable.
+
+    One reading for the completion scheduler and the doctor. Unset is Ollama's default, 5 min.
+
+    >>> keep_alive_seconds("30m"), keep_alive_seconds(90), keep_alive_seconds("1h30m")
+    (1800.0, 90.0, 5400.0)
+    >>> keep_alive_seconds(-1) is None, keep_alive_seconds("90"), keep_alive_seconds(None)
+    (True, 90.0, 300.0)
+    """
+    if value is None:
+        return 300.0
+    if isinstance(value, (int, float)):
+        return None if value < 0 else float(value)
+    text = value.strip()
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"(-?\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)", text)
+    if not parts:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return None if number < 0 else number
+    total = sum(float(number) * units[unit] for number, unit in parts)
+    return None if total < 0 else total
+
 
 
 @dataclass(frozen=True)

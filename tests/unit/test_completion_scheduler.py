@@ -11,11 +11,11 @@ import asyncio
 import pytest
 
 from aethel_lsp.completion.cache import Anchor, CacheEntry, CompletionCache
-from aethel_lsp.completion.debounce import TypingRhythm, keep_alive_seconds
+from aethel_lsp.completion.debounce import TypingRhythm
 from aethel_lsp.completion.requests import InlineRequest, Outcome, SchedulerSettings, Source
 from aethel_lsp.completion.scheduler import CompletionScheduler
 from aethel_lsp.engine.errors import EngineOffline
-from aethel_lsp.engine.types import ChatRequest, GenerateRequest, ModelInfo
+from aethel_lsp.engine.types import ChatRequest, GenerateRequest, ModelInfo, keep_alive_seconds
 from aethel_lsp.prompts.fim import FimMode
 from tests.unit.scripted_engine import ScriptedEngine
 

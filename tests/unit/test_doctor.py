@@ -15,7 +15,6 @@ from aethel_lsp.cli.doctor import engine_config
 from aethel_lsp.config import ConfigSource, dict_layer, load_config, resolve
 from aethel_lsp.doctor.checks import run_doctor
 from aethel_lsp.doctor.report import DoctorReport, Finding
-from aethel_lsp.doctor.settings_origin import keep_alive_seconds
 from aethel_lsp.engine import (
     AutoEngine,
     EngineStatus,
@@ -25,6 +24,7 @@ from aethel_lsp.engine import (
     UsageStats,
     create_engine,
 )
+from aethel_lsp.engine.types import keep_alive_seconds
 from tests.fakes.ollama import FakeOllama, Reply
 from tests.fakes.ollama_models import CHAT, CODER, EMBEDDING, THINKING
 from tests.unit.scripted_engine import ScriptedEngine
