@@ -44,7 +44,14 @@ from aethel_lsp.engine.measure import (
     is_thinking_model,
     probe_model,
 )
-from aethel_lsp.engine.recommend import can_generate, is_code_model, normalize_name
+from aethel_lsp.engine.recommend import (
+    SMALL_CODE_MODEL,
+    TINY_CODE_MODEL,
+    can_generate,
+    is_code_model,
+    normalize_name,
+    parameter_count,
+)
 from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.engine.types import (
     EngineStatus,
@@ -60,8 +67,6 @@ Task = Literal["chat", "completion"]
 TASK_KEYS: dict[Task, str] = {"chat": "model", "completion": "completion.model"}
 TASK_LABELS: dict[Task, str] = {"chat": "actions (explain, improve, generate…)",
                                 "completion": "completion"}
-SMALL_CODE_MODEL = "qwen2.5-coder:1.5b"
-TINY_CODE_MODEL = "qwen2.5-coder:0.5b"
 COMPLETION_TOKENS = 24  # a typical inline completion: one or two lines
 ACTION_TOKENS = 300  # a typical explanation
 ACTION_BUDGET_MS = 30_000.0
@@ -133,6 +138,7 @@ class _Doctor:
         self.engine_json: JsonDict = {}
         self.probes: dict[str, ProbeMeasurement] = {}
         self.infos: dict[str, ModelInfo] = {}
+        self.installed: set[str] = set()  # normalized names of every installed model
 
     def add(self, area: str, severity: Severity, title: str, detail: str = "", fix: str = "",
             **data: Any) -> None:
@@ -158,8 +164,10 @@ class _Doctor:
 
     def check_config(self) -> None:
         files = self.config.files
+        broken = {i.path for i in self.config.issues if i.severity == "error" and not i.key}
         for path in files:
-            self.add("config", "ok", f"Config file read: {path}", path=str(path))
+            if path not in broken:  # a file that could not be read gets its ✗ below, no ✓
+                self.add("config", "ok", f"Config file read: {path}", path=str(path))
         if not files:
             self.add("config", "info", "No config file found: defaults, OLLAMA_HOST and the "
                      "editor settings apply",
@@ -297,6 +305,7 @@ class _Doctor:
         except EngineError:
             pass
         names = {normalize_name(m.name): m for m in installed}
+        self.installed = set(names)
         if not [m for m in installed if can_generate(m)]:
             self.add("models", "error", f"No model that can generate text is installed at "
                      f"{status.host}", "Installed: " + (", ".join(names) or "nothing") + ".",
@@ -384,6 +393,8 @@ class _Doctor:
     def _check_context(self, model: str, info: ModelInfo) -> None:
         """`contextSize` beyond what the model was trained for buys nothing but memory."""
         wanted, trained = self.settings.context_size, info.context_length
+        if self.config.origin("contextSize") is ConfigSource.DEFAULT:
+            return  # our own default: prompts are sized to the model's real window anyway
         if trained and wanted > trained and not any(
             f.data.get("contextLength") and f.data.get("model") == model for f in self.findings
         ):
@@ -513,9 +524,26 @@ class _Doctor:
                 rate = probe.tokens_per_second
                 if rate and COMPLETION_TOKENS / rate * 1000.0 <= deadline / 2:
                     return f"{probe.model} (measured {rate:.0f} tok/s here)"
-        small = TINY_CODE_MODEL if SMALL_CODE_MODEL in normalize_name(current) \
-            else SMALL_CODE_MODEL
-        return f"a smaller code model (`ollama pull {small}`)"
+        return self._smaller_code_model(current)
+
+    def _smaller_code_model(self, current: str) -> str:
+        """A code model that really is smaller than `current`, installed ones named as such;
+        never a "smaller" model that is larger, nor a pull of what is already there."""
+        size = parameter_count(self.infos[current]) if current in self.infos else None
+        installed = self.installed | {normalize_name(name) for name in self.infos}
+        ladder = ((SMALL_CODE_MODEL, 1.5e9), (TINY_CODE_MODEL, 0.5e9))
+        smaller = [name for name, parameters in ladder
+                   if (size is None or parameters < size * 0.9)
+                   and normalize_name(name) != normalize_name(current)]
+        for name in smaller:
+            if normalize_name(name) in installed:
+                return f"a smaller code model: {name} is installed"
+        if smaller and self.engine.kind == "ollama":
+            return f"a smaller code model (`ollama pull {smaller[0]}`)"
+        if smaller:
+            return f"a smaller code model such as {smaller[0]}"
+        return ("fewer tokens per suggestion (`completion.maxTokens`), a longer "
+                "`completion.deadlineMs`, or a faster machine: the model is already small")
 
     # -- residency -------------------------------------------------------------------
 

@@ -35,16 +35,22 @@ class UseCase:
     avoid_code: bool = False  # general chat: a code-tuned model is a last resort
 
 
+# The one table of model advice: `recommend`, the doctor, `generate`'s default and the docs
+# all follow it. Every tag exists in Ollama's library (checked 2026-12); sizes are Ollama's.
+SMALL_CODE_MODEL = "qwen2.5-coder:1.5b"  # the default advice: small, fast on a CPU, FIM
+TINY_CODE_MODEL = "qwen2.5-coder:0.5b"
 USE_CASES: tuple[UseCase, ...] = (
-    UseCase("coding", "deepseek-coder:7b", "everyday code tasks and completion", True, 7 * B),
-    UseCase("general", "llama3:8b", "explanations and general questions", False, 8 * B,
+    UseCase("coding", SMALL_CODE_MODEL, "everyday code tasks and inline completion", True,
+            1.5 * B),
+    UseCase("general", "llama3.2:3b", "explanations and general questions", False, 3 * B,
             avoid_code=True),
-    UseCase("fast", "mistral:7b", "quick answers on modest hardware", False, None),
-    UseCase("powerful", "llama3:70b", "the hardest questions, given the hardware", False, None,
-            prefer_large=True),
-    UseCase("code_large", "deepseek-coder:33b", "large code generation and refactoring", True,
+    UseCase("fast", TINY_CODE_MODEL, "quick answers on modest hardware", True, None),
+    UseCase("powerful", "llama3.3:70b", "the hardest questions, given the hardware", False,
+            None, prefer_large=True),
+    UseCase("code_large", "qwen2.5-coder:32b", "large code generation and refactoring", True,
             None, prefer_large=True),
 )
+CODING = USE_CASES[0]
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ def recommend(models: Sequence[ModelInfo], use_case: UseCase) -> Recommendation:
         return _result(use_case, True, match.name,
                        f"{use_case.default} is installed — the recommended model for this.")
     candidates = [m for m in models if can_generate(m)]
+    # a thinking model spends tokens the user never sees: only when nothing else can answer
+    candidates = [m for m in candidates if not m.has("thinking")] or candidates
     if not candidates:
         return _result(use_case, False, None,
                        f"No model that can generate text is installed; install the "
@@ -195,9 +203,10 @@ def _human(count: float) -> str:
 
 
 def pick_model(models: Sequence[ModelInfo], task: str) -> str | None:
-    """Best installed *local* model for `task`: can generate, prefers coder models, no
-    "thinking".  Cloud models (Ollama's `remote_host`) are never picked implicitly: that
-    would send the user's code off the machine without them choosing it.
+    """Best installed *local* model for `task`, by the same rule as `recommend`'s "coding"
+    (the recommended model if installed, else code models first, closest in size; no
+    "thinking" unless nothing else answers). Cloud models (Ollama's `remote_host`) are never
+    picked implicitly: that would send the user's code off the machine without them choosing.
 
     >>> from aethel_lsp.engine.types import ModelInfo as M
     >>> pick_model([M("nomic-embed-text", capabilities=("embedding",)),
@@ -208,13 +217,7 @@ def pick_model(models: Sequence[ModelInfo], task: str) -> str | None:
     ...                     remote_host="https://ollama.com:443")], "chat"))
     None
     """
-    usable = [
-        m for m in models if (not m.capabilities or m.has("completion")) and not m.is_remote
-    ]
-
-    def score(m: ModelInfo) -> tuple[int, int, int]:
-        coder = "coder" in m.name or "code" in (m.family or "")
-        insert = m.has("insert") if task == "completion" else False
-        return (int(coder), int(insert), -int(m.has("thinking")))
-
-    return max(usable, key=score).name if usable else None
+    usable = [m for m in models if can_generate(m) and not m.is_remote]
+    if task == "completion":  # fill-in-the-middle first
+        usable = [m for m in usable if m.has("insert")] or usable
+    return recommend(usable, CODING).model if usable else None

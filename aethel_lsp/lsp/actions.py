@@ -30,6 +30,7 @@ from aethel_lsp.engine import (
     GenerationOptions,
     ModelNotFound,
 )
+from aethel_lsp.engine.recommend import SMALL_CODE_MODEL as SUGGESTED_MODEL
 from aethel_lsp.engine.recommend import pick_model
 from aethel_lsp.language import Diagnostic, Severity
 from aethel_lsp.language.checker import CheckCancelled, analyze
@@ -45,7 +46,6 @@ from aethel_lsp.prompts.context import estimate_tokens
 APPLY_TIMEOUT_S = 30.0
 SHOW_TIMEOUT_S = 10.0
 EXPLANATIONS_KEPT = 20
-SUGGESTED_MODEL = "qwen2.5-coder:1.5b"
 
 
 # -- generation ------------------------------------------------------------------------

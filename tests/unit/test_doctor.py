@@ -5,6 +5,7 @@ completion, slow model, keep_alive 0, bad config value), plus provenance and key
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -344,3 +345,49 @@ async def test_context_size_beyond_the_model_is_a_warning(tmp_path: Path) -> Non
     finding = find(report, "warning", "contextSize 65536 is larger than", "models")
     assert "(32768)" in finding.title and "contextSize = 32768" in finding.fix
     assert sum("contextSize" in f.title for f in report.findings) == 1  # once per model
+
+
+SMALL_WINDOW = dataclasses.replace(CODER, name="smollm2:135m", parameter_size="135M",
+                                   parameter_count=134_515_008, context_length=2048)
+
+
+async def test_the_default_context_size_is_not_blamed_on_the_user(tmp_path: Path) -> None:
+    """A fresh install must not warn about our own default (prompts are sized to the
+    model's real window anyway); a contextSize the user set still gets the warning."""
+    with FakeOllama([SMALL_WINDOW]) as fake:
+        report = await diagnose(tmp_path, fake.url, 'model = "smollm2:135m"\n', probe=False)
+    assert not [f for f in report.findings if "contextSize" in f.title]
+    with FakeOllama([SMALL_WINDOW]) as fake:
+        report = await diagnose(tmp_path, fake.url,
+                                'model = "smollm2:135m"\ncontextSize = 8192\n', probe=False)
+    find(report, "warning", "contextSize 8192 is larger than", "models")
+
+
+async def test_a_smaller_model_is_really_smaller(tmp_path: Path) -> None:
+    """A slow 135M model is not told to try a "smaller" 1.5B one."""
+    with FakeOllama([SMALL_WINDOW]) as fake:
+        fake.set_reply("smollm2:135m", Reply(tokens=["x = 1\n"] * 4, eval_count=4,
+                                             eval_duration_ns=400_000_000))
+        report = await diagnose(tmp_path, fake.url, 'model = "smollm2:135m"\n')
+    finding = find(report, "warning", "too slow for inline completion", "speed")
+    assert "qwen2.5-coder" not in finding.fix and "already small" in finding.fix
+
+
+async def test_an_installed_smaller_model_is_not_pulled_again(tmp_path: Path) -> None:
+    big = dataclasses.replace(CODER, name="qwen2.5-coder:7b", parameter_size="7.6B",
+                              parameter_count=7_615_616_512)
+    tiny = dataclasses.replace(CODER, name="qwen2.5-coder:0.5b", parameter_size="494M",
+                               parameter_count=494_032_768)
+    with FakeOllama([big, tiny]) as fake:
+        fake.set_reply("qwen2.5-coder:7b", Reply(tokens=["x = 1\n"] * 4, eval_count=4,
+                                                 eval_duration_ns=400_000_000))
+        report = await diagnose(tmp_path, fake.url, 'model = "qwen2.5-coder:7b"\n')
+    finding = find(report, "warning", "too slow for inline completion", "speed")
+    assert "pull" not in finding.fix
+
+
+async def test_an_unreadable_config_file_is_not_also_read_ok(tmp_path: Path) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, "model = = 'x'\n", probe=False)
+    find(report, "error", "", "config")
+    assert not [f for f in report.findings if f.title.startswith("Config file read")]

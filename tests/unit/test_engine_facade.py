@@ -96,7 +96,7 @@ def test_offline_returns_false_and_defaults(tmp_path: Path) -> None:
         script.on(path, refuse_connection)
     with LocalEngine(":9", transport=script.transport(), record_usage=False) as engine:
         assert engine.check_ollama_available() is False
-        assert engine.get_recommended_models()["coding"] == "deepseek-coder:7b"
+        assert engine.get_recommended_models()["coding"] == "qwen2.5-coder:1.5b"
         assert engine.get_statistics()["ollama_available"] is False
 
 
