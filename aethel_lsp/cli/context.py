@@ -70,6 +70,10 @@ class CliError(Exception):
     """A failure of the command itself (not of the engine), shown as one line."""
 
 
+class CliUsageError(CliError):
+    """Bad input on the command line found after parsing (exit 2, like argparse's)."""
+
+
 def cli_engine_config(
     settings: Settings, host: str, host_arg: str | None, engine_arg: str | None
 ) -> EngineConfig:

@@ -19,13 +19,14 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from aethel_lsp import __version__
-from aethel_lsp.cli.context import CliContext, CliError
+from aethel_lsp.cli.context import CliContext, CliError, CliUsageError
 
 if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcommand runs
     from aethel_lsp.cli.output import Output
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcomman
         EngineStatus,
         GenerateResult,
         ModelInfo,
+        UsageStats,
     )
 
 CommandResult = int | Awaitable[int]
@@ -192,39 +194,75 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     parser.add_argument("--model", "-m", help="model to use (default: config, else best installed)")
     parser.add_argument("--system", help="system prompt")
-    parser.add_argument("--temperature", type=_finite_float, help="sampling temperature")
+    parser.add_argument("--temperature", type=_temperature, help="sampling temperature (>= 0)")
     parser.add_argument("--max-tokens", type=_positive_int, help="stop after this many tokens")
     parser.add_argument("--no-stream", action="store_true", help="print the answer when complete")
 
 
-def _finite_float(text: str) -> float:
-    """A float argparse accepts only if JSON can carry it (`nan`/`inf` cannot)."""
+def _temperature(text: str) -> float:
+    """A sampling temperature: finite (JSON cannot carry `nan`/`inf`) and not negative."""
     import math
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0 (0 = deterministic)")
     return value
 
 
 def _positive_int(text: str) -> int:
-    """A token budget: Ollama reads -1/-2 as "unbounded", so only > 0 means a limit."""
+    """A count or a budget: only > 0 means something (Ollama reads -1 as "unbounded")."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of tokens")
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
     return value
+
+
+def _existing_dir(text: str) -> str:
+    """A workspace folder: a typo must not silently mean "no workspace config"."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    return text
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return value
+
+
+def _bind_address(text: str) -> str:
+    """An IP address to listen on (a name would be resolved to who knows which interface)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address (e.g. 127.0.0.1 or ::1)"
+        ) from None
+    return text.strip("[]")
+
+
+def _read_prompt(source: str) -> str:
+    prompt = sys.stdin.read() if source == "-" else source
+    if not prompt.strip():
+        where = "stdin was empty" if source == "-" else "the prompt is empty"
+        raise CliUsageError(f"Nothing to generate from: {where}. Pass a prompt (or pipe one "
+                            "into `aethel-lsp generate -`).")
+    return prompt
 
 
 async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine import GenerateRequest, GenerationOptions, collect
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = _read_prompt(args.prompt)
     model = await _choose_model(ctx, args.model)
     options = GenerationOptions(temperature=args.temperature, num_predict=args.max_tokens)
     request = GenerateRequest(model=model, prompt=prompt, system=args.system, options=options)
@@ -281,7 +319,8 @@ async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
 def _recommend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure", action="store_true",
                         help="probe each installed model and recommend for this machine")
-    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+    parser.add_argument("--workspace", type=_existing_dir,
+                        help="workspace whose config applies (default: cwd)")
 
 
 async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -312,6 +351,8 @@ def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine.stats import UsageStats
 
     stats = UsageStats()
+    if args.clear:
+        return _clear_stats(ctx, stats, args.model)
     usage = stats.to_json()
     if stats.notice:
         ctx.out.warning(stats.notice)
@@ -322,6 +363,28 @@ def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.out.note(f"from {stats.path}")
     else:
         ctx.out.line(f"No generations recorded yet ({stats.path}).")
+    return 0
+
+
+def _stats_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clear", action="store_true",
+                        help="delete the recorded statistics (all, or one --model's)")
+    parser.add_argument("--model", "-m", help="with --clear: only this model's rows")
+
+
+def _clear_stats(ctx: CliContext, stats: UsageStats, model: str | None) -> int:
+    import sqlite3
+
+    try:
+        gone = stats.clear(model)
+    except sqlite3.Error as exc:
+        raise CliError(f"Could not clear {stats.path}: {exc}; try again.") from exc
+    if ctx.args.json:
+        ctx.out.json({"cleared": True, "model": model, "generations": gone,
+                      "path": str(stats.path)})
+    else:
+        what = f"{model}'s" if model else "every"
+        ctx.out.line(f"Deleted {what} recorded generation ({gone} rows) from {stats.path}.")
     return 0
 
 
@@ -337,20 +400,23 @@ async def _demo(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-probe", action="store_true", help="skip the timed speed probes")
-    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+    parser.add_argument("--workspace", type=_existing_dir,
+                        help="workspace whose config applies (default: cwd)")
 
 
 def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--count", type=int, default=5, help="how many (newest last)")
+    parser.add_argument("-n", "--count", type=_positive_int, default=5,
+                        help="how many (newest last)")
     parser.add_argument("--clear", action="store_true", help="delete every recorded request")
-    parser.add_argument("--workspace", help="workspace whose config applies (default: cwd)")
+    parser.add_argument("--workspace", type=_existing_dir,
+                        help="workspace whose config applies (default: cwd)")
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "files", nargs="+", metavar="FILE", help="Aethel files, or directories of .ae files"
     )
-    parser.add_argument("--timeout-ms", type=int, help="time limit per solver query (ms)")
+    parser.add_argument("--timeout-ms", type=_positive_int, help="time limit per solver query (ms)")
 
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -362,7 +428,7 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("generate", "generate text from a prompt, streamed", _generate, _generate_arguments),
     Subcommand("recommend", "which installed model to use for what (--measure: on this machine)",
                _recommend, _recommend_arguments),
-    Subcommand("stats", "usage statistics recorded across runs", _stats),
+    Subcommand("stats", "usage statistics recorded across runs", _stats, _stats_arguments),
     Subcommand("demo", "the four demo scenarios, end to end", _demo, _demo_arguments),
     Subcommand(
         "check",
@@ -413,8 +479,9 @@ def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.Ar
     parser.add_argument("--version", action="version", version=f"aethel-lsp {__version__}")
     parser.add_argument("--stdio", action="store_true", help="serve LSP over stdio (default)")
     parser.add_argument("--tcp", action="store_true", help="serve LSP over TCP instead of stdio")
-    parser.add_argument("--bind", default="127.0.0.1", help="address for --tcp")
-    parser.add_argument("--port", type=int, default=2087, help="port for --tcp")
+    parser.add_argument("--bind", default="127.0.0.1", type=_bind_address,
+                        help="IP address for --tcp")
+    parser.add_argument("--port", type=_port, default=2087, help="port for --tcp")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     for command in subcommands if subcommands is not None else SUBCOMMANDS:
@@ -436,7 +503,13 @@ def serve(args: argparse.Namespace) -> int:
     if args.tcp:
         print(f"aethel-lsp: serving LSP on {args.bind}:{args.port} (Ctrl-C stops).",
               file=sys.stderr)
-        server.start_tcp(args.bind, args.port)
+        try:
+            server.start_tcp(args.bind, args.port)
+        except OSError as exc:  # port busy, address not on this machine, no permission
+            reason = exc.strerror or str(exc)
+            print(f"error: cannot serve LSP on {args.bind}:{args.port}: {reason}.",
+                  file=sys.stderr)
+            return 2
     else:
         if sys.stdin.isatty():  # a person typed `aethel-lsp`: say why nothing happens
             print("aethel-lsp: serving LSP on stdin/stdout, for an editor to talk to. "
@@ -470,6 +543,9 @@ async def _run(command: Subcommand, args: argparse.Namespace, out: Output) -> in
         if inspect.isawaitable(result):
             result = await result
         return int(result)
+    except CliUsageError as exc:
+        out.error(str(exc))
+        return 2
     except (EngineError, CliError) as exc:
         out.error(str(exc))
         return 1

@@ -12,6 +12,7 @@ import asyncio
 import codecs
 import contextlib
 import json
+import socket
 import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
@@ -90,6 +91,12 @@ def translate_transport_errors(host: str, offline_message: str, timeouts: Engine
             host=host,
         ) from exc
     except httpx.ConnectError as exc:
+        if _is_name_resolution_failure(exc):
+            raise EngineOffline(
+                f"Cannot resolve the host name of {host}: check its spelling (`host` in the "
+                "config, OLLAMA_HOST or --host).",
+                host=host,
+            ) from exc
         raise EngineOffline(offline_message, host=host) from exc
     except httpx.TimeoutException as exc:
         raise EngineTimeout(
@@ -426,3 +433,19 @@ class HttpSession:
             f"Model '{model}' at {self.host} stalled: nothing arrived for {budget:g} s "
             "after the stream started — try again, or raise `timeouts.betweenTokensMs`.",
         )
+
+
+def _is_name_resolution_failure(exc: BaseException) -> bool:
+    """Did a DNS lookup fail (a mistyped host), rather than a connection to a known host?
+
+    httpx keeps the `socket.gaierror` in the cause chain; its text is the fallback.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).lower()
+    return any(marker in text for marker in (
+        "name or service not known", "nodename nor servname", "temporary failure in name",
+        "no address associated", "getaddrinfo failed"))

@@ -17,7 +17,15 @@ from collections.abc import AsyncIterator
 
 from aethel_lsp.engine.base import Engine, closing_stream
 from aethel_lsp.engine.delegating import DelegatingEngine
-from aethel_lsp.engine.errors import EngineError
+from aethel_lsp.engine.errors import (
+    AuthenticationFailed,
+    EngineError,
+    EngineNotInstalled,
+    EngineOffline,
+    InvalidRequest,
+    ModelNotFound,
+    NoEngineAvailable,
+)
 from aethel_lsp.engine.stats import Outcome, UsageStats
 from aethel_lsp.engine.types import (
     ChatRequest,
@@ -56,7 +64,8 @@ class MeteredEngine(DelegatingEngine):
         except EngineError as exc:
             if not finished:
                 finished = True
-                self._record(model, "error", error=type(exc).__name__)
+                if not isinstance(exc, NOT_SERVED):  # a typo'd model is not a row forever
+                    self._record(model, "error", error=type(exc).__name__)
             raise
         except (GeneratorExit, asyncio.CancelledError):
             if not finished:
@@ -70,6 +79,12 @@ class MeteredEngine(DelegatingEngine):
                 error: str | None = None) -> None:
         if self.stats is not None:
             self.stats.record(model, outcome, metrics, error)
+
+
+# Failures before any model ran: no such model, no engine, a refused request. Counting
+# them would turn every typo (`-m nosuch`) into a permanent row of the statistics.
+NOT_SERVED = (ModelNotFound, EngineOffline, InvalidRequest, AuthenticationFailed,
+              EngineNotInstalled, NoEngineAvailable)
 
 
 # Ollama answers an empty prompt by loading (or, with keep_alive 0, unloading) the model:

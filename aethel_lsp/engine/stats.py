@@ -187,11 +187,17 @@ class UsageStats:
                     "VALUES (?,?,?,?,?)",
                     (time.time(), model, load_ms, ttft_ms, tokens_per_second), "probes")
 
-    def clear(self) -> None:
+    def clear(self, model: str | None = None) -> int:
+        """Delete every row, or only `model`'s; returns how many generations went."""
         self.flush()
         with self._connection() as db:
-            db.execute("DELETE FROM generations")
-            db.execute("DELETE FROM probes")
+            if model is None:
+                gone = db.execute("DELETE FROM generations").rowcount
+                db.execute("DELETE FROM probes")
+            else:
+                gone = db.execute("DELETE FROM generations WHERE model = ?", (model,)).rowcount
+                db.execute("DELETE FROM probes WHERE model = ?", (model,))
+        return int(gone)
 
     def flush(self) -> None:
         """Wait until every queued row is written (no-op without `background`).

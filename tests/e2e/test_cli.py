@@ -229,8 +229,10 @@ def test_generate_no_stream_and_default_model(
     result = run_cli(isolated_env, "generate", "hi", "--no-stream", "--host", fake_ollama.url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
-    # no --model and no configured model: the recommendation for general use is taken
-    assert fake_ollama.generate_requests()[-1]["model"] in {m.name for m in fake_ollama.models}
+    # no --model and no configured model: `recommend`'s coding pick, the same model
+    recs = ok_json(run_cli(isolated_env, "recommend", "--host", fake_ollama.url, "--json"))
+    coding = next(r for r in recs if r["useCase"] == "coding")
+    assert fake_ollama.generate_requests()[-1]["model"] == coding["model"] == CODER
 
 
 def test_generate_reads_the_prompt_from_stdin(
@@ -271,9 +273,9 @@ def test_recommend_json(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -
     recs = ok_json(run_cli(isolated_env, "recommend", "--host", fake_ollama.url, "--json"))
     by_case = {r["useCase"]: r for r in recs}
     assert set(by_case) == {"coding", "general", "fast", "powerful", "code_large"}
-    assert by_case["coding"]["recommended"] == "deepseek-coder:7b"
-    assert by_case["coding"]["recommendedInstalled"] is False
-    assert by_case["coding"]["model"] == CODER  # the installed code model with `insert`
+    assert by_case["coding"]["recommended"] == CODER
+    assert by_case["coding"]["recommendedInstalled"] is True
+    assert by_case["coding"]["model"] == CODER
     assert all(r["model"] != "nomic-embed-text:latest" for r in recs)
 
 
@@ -381,3 +383,84 @@ def test_openai_engine_from_the_config_file(
     assert out["text"] == "via the OpenAI API"
     assert fake_ollama.requests_to("/v1/chat/completions")
     assert not fake_ollama.requests_to("/api/generate")
+
+
+# -- bad input: one clear line, exit 2, nothing sent ------------------------------------------
+def usage_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_an_empty_prompt_is_refused_before_the_engine(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    empty = run_cli(isolated_env, "generate", "  ", "--model", CHAT, "--host", fake_ollama.url)
+    assert "the prompt is empty" in usage_error(empty)
+    stdin = run_cli(isolated_env, "generate", "-", "--model", CHAT, "--host", fake_ollama.url,
+                    stdin="")
+    assert "stdin was empty" in usage_error(stdin)
+    assert fake_ollama.generate_requests() == []
+
+
+def test_out_of_range_numbers_and_missing_folders_are_refused(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    cases = [
+        (("generate", "x", "--temperature", "-1"), "must be a number >= 0"),
+        (("check", str(tmp_path), "--timeout-ms", "-5"), "must be a positive whole number"),
+        (("inspect", "-n", "-3"), "must be a positive whole number"),
+        (("doctor", "--workspace", str(tmp_path / "nonexistent")), "is not a folder"),
+        (("recommend", "--workspace", str(tmp_path / "nope")), "is not a folder"),
+        (("--tcp", "--port", "-1"), "must be a positive whole number"),
+        (("--tcp", "--port", "70000"), "is not a TCP port"),
+        (("--tcp", "--bind", "not an address"), "is not an IP address"),
+    ]
+    for args, message in cases:
+        assert message in usage_error(run_cli(isolated_env, *args)), args
+
+
+def test_tcp_on_a_busy_port_is_one_error_line(isolated_env: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(isolated_env, "--tcp", "--port", str(port))
+    error = usage_error(result).strip().splitlines()[-1]
+    assert error.startswith(f"error: cannot serve LSP on 127.0.0.1:{port}: "), result.stderr
+
+
+def test_a_mistyped_model_is_not_a_statistics_row(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    one_error_line(run_cli(isolated_env, "generate", "x", "-m", "nosuch", "--host",
+                           fake_ollama.url))
+    assert ok_json(run_cli(isolated_env, "stats", "--json")) == {}
+
+
+def test_stats_clear_all_or_one_model(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    for model in (CHAT, CODER):
+        run_cli(isolated_env, "generate", "x", "--model", model, "--host", fake_ollama.url)
+    cleared = ok_json(run_cli(isolated_env, "stats", "--clear", "--model", CHAT, "--json"))
+    assert cleared["generations"] == 1 and cleared["model"] == CHAT
+    assert set(ok_json(run_cli(isolated_env, "stats", "--json"))) == {CODER}
+    ok_json(run_cli(isolated_env, "stats", "--clear", "--json"))
+    assert ok_json(run_cli(isolated_env, "stats", "--json")) == {}
+
+
+def test_the_fake_in_exec_mode_keeps_the_real_statistics_clean(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    """The docs' one-command route: canned answers must not become the user's numbers."""
+    env = {k: v for k, v in isolated_env.items() if k != "AETHEL_LSP_STATE_DIR"}  # a user's
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.fakes.ollama", "--port", "0", "--exec", sys.executable,
+         "-m", "aethel_lsp", "generate", "x", "-m", CHAT],
+        env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert ok_json(run_cli(env, "stats", "--json")) == {}
+    # the same generation outside --exec is recorded where `stats` looks (the check can fail)
+    run_cli(env, "generate", "x", "-m", CHAT, "--host", fake_ollama.url)
+    assert set(ok_json(run_cli(env, "stats", "--json"))) == {CHAT}

@@ -44,6 +44,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -1829,15 +1830,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = ", ".join(m.name for m in fake.models)
     if args.command:
         print(f"fake Ollama on {url} ({models}); running: {' '.join(args.command)}", flush=True)
+        # canned numbers must not land in the user's real usage statistics: the command
+        # gets a throwaway state directory unless the caller chose one
+        scratch = tempfile.TemporaryDirectory(prefix="aethel-fake-state-")
         try:
-            env = {**os.environ, "OLLAMA_HOST": url}
+            env = {"AETHEL_LSP_STATE_DIR": scratch.name, **os.environ, "OLLAMA_HOST": url}
             return subprocess.run(args.command, env=env, check=False).returncode
         except OSError as exc:
             print(f"error: could not run {args.command[0]!r}: {exc}", file=sys.stderr)
             return 127
         finally:
             fake.stop()
+            scratch.cleanup()
     print(f"fake Ollama listening on {url} with {models}", flush=True)
+    print("note: an editor using it records these canned answers in your usage statistics; "
+          "`aethel-lsp stats --clear` removes them afterwards", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

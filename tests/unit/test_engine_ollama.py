@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 import httpx
 import pytest
@@ -242,6 +243,23 @@ async def test_offline_is_engine_offline_never_model_not_found() -> None:
                                "(or set `host` to where it runs).")
     with pytest.raises(EngineOffline):
         await engine.show(MODEL)
+
+
+def unresolvable_host(request: httpx.Request) -> httpx.Response:
+    """What httpx raises for a mistyped host: a ConnectError caused by socket.gaierror."""
+    try:
+        raise socket.gaierror(-2, "Name or service not known")
+    except socket.gaierror as exc:
+        raise httpx.ConnectError("[Errno -2] Name or service not known",
+                                 request=request) from exc
+
+
+async def test_a_mistyped_host_says_cannot_resolve_not_ollama_serve() -> None:
+    script = Script().on("/api/generate", unresolvable_host)
+    with pytest.raises(EngineOffline) as info:
+        await engine_for(script).generate(GenerateRequest(MODEL, "p"))
+    assert str(info.value).startswith(f"Cannot resolve the host name of {HOST}: check its")
+    assert "ollama serve" not in str(info.value)
 
 
 async def test_status_offline_says_host_and_ollama_serve() -> None:
