@@ -8,8 +8,12 @@ that in two cases, which this subclass fixes:
   client's mistake is only logged.
 - after `shutdown`, pygls silently drops requests; LSP says they must fail with
   InvalidRequest (-32600) until `exit`, so a client waiting for an answer never hangs.
+It also keeps expected failures quiet: a handler's `JsonRpcException` (a bad selection,
+Ollama not running) is our own sentence for the user, answered as an error response and
+logged in one line; pygls would log a 40-line traceback and report it as a server error.
 
-Uses two pygls private members (`_send_response`, `_shutdown`), both only here;
+Uses pygls private members (`_send_response`, `_shutdown`, `_send_handler_result`,
+`_request_futures`), all only here;
 `tests/unit/test_rpc.py` fails if a pygls release renames them.
 """
 
@@ -92,6 +96,16 @@ class AethelProtocol(LanguageServerProtocol):
             )
             return
         super().handle_message(message)
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        """Answer a finished request; an expected error is one log line, not a traceback."""
+        exc = None if future.cancelled() else future.exception()
+        if not isinstance(exc, JsonRpcException):
+            super()._send_handler_result(future, msg_id=msg_id)
+            return
+        self._request_futures.pop(msg_id, None)
+        log.info("Request %r failed: %s", msg_id, str(exc).splitlines()[0][:300])
+        self._send_response(msg_id, error=exc.to_response_error())
 
     def _knows(self, method: str) -> bool:
         return method in self.fm.features or method in self.fm.builtin_features

@@ -31,6 +31,7 @@ from aethel_lsp.engine import (
     EngineTimeout,
     EngineTimeouts,
     Metrics,
+    NoEngineAvailable,
     create_engine,
 )
 from aethel_lsp.engine.metered import MeteredEngine
@@ -312,7 +313,7 @@ class AethelServer(LanguageServer):
 
     def engine_failed(self, exc: EngineError) -> None:
         """Reflect an engine failure in aethel/status (offline vs. error)."""
-        offline = isinstance(exc, EngineOffline) or (
+        offline = isinstance(exc, (EngineOffline, NoEngineAvailable)) or (
             isinstance(exc, EngineTimeout) and exc.phase == "connect"
         )
         self._note_engine()

@@ -66,3 +66,27 @@ def test_requests_after_shutdown_are_refused() -> None:
     )
     protocol.handle_message(message)
     assert captured.errors[0][:2] == (9, -32600)
+
+
+def test_an_expected_error_is_answered_in_one_log_line(caplog: Any) -> None:
+    """A handler's JsonRpcException (our sentence for the user) is no traceback."""
+    import asyncio
+    import logging
+
+    from pygls.exceptions import JsonRpcException
+
+    protocol = _protocol()
+    assert callable(protocol._send_handler_result) and isinstance(protocol._request_futures, dict)
+    captured = Captured(protocol)
+    loop = asyncio.new_event_loop()
+    try:
+        future: asyncio.Future[Any] = loop.create_future()
+        future.set_exception(JsonRpcException("Ollama is not running at h", code=-32803))
+        protocol._request_futures[5] = future
+        with caplog.at_level(logging.DEBUG):
+            protocol._send_handler_result(future, msg_id=5)
+    finally:
+        loop.close()
+    assert captured.errors == [(5, -32803, "Ollama is not running at h")]
+    assert 5 not in protocol._request_futures
+    assert "Traceback" not in caplog.text and "Ollama is not running" in caplog.text
