@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.workspace import TextDocument
 
 from aethel_lsp.config import Settings
 from aethel_lsp.engine import (
@@ -264,8 +265,48 @@ async def rewrite(
     code = keep_line_ending(chosen.text, prompts.extract_code(result.text))
     if not code.strip():
         raise UserError("The model returned no code; nothing was changed. Try again.")
+    if chosen.language == "aethel":
+        return await _rewrite_checked(ls, chosen, how, code, result)
     applied = await apply_edit(ls, chosen.uri, chosen.range, code, how.label)
     return {"text": code, "applied": applied, "metrics": result.metrics.to_json()}
+
+
+async def _rewrite_checked(
+    ls: AethelServer, chosen: documents.Selection, how: Rewrite, code: str,
+    result: GenerateResult,
+) -> dict[str, Any]:
+    """An Aethel rewrite lands only when the document it makes passes the checker (or
+    `generation.applyInvalid`): the same repair rounds as a generated contract."""
+    settings = ls.session.settings
+    source, first_line = chosen.document.source, chosen.range.start.line
+    attempts = 1
+    while True:
+        after = source[: chosen.start] + code + source[chosen.end :]
+        last_line = first_line + code.count("\n")
+        problems = [d for d in await check_aethel(after)  # in the rewritten lines only
+                    if d.range.start.line <= last_line and d.range.end.line >= first_line]
+        if not problems or attempts > settings.generation.repair_rounds:
+            break
+        attempts += 1
+        listed = [describe(d) for d in problems]
+        prompt = prompts.fix(code, "aethel", [f"the checker still reports: {p}" for p in listed])
+        result = await generate(ls, title=f"{how.title} (checker round {attempts - 1})",
+                                prompt=prompt, code=code)
+        code = keep_line_ending(chosen.text, prompts.extract_code(result.text)) or code
+    valid = not problems
+    applied = False
+    if valid or settings.generation.apply_invalid:
+        applied = await apply_edit(ls, chosen.uri, chosen.range, code, how.label)
+    if not valid:
+        listed_text = "; ".join(describe(d) for d in problems[:5])
+        verb = "applied anyway" if applied else "not applied"
+        ls.show(f"{how.label}: the Aethel checker rejects the result after {attempts} "
+                f"attempt(s), so it was {verb}: {listed_text}. Set "
+                "`generation.applyInvalid = true` to insert it anyway.",
+                types.MessageType.Warning)
+    return {"text": code, "applied": applied, "metrics": result.metrics.to_json(),
+            "valid": valid, "attempts": attempts,
+            "diagnostics": [d.to_json() for d in problems]}
 
 
 def whole_lines(ls: AethelServer, args: Args) -> documents.Selection:
@@ -358,6 +399,7 @@ class ContractTarget:
     description: str
     draft: str
     fenced: bool  # insert as a ```aethel block (the document is not Aethel)
+    after_last_line: bool = False  # inserted at the end of a last line without a newline
 
 
 def contract_target(ls: AethelServer, args: Args) -> ContractTarget:
@@ -375,14 +417,14 @@ def contract_target(ls: AethelServer, args: Args) -> ContractTarget:
                 else end.line
             )
             joined = " ".join(c for c in comments if c)
-            return ContractTarget(_after_line(last), description or joined, "", fenced)
+            return _after(chosen.document, last, description or joined, fenced)
         return ContractTarget(chosen.range, description or chosen.text.strip(), "", fenced)
     line_no = chosen.range.start.line
     doc_lines = chosen.document.lines
     line = doc_lines[line_no] if line_no < len(doc_lines) else ""
     from_comment = prompts.description_from_comment(line)
     if from_comment:
-        return ContractTarget(_after_line(line_no), description or from_comment, "", fenced)
+        return _after(chosen.document, line_no, description or from_comment, fenced)
     if not chosen.document.source.strip():
         return ContractTarget(documents.full_range(chosen.document), description, "", fenced)
     if description:
@@ -395,9 +437,19 @@ def contract_target(ls: AethelServer, args: Args) -> ContractTarget:
     )
 
 
-def _after_line(line: int) -> types.Range:
-    point = types.Position(line=line + 1, character=0)
-    return types.Range(start=point, end=point)
+def _after(document: TextDocument, line: int, description: str,
+           fenced: bool) -> ContractTarget:
+    """Insert after `line`: at the start of the next line, or, on a last line without a
+    newline, at its end behind a newline (a position past the end of the document would
+    be clamped by the editor onto the comment line itself)."""
+    lines = document.lines
+    if line + 1 < len(lines) or (lines and lines[-1].endswith("\n")):
+        point = types.Position(line=line + 1, character=0)
+        return ContractTarget(types.Range(start=point, end=point), description, "", fenced)
+    last = lines[line] if line < len(lines) else ""
+    point = types.Position(line=line, character=document.position_codec.client_num_units(last))
+    return ContractTarget(types.Range(start=point, end=point), description, "", fenced,
+                          after_last_line=True)
 
 
 async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
@@ -465,4 +517,4 @@ def contract_text(code: str, problems: Sequence[Diagnostic], target: ContractTar
         body = marks + body
     if target.fenced:
         body = f"```aethel\n{body}```\n"
-    return body
+    return "\n" + body if target.after_last_line else body

@@ -92,7 +92,9 @@ def clean(raw: str, ctx: PostprocessContext, *, chat: bool = False) -> Cleaned:
     """`postprocess`, also saying whether the answer is already complete."""
     text = strip_special_tokens(raw)
     final = len(text) < len(raw) and _has_end_marker(raw)
-    if chat:
+    # chat answers come fenced; a FIM model sometimes opens one too (outside Markdown,
+    # where a fence could be the text the user is writing)
+    if chat or (ctx.language_id != "markdown" and _FENCE_OPEN.match(text)):
         stripped = strip_fences(text)
         final = final or (stripped != strip_leading_fence(text))
         text = stripped

@@ -194,6 +194,50 @@ async def test_generate_contract_from_comment_line(lsp: Harness) -> None:
     assert "transfer with a 1% fee to the treasury" in prompt
 
 
+async def test_generate_contract_from_a_comment_on_the_last_line(lsp: Harness) -> None:
+    """No newline after the comment: the contract goes on a new line, not glued to it."""
+    assert lsp.fake is not None
+    lsp.fake.enqueue(Reply(text=CONTRACT))
+    comment = "# transfer with a 1% fee to the treasury"
+    uri = lsp.open("last.ae", comment, language_id="aethel")
+    point = {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}
+    result = await lsp.command(protocol.CMD_GENERATE_CONTRACT, {"uri": uri, "range": point})
+    assert result["valid"] is True and result["applied"] is True
+    edit = lsp.applied[-1].edit.changes[uri][0]  # type: ignore[index]
+    end = types.Position(0, len(comment))
+    assert edit.range.start == end and edit.range.end == end  # inside the document
+    assert edit.new_text == "\n" + CONTRACT + "\n"
+
+
+async def test_fix_with_ai_in_aethel_is_checked_before_it_lands(lsp: Harness) -> None:
+    """A 'fix' that still breaks conservation goes back to the model; the checked one lands."""
+    assert lsp.fake is not None
+    minting = (FIXTURES / "conservation_violation.ae").read_text()
+    uri = lsp.open("fixme.ae", minting, language_id="aethel")
+    whole = {"start": {"line": 0, "character": 0},
+             "end": {"line": minting.count("\n"), "character": 0}}
+    lsp.fake.enqueue(Reply(text=f"```aethel\n{minting}```"), Reply(text=CONTRACT + "\n"))
+    result = await lsp.command(protocol.CMD_FIX_WITH_AI, {"uri": uri, "range": whole})
+    assert result["valid"] is True and result["attempts"] == 2 and result["applied"] is True
+    repair = lsp.fake.chat_requests()[-1]["messages"][-1]["content"]
+    assert "conservation violated" in repair
+    assert lsp.progress_for_title("Fixing with AI (checker round 1)")
+
+
+async def test_fix_with_ai_in_aethel_that_stays_invalid_is_not_applied(lsp: Harness) -> None:
+    assert lsp.fake is not None
+    minting = (FIXTURES / "conservation_violation.ae").read_text()
+    uri = lsp.open("stillbad.ae", "# keep\n" + minting, language_id="aethel")
+    whole = {"start": {"line": 1, "character": 0},
+             "end": {"line": 1 + minting.count("\n"), "character": 0}}
+    lsp.fake.enqueue(*[Reply(text=f"```aethel\n{minting}```")] * 3)
+    result = await lsp.command(protocol.CMD_FIX_WITH_AI, {"uri": uri, "range": whole})
+    assert result["valid"] is False and result["applied"] is False and result["attempts"] == 3
+    assert "conservation" in result["diagnostics"][0]["message"]
+    assert any("checker rejects" in m.message for m in lsp.client.messages)
+    assert not any(uri in (a.edit.changes or {}) for a in lsp.applied)
+
+
 async def test_generate_contract_repairs_once_with_parse_errors(lsp: Harness) -> None:
     assert lsp.fake is not None
     lsp.fake.enqueue(Reply(text="intent broken( {\n  guard { x = 1 }\n"), Reply(text=CONTRACT))

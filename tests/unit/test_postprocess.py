@@ -40,6 +40,17 @@ def test_markdown_fences_are_removed_for_chat_answers() -> None:
     assert strip_fences("no fence") == "no fence"
 
 
+def test_a_fim_answer_that_opens_a_fence_loses_it() -> None:
+    """FIM models sometimes answer like a chat model; the fence is never the code."""
+    assert postprocess("```python\nreturn a + b\n```", ctx()) == "return a + b"
+    assert postprocess("```\nreturn a + b", ctx()) == "return a + b"  # still streaming
+    assert postprocess("return a + b", ctx()) == "return a + b"
+
+
+def test_in_markdown_a_fim_fence_is_the_users_text() -> None:
+    assert postprocess("```python\nx = 1", ctx(language="markdown")) == "```python\nx = 1"
+
+
 def test_mid_line_offers_one_line() -> None:
     c = ctx(line_prefix="print(", line_suffix=")", suffix=")\nnext()\n")
     result = clean("x, y)\nmore()\n", c)
