@@ -286,6 +286,15 @@ def test_cancel_from_the_editor_stops_the_stream(session: Session) -> None:
     assert slow.tokens_sent < len(SLOW_EXPLANATION.split())
 
 
+def test_preview_keys_work_from_the_code_window(session: Session) -> None:
+    """The preview opens without focus; its documented keys must work from the code."""
+    q = session.steps["q_from_code"]
+    assert q["preview_was_open"] and q["cursor_stayed"]
+    assert not q["preview_open"] and q["recording"] == ""  # closed, no macro started
+    assert q["q_mapped_after"] is None  # the code buffer's `q` is given back
+    assert session.steps["cancel"]["ctrl_c_in_code"] == "Cancel the running Aethel generation"
+
+
 def test_generate_changes_the_buffer(session: Session) -> None:
     s = session.steps
     run = s["generate"]
@@ -362,6 +371,7 @@ def test_checkhealth(session: Session) -> None:
     assert "aethel-lsp 0.1.0 running" in report or "running (client id" in report
     assert "answers (version" in report
     assert "installed models:" in report
+    assert f"chat model: {ACTION_MODEL}" in report  # the configured model is installed
 
 
 def test_engine_offline_then_back(tmp_path: Path) -> None:

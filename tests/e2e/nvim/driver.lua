@@ -249,16 +249,31 @@ local function main()
   sleep(100)
   step('menu_explain', run_info(menu_run))
 
+  -- 3c. the preview opened without focus: `q` in the code window closes it (no macro)
+  local code_win = vim.api.nvim_get_current_win()
+  local preview_win = menu_run.preview and menu_run.preview.win
+  local preview_was_open = preview_win ~= nil and vim.api.nvim_win_is_valid(preview_win)
+  vim.api.nvim_feedkeys('q', 'x', false)
+  sleep(50)
+  step('q_from_code', {
+    preview_was_open = preview_was_open,
+    cursor_stayed = vim.api.nvim_get_current_win() == code_win,
+    preview_open = preview_win ~= nil and vim.api.nvim_win_is_valid(preview_win),
+    recording = vim.fn.reg_recording(),
+    q_mapped_after = vim.fn.maparg('q', 'n', false, true).desc or vim.NIL,
+  })
+
   -- 4. cancel a long explanation from the editor (:AethelCancel)
   vim.cmd('2,17AethelExplain')
   local slow = actions.last()
   wait_for('slow explain reports', 10000, function()
     return slow.reports >= 2
   end)
+  local ctrl_c = vim.fn.maparg('<C-c>', 'n', false, true).desc or vim.NIL
   vim.cmd('AethelCancel')
   local cancelled_at = ms()
   sleep(300)
-  step('cancel', { state = slow.state, reports_at_cancel = slow.reports, t = cancelled_at, token = slow.token or vim.NIL })
+  step('cancel', { state = slow.state, reports_at_cancel = slow.reports, t = cancelled_at, token = slow.token or vim.NIL, ctrl_c_in_code = ctrl_c })
 
   -- 5. generate: the server applies the contract to the buffer
   vim.cmd.edit('new.ae')

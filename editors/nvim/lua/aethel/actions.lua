@@ -152,7 +152,7 @@ function M.execute(client, bufnr, command, arguments, opts)
     local ft = opts.filetype or spec.filetype or vim.bo[bufnr].filetype
     run.preview = preview.open('Aethel: ' .. (opts.title or spec.title or command), ft, config.current.preview, function()
       M.cancel(run)
-    end)
+    end, bufnr)
   end
   pending[#pending + 1] = run
   local ok, request_id = client:request('workspace/executeCommand', {

@@ -97,8 +97,24 @@ local function check_engine(client)
     end, models)
     vim.health.ok('installed models: ' .. table.concat(names, ', '))
   end
-  if val(s.activeModel) then
-    vim.health.ok('active model: ' .. s.activeModel)
+  local installed = {}
+  for _, m in ipairs(models) do
+    installed[m.name] = true
+    installed[(m.name:gsub(':latest$', ''))] = true
+  end
+  local active = val(s.activeModels) or {}
+  for _, task in ipairs({ 'chat', 'completion' }) do
+    local name = val(active[task])
+    if name and #models > 0 and not installed[name] and not installed[name .. ':latest'] then
+      local fix = val(s.engine) == 'ollama' and ('Pull it: :AethelPull ' .. name)
+        or ('The ' .. (val(s.engine) or '?') .. ' engine cannot pull it: remove `model` from your settings, or set it to one of the installed models')
+      vim.health.error(string.format('%s model %s is not installed at %s', task, name, where), {
+        fix,
+        'Installed: ' .. table.concat(vim.tbl_map(function(m) return m.name end, models), ', '),
+      })
+    elseif name then
+      vim.health.ok(string.format('%s model: %s', task, name))
+    end
   end
   local line = require('aethel.status').statusline()
   if line ~= '' then

@@ -48,25 +48,68 @@ end
 --- @param filetype string?
 --- @param opts aethel.PreviewOpts
 --- @param on_cancel fun()? called by `<C-c>` in the preview while the generation runs
+--- @param source_buf integer? the buffer the action ran on: while the preview is shown
+---   without focus, `q` and `<C-c>` there act on the preview (and are given back after)
 --- @return aethel.Preview
-function M.open(title, filetype, opts, on_cancel)
+function M.open(title, filetype, opts, on_cancel, source_buf)
   local self = setmetatable({ title = title, opts = opts, footer = 'streaming…', running = true }, Preview)
+  self.source_buf = source_buf
   self.buf = vim.api.nvim_create_buf(false, true)
   vim.bo[self.buf].bufhidden = 'hide' -- survives `q`, so :AethelPreview can show it again
   vim.bo[self.buf].filetype = filetype or 'markdown'
   pcall(vim.api.nvim_buf_set_name, self.buf, string.format('aethel://preview/%d', self.buf))
-  self:show()
   local function cancel()
     if self.running and on_cancel then
       on_cancel()
     end
   end
+  self.cancel = cancel
   -- closing only hides the text: the generation goes on and its edit is still applied
   vim.keymap.set('n', 'q', function()
     self:close()
   end, { buffer = self.buf, nowait = true, desc = 'Close the Aethel preview' })
   vim.keymap.set('n', '<C-c>', cancel, { buffer = self.buf, desc = 'Cancel the running Aethel generation' })
+  self:show()
   return self
+end
+
+local BORROWED_KEYS = { 'q', '<C-c>' }
+
+--- While the preview is on screen and the cursor stays in the code, `q` (close) and
+--- `<C-c>` (stop) work from there too: the documented keys must not start a macro.
+--- The code buffer's own mappings of those keys are restored when the preview closes.
+function Preview:borrow_keys()
+  local buf = self.source_buf
+  if self.borrowed or not buf or not vim.api.nvim_buf_is_valid(buf) or buf == self.buf then
+    return
+  end
+  self.borrowed = {}
+  vim.api.nvim_buf_call(buf, function()
+    for _, lhs in ipairs(BORROWED_KEYS) do
+      local previous = vim.fn.maparg(lhs, 'n', false, true)
+      self.borrowed[lhs] = (previous.buffer == 1) and previous or false
+    end
+  end)
+  vim.keymap.set('n', 'q', function()
+    self:close()
+  end, { buffer = buf, nowait = true, desc = 'Close the Aethel preview' })
+  vim.keymap.set('n', '<C-c>', self.cancel, { buffer = buf, desc = 'Cancel the running Aethel generation' })
+end
+
+function Preview:return_keys()
+  local buf, borrowed = self.source_buf, self.borrowed
+  self.borrowed = nil
+  if not borrowed or not buf or not vim.api.nvim_buf_is_valid(buf) then
+    return
+  end
+  vim.api.nvim_buf_call(buf, function()
+    for lhs, previous in pairs(borrowed) do
+      pcall(vim.keymap.del, 'n', lhs, { buffer = buf })
+      if previous then
+        vim.fn.mapset('n', false, previous)
+      end
+    end
+  end)
 end
 
 --- (Re)show the preview window; used when the user closed it and asks again.
@@ -91,6 +134,9 @@ function Preview:show()
   vim.wo[self.win].wrap = true
   vim.wo[self.win].linebreak = true
   vim.wo[self.win].conceallevel = 2
+  if vim.api.nvim_get_current_win() ~= self.win then
+    self:borrow_keys()
+  end
 end
 
 function Preview:valid()
@@ -139,6 +185,7 @@ function Preview:destroy()
 end
 
 function Preview:close()
+  self:return_keys()
   if self.win and vim.api.nvim_win_is_valid(self.win) then
     pcall(vim.api.nvim_win_close, self.win, true)
   end
