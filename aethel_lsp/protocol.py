@@ -24,6 +24,7 @@ CMD_FIX_WITH_AI: Final = "aethel.fixWithAI"
 CMD_DOCTOR: Final = "aethel.doctor"
 CMD_INSPECT_LAST: Final = "aethel.inspectLast"
 CMD_RECOMMEND_MODELS: Final = "aethel.recommendModels"
+CMD_DISTILL_CONTRACT: Final = "aethel.distillContract"
 
 ALL_COMMANDS: Final = (
     CMD_MODEL_STATUS,
@@ -39,6 +40,7 @@ ALL_COMMANDS: Final = (
     CMD_DOCTOR,
     CMD_INSPECT_LAST,
     CMD_RECOMMEND_MODELS,
+    CMD_DISTILL_CONTRACT,
 )
 
 # server -> client notifications
@@ -50,6 +52,7 @@ CONFIG_SECTION: Final = "aethel"
 
 # Code action titles: users filter on these words, keep them in the titles.
 TITLE_GENERATE_CONTRACT: Final = "Generate Aethel contract"
+TITLE_DISTILL_CONTRACT: Final = "Generate Aethel contract (best of {n})"
 TITLE_EXPLAIN: Final = "Explain selection"
 TITLE_IMPROVE: Final = "Improve selection"
 TITLE_DOCUMENT: Final = "Add documentation"

@@ -412,6 +412,12 @@ def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
                         help="workspace whose config applies (default: cwd)")
 
 
+def _distill_arguments(parser: argparse.ArgumentParser) -> None:
+    from aethel_lsp.cli.distill import arguments
+
+    arguments(parser)
+
+
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "files", nargs="+", metavar="FILE", help="Aethel files, or directories of .ae files"
@@ -441,6 +447,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "diagnose the setup: engine, models, FIM, speed, memory, config; exit 1 on errors",
         lazy("aethel_lsp.cli.doctor", "doctor"),
         _doctor_arguments,
+    ),
+    Subcommand(
+        "distill",
+        "best of N: several candidate contracts, checked, ranked, the best printed",
+        lazy("aethel_lsp.cli.distill"),
+        _distill_arguments,
     ),
     Subcommand(
         "inspect",

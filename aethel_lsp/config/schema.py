@@ -23,7 +23,9 @@ LogLevel = Literal["error", "warning", "info", "debug"]
 ENGINE_CHOICES: Final = ("auto", "ollama", "openai", "embedded")
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
 # Code actions that `actions.enabled` can name (also the action ids of features/code_actions).
-ACTION_NAMES: Final = ("generateContract", "explain", "improve", "document", "fix")
+ACTION_NAMES: Final = (
+    "generateContract", "distillContract", "explain", "improve", "document", "fix"
+)
 DEFAULT_HOST: Final = "http://127.0.0.1:11434"
 
 
@@ -186,6 +188,11 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("actions.enabled", ACTION_NAMES, p_actions, "code actions offered"),
     Field("generation.repairRounds", 2, p_int(0, 10), "repair rounds for generated contracts"),
     Field("generation.applyInvalid", False, p_bool, "apply a contract that still fails"),
+    Field("distill.candidates", 4, p_int(1, 32), "candidate contracts of the distiller"),
+    Field("distill.models", (), p_str_list, "models the distiller asks (empty: `model`)"),
+    Field("distill.agree", 2, p_int(0, 32), "stop when this many valid candidates agree"),
+    Field("distill.concurrency", 2, p_int(1, 16), "distiller candidates at once per provider"),
+    Field("distill.provenance", True, p_bool, "header comment naming the model and checks"),
     Field("completion.enabled", True, p_bool, "inline completion on/off"),
     Field("completion.disabledLanguages", (), p_str_list, "languages without completion"),
     Field("completion.aiItem", True, p_bool, "AI item in the completion list"),
@@ -246,6 +253,15 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class DistillSettings:
+    candidates: int = 4
+    models: tuple[str, ...] = ()
+    agree: int = 2
+    concurrency: int = 2
+    provenance: bool = True
+
+
+@dataclass(frozen=True)
 class CompletionSettings:
     model: str = ""
     enabled: bool = True
@@ -286,6 +302,7 @@ class Settings:
     timeouts: TimeoutSettings = TimeoutSettings()
     actions: ActionSettings = ActionSettings()
     generation: GenerationSettings = GenerationSettings()
+    distill: DistillSettings = DistillSettings()
     completion: CompletionSettings = CompletionSettings()
     inspector: InspectorSettings = InspectorSettings()
     allow_remote_host_from_workspace: bool = False
@@ -331,6 +348,13 @@ def build_settings(values: dict[str, Any]) -> Settings:
         generation=GenerationSettings(
             repair_rounds=v["generation.repairRounds"],
             apply_invalid=v["generation.applyInvalid"],
+        ),
+        distill=DistillSettings(
+            candidates=v["distill.candidates"],
+            models=tuple(v["distill.models"]),
+            agree=v["distill.agree"],
+            concurrency=v["distill.concurrency"],
+            provenance=v["distill.provenance"],
         ),
         completion=CompletionSettings(
             model=v["completion.model"],

@@ -480,7 +480,7 @@ async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     if valid or settings.generation.apply_invalid:
         applied = await apply_edit(
             ls,
-            _uri(args),
+            require_uri(args),
             target.range,
             contract_text(code, problems, target),
             "Generate Aethel contract",
@@ -505,7 +505,7 @@ async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     }
 
 
-def _uri(args: Args) -> str:
+def require_uri(args: Args) -> str:
     return require_str(args, "uri")
 
 

@@ -16,11 +16,13 @@ from lsprotocol import types
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.protocol import (
     ALL_COMMANDS,
+    CMD_DISTILL_CONTRACT,
     CMD_DOCUMENT_SELECTION,
     CMD_EXPLAIN_SELECTION,
     CMD_FIX_WITH_AI,
     CMD_GENERATE_CONTRACT,
     CMD_IMPROVE_SELECTION,
+    TITLE_DISTILL_CONTRACT,
     TITLE_DOCUMENT,
     TITLE_EXPLAIN,
     TITLE_FIX,
@@ -93,6 +95,20 @@ def list_actions(
                 "generateContract",
                 f"{PREFIX}{TITLE_GENERATE_CONTRACT}{where}",
                 CMD_GENERATE_CONTRACT,
+                types.CodeActionKind.Source
+                if not has_selection
+                else types.CodeActionKind.RefactorRewrite,
+                base,
+            )
+        )
+    if enabled.is_enabled("distillContract"):
+        where = "" if _is_aethel(ls, uri) else " block"
+        best_of = TITLE_DISTILL_CONTRACT.format(n=ls.session.settings.distill.candidates)
+        offered.append(
+            (
+                "distillContract",
+                f"{PREFIX}{best_of}{where}",
+                CMD_DISTILL_CONTRACT,
                 types.CodeActionKind.Source
                 if not has_selection
                 else types.CodeActionKind.RefactorRewrite,

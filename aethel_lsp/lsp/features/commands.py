@@ -1,4 +1,5 @@
-"""The AI action commands: explain, generate contract, improve, document, fix with AI.
+"""The AI action commands: explain, generate contract (one, or best of N), improve,
+document, fix with AI.
 
 Thin: each handler hands its argument object to `aethel_lsp.lsp.actions`.  Arguments
 arrive as one object in `arguments[0]`, e.g. `{"uri": ..., "range": ...}`.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aethel_lsp.lsp import actions
+from aethel_lsp.lsp import actions, distill_action
 from aethel_lsp.lsp.handlers import Args, command
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.protocol import (
+    CMD_DISTILL_CONTRACT,
     CMD_DOCUMENT_SELECTION,
     CMD_EXPLAIN_SELECTION,
     CMD_FIX_WITH_AI,
@@ -40,3 +42,7 @@ def register(server: AethelServer) -> None:
     @command(server, CMD_FIX_WITH_AI)
     async def fix_with_ai(ls: AethelServer, args: Args) -> dict[str, Any]:
         return await actions.fix(ls, args)
+
+    @command(server, CMD_DISTILL_CONTRACT)
+    async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
+        return await distill_action.distill_contract(ls, args)
