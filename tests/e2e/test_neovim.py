@@ -295,6 +295,20 @@ def test_preview_keys_work_from_the_code_window(session: Session) -> None:
     assert session.steps["cancel"]["ctrl_c_in_code"] == "Cancel the running Aethel generation"
 
 
+def test_distill_shows_every_verdict_and_inserts_the_best(session: Session) -> None:
+    run = session.steps["distill"]
+    assert run["state"] == "done" and run["command"] == protocol.CMD_DISTILL_CONTRACT, run
+    result = run["result"]
+    assert result["best"]["valid"] is True
+    preview = run["preview_text"]
+    assert preview.startswith("# Candidates, best first")
+    assert preview.count("✓ **") == len(result["candidates"])  # one verdict per candidate
+    assert "# Why" in preview and result["explanation"].splitlines()[0] in preview
+    assert run["preview_footer"].startswith(f"{len(result['candidates'])}/")  # "2/2 valid..."
+    inserted = "\n".join(session.steps["distill_buffer"])
+    assert "# aethel-lsp: best of 4 candidates" in inserted and "intent " in inserted
+
+
 def test_generate_changes_the_buffer(session: Session) -> None:
     s = session.steps
     run = s["generate"]

@@ -429,6 +429,25 @@ local function main()
   vim.api.nvim_feedkeys(vim.keycode('<Esc>'), 'n', false)
   sleep(50)
 
+  -- 9b. :AethelDistill on a comment line: best of N, the preview lists the verdicts
+  vim.fn.writefile({ '# move an amount between two accounts' }, 'best.ae')
+  vim.cmd.edit('best.ae')
+  local bbuf = vim.api.nvim_get_current_buf()
+  wait_for('attach best.ae', 10000, function()
+    return aethel.client(bbuf) ~= nil
+  end)
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd('AethelDistill')
+  local best = actions.last()
+  wait_for('distill result', 30000, function()
+    return run_done(best)
+  end)
+  wait_for('best contract inserted', 5000, function()
+    return #lines(bbuf) > 1
+  end)
+  step('distill', run_info(best))
+  step('distill_buffer', lines(bbuf))
+
   -- 10. :checkhealth aethel
   vim.cmd('checkhealth aethel')
   wait_for('health report', 15000, function()

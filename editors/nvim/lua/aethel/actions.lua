@@ -50,6 +50,8 @@ M.history = {}
 local SPECS = {
   [protocol.CMD_EXPLAIN_SELECTION] = { title = 'Explain selection', filetype = 'markdown' },
   [protocol.CMD_GENERATE_CONTRACT] = { title = 'Generate Aethel contract', filetype = 'aethel' },
+  -- progress reports are status lines ("3/6 checked, 2 valid"), not streamed text
+  [protocol.CMD_DISTILL_CONTRACT] = { title = 'Generate Aethel contract (best of N)', filetype = 'markdown', status = true },
   [protocol.CMD_IMPROVE_SELECTION] = { title = 'Improve selection', filetype = nil },
   [protocol.CMD_DOCUMENT_SELECTION] = { title = 'Add documentation', filetype = nil },
   [protocol.CMD_FIX_WITH_AI] = { title = 'Fix with AI', filetype = nil },
@@ -193,6 +195,9 @@ function M._on_response(run, err, result)
     run.state = 'done'
     run.result = result
     local final = type(result) == 'table' and val(result.text) or nil
+    if run.command == protocol.CMD_DISTILL_CONTRACT and type(result) == 'table' then
+      final = M.verdicts(result)
+    end
     if run.preview then
       if type(final) == 'string' then
         run.preview:set_text(final)
@@ -209,13 +214,40 @@ function M._on_response(run, err, result)
   fire_done(run)
 end
 
+--- The distiller's answer as Markdown: every candidate with its verdict, best first, the
+--- explanation, and the chosen contract.
+--- @param result table
+--- @return string
+function M.verdicts(result)
+  local out = { '# Candidates, best first', '' }
+  for i, c in ipairs(val(result.candidates) or {}) do
+    out[#out + 1] = string.format('%d. %s **%s** (%s) · score %s · %s', i,
+      val(c.valid) and '✓' or '✗', c.model, c.provider, tostring(c.score), c.reason)
+  end
+  vim.list_extend(out, { '', '# Why', '' })
+  vim.list_extend(out, vim.split(val(result.explanation) or '', '\n', { plain = true }))
+  local best = val(result.best)
+  if type(best) == 'table' and val(best.valid) then
+    vim.list_extend(out, { '', '# Chosen contract', '', '```aethel' })
+    vim.list_extend(out, vim.split(best.text or '', '\n', { plain = true }))
+    out[#out + 1] = '```'
+  end
+  return table.concat(out, '\n')
+end
+
 --- One line telling the user what happened to their buffer.
 function M._report_outcome(run, result)
   if type(result) ~= 'table' then
     return
   end
   local applied = val(result.applied)
-  if run.command == protocol.CMD_GENERATE_CONTRACT then
+  if run.command == protocol.CMD_DISTILL_CONTRACT then
+    local best = val(result.best)
+    local chosen = type(best) == 'table' and val(best.valid) == true
+    notify(chosen and string.format('best of %d: %s chose', #(val(result.candidates) or {}), best.model)
+      or 'no candidate contract passed the checker (see the preview)',
+      chosen and vim.log.levels.INFO or vim.log.levels.WARN)
+  elseif run.command == protocol.CMD_GENERATE_CONTRACT then
     local validity = val(result.valid) == false and 'still INVALID after repair' or 'valid'
     local attempts = val(result.attempts)
     notify(string.format(
@@ -270,7 +302,8 @@ function M.on_progress(ev)
     run.preview:set_text('') -- a repair round streams a whole new contract
   end
   if value.kind == 'report' and type(value.message) == 'string' and value.message ~= '' and run.preview then
-    run.text = run.text .. value.message
+    local spec = SPECS[run.command] or {}
+    run.text = spec.status and value.message or (run.text .. value.message)
     run.reports = run.reports + 1
     run.preview:set_text(run.text)
   end

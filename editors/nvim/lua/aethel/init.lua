@@ -157,6 +157,16 @@ function M.generate(opts)
   return M.run(protocol.CMD_GENERATE_CONTRACT, opts, 'line', { description = description })
 end
 
+--- :AethelDistill [description] — best of N: several candidate contracts, checked by the
+--- server, the best inserted; the preview lists every candidate with its verdict.
+function M.distill(opts)
+  local description = opts and opts.args ~= '' and opts.args or nil
+  if description and not (opts.range and opts.range > 0) then
+    return M.run(protocol.CMD_DISTILL_CONTRACT, opts, 'insert', { description = description })
+  end
+  return M.run(protocol.CMD_DISTILL_CONTRACT, opts, 'line', { description = description })
+end
+
 function M.explain(opts)
   return M.run(protocol.CMD_EXPLAIN_SELECTION, opts, 'paragraph')
 end
@@ -410,6 +420,11 @@ local function create_commands()
     nargs = '*',
     range = true,
     desc = 'Generate an Aethel contract from a description, the selection or the comment line',
+  })
+  cmd('AethelDistill', M.distill, {
+    nargs = '*',
+    range = true,
+    desc = 'Best of N: candidate contracts checked by the server, the best inserted',
   })
   cmd('AethelExplain', M.explain, { range = true, desc = 'Explain the selection (streams into a preview)' })
   cmd('AethelImprove', M.improve, { range = true, desc = 'Rewrite the selection better' })

@@ -18,11 +18,13 @@ M.CMD_FIX_WITH_AI = 'aethel.fixWithAI'
 M.CMD_DOCTOR = 'aethel.doctor'
 M.CMD_INSPECT_LAST = 'aethel.inspectLast'
 M.CMD_RECOMMEND_MODELS = 'aethel.recommendModels'
+M.CMD_DISTILL_CONTRACT = 'aethel.distillContract'
 
 M.NOTIFY_STATUS = 'aethel/status'
 M.CONFIG_SECTION = 'aethel'
 
 M.TITLE_GENERATE_CONTRACT = 'Generate Aethel contract'
+M.TITLE_DISTILL_CONTRACT = 'Generate Aethel contract (best of {n})'
 M.TITLE_EXPLAIN = 'Explain selection'
 M.TITLE_IMPROVE = 'Improve selection'
 M.TITLE_DOCUMENT = 'Add documentation'
@@ -32,6 +34,7 @@ M.TITLE_FIX = 'Fix with AI'
 M.STREAMING_COMMANDS = {
   [M.CMD_EXPLAIN_SELECTION] = true,
   [M.CMD_GENERATE_CONTRACT] = true,
+  [M.CMD_DISTILL_CONTRACT] = true,
   [M.CMD_IMPROVE_SELECTION] = true,
   [M.CMD_DOCUMENT_SELECTION] = true,
   [M.CMD_FIX_WITH_AI] = true,
