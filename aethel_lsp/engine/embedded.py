@@ -585,6 +585,18 @@ class EmbeddedEngine(Engine):
             final, model=entry.name, finish_reason=reason, ttft_ms=clock.ttft_ms(),
             latency_ms=clock.elapsed_ms(), load_ms=load_ms))
 
+    async def tokenize(self, text: str, model: str = "") -> list[int]:
+        """The model's own token ids for `text` (`/tokenize`): exact prompt sizing."""
+        entry = await asyncio.to_thread(self._resolve, model)
+        running = await self._server_for(entry)
+        data = await running.http.request_json("POST", "/tokenize", {"content": text},
+                                               what="tokenizing", model=entry.name)
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise MalformedResponse("The embedded llama.cpp server answered /tokenize without "
+                                    "a list of token ids.", host=self.host)
+        return tokens
+
     def _prompt_progress(self, model: str, progress: PromptProgress) -> None:
         """Only prompts that take a while are worth a word (the first one of a file)."""
         if progress.total - progress.cached >= 256:
