@@ -111,3 +111,8 @@ requires_embedded = pytest.mark.skipif(
     reason="the embedded engine needs xllamacpp and the SmolLM2 model: "
     "pip install 'aethel-lsp[embedded]' && aethel-lsp pull --engine embedded",
 )
+
+
+def model_env() -> dict[str, str]:
+    """Lets a server subprocess with an isolated HOME find the fetched model."""
+    return {"AETHEL_LSP_MODELS_DIR": str(SHIPPED_MODEL.parent)} if SHIPPED_MODEL else {}
