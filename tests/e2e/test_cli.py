@@ -182,6 +182,24 @@ def test_pull_human_and_unknown(fake_ollama: FakeOllama, isolated_env: dict[str,
     assert "no-such-model" in one_error_line(missing)
 
 
+def test_pull_without_a_model_is_the_embedded_default(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Already fetched (same name and size): nothing is downloaded, pip is not run."""
+    from aethel_lsp.engine.model_fetch import DEFAULT_MODEL
+
+    models = tmp_path / "models"
+    models.mkdir()
+    with (models / DEFAULT_MODEL.file_name).open("wb") as sparse:
+        sparse.truncate(DEFAULT_MODEL.size)
+    env = {**isolated_env, "AETHEL_LSP_MODELS_DIR": str(models)}
+    result = run_cli(env, "pull", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["success"]
+    human = run_cli(env, "pull")
+    assert f"Pulled {DEFAULT_MODEL.name} into {models}." in human.stdout
+
+
 # -- generate -----------------------------------------------------------------------------------
 def test_generate_streams_text_then_metrics(
     fake_ollama: FakeOllama, isolated_env: dict[str, str]
