@@ -23,6 +23,7 @@ model stays loaded until the engine is closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib.metadata
 import logging
@@ -363,6 +364,7 @@ class EmbeddedEngine(Engine):
         configured = self._configured()
         self.host = f"embedded:{configured.name}" if configured else "embedded"
         self._running: _Running | None = None
+        self._starting: tuple[Path, asyncio.Future[_Running]] | None = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -484,6 +486,12 @@ class EmbeddedEngine(Engine):
         return lock
 
     async def _server_for(self, entry: _ModelEntry) -> _Running:
+        """The server of `entry`'s model, started once.
+
+        The start runs as its own task, shielded: inline completions are cancelled at
+        every keystroke (latest wins), and a cancelled first request must not throw away
+        a half-loaded model for the next one to load again.
+        """
         async with self._lock():
             running = self._running
             if running is not None and running.entry.path == entry.path:
@@ -491,8 +499,15 @@ class EmbeddedEngine(Engine):
             if running is not None:
                 self._running = None
                 await _shut_down(running)
-            self._running = await self._start(entry)
-            return self._running
+            starting = self._starting
+            if starting is None or starting[0] != entry.path or starting[1].done():
+                self._starting = (entry.path, asyncio.ensure_future(self._start(entry)))
+            task = self._starting[1]
+            try:
+                return await asyncio.shield(task)
+            finally:
+                if task.done():
+                    self._starting = None
 
     async def _start(self, entry: _ModelEntry) -> _Running:
         if not xllamacpp_installed() and self._server_factory is start_server:
@@ -522,7 +537,8 @@ class EmbeddedEngine(Engine):
         http = HttpSession(client, host=self.host, timeouts=self.timeouts,
                            retry=RetryPolicy(), errors=_LlamaErrors(self.host))
         fim = header is not None and header.has_fill_in_the_middle
-        return _Running(entry, server, client, http, fim, server.load_ms)
+        self._running = _Running(entry, server, client, http, fim, server.load_ms)
+        return self._running
 
     def _report(self, progress: EmbeddedProgress) -> None:
         if self.progress is not None:
@@ -606,7 +622,11 @@ class EmbeddedEngine(Engine):
     # ----------------------------------------------------------------- lifecycle
 
     async def aclose(self) -> None:
-        """Stop the server and free the model's memory."""
+        """Stop the server and free the model's memory (after a start under way)."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            with contextlib.suppress(Exception):
+                await starting[1]
         running, self._running = self._running, None
         if running is not None:
             await _shut_down(running)

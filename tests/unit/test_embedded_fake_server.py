@@ -8,6 +8,9 @@ here, against a fake that refuses what llama.cpp would refuse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +170,32 @@ async def test_load_and_long_prompts_are_reported(fake: FakeLlamaServer, tmp_pat
         await engine.aclose()
     assert [p.stage for p in heard] == ["load", "loaded"]  # 800 of 803 tokens were cached
     assert heard[1].elapsed_ms == 12.0
+
+
+async def test_a_request_cancelled_during_the_load_does_not_waste_it(
+    fake: FakeLlamaServer, tmp_path: Path
+) -> None:
+    """Latest wins cancels completions at every keystroke; the model loads once anyway."""
+    starts: list[ServerSettings] = []
+    loading = threading.Event()
+
+    def slow_factory(settings: ServerSettings) -> LlamaServer:
+        starts.append(settings)
+        loading.set()
+        time.sleep(0.5)  # a model load, on the worker thread
+        return LlamaServer(settings, fake.url, fake.api_key, 500.0, None)
+
+    model = write_gguf(tmp_path / "m.gguf", TINY_METADATA, TINY_TENSORS)
+    engine = EmbeddedEngine(str(model), ollama_models=tmp_path / "no-store",
+                            server_factory=slow_factory)
+    try:
+        first = asyncio.ensure_future(engine.generate(GenerateRequest("", "go", raw=True)))
+        assert await asyncio.to_thread(loading.wait, 30)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        result = await engine.generate(GenerateRequest("", "go", raw=True))
+    finally:
+        await engine.aclose()
+    assert len(starts) == 1
+    assert result.text == "    return a + b" and result.metrics.load_ms == 500.0
