@@ -171,20 +171,22 @@ async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", default="",
-                        help="model to download, e.g. qwen2.5-coder:1.5b (none: the embedded "
-                        "engine's SmolLM2-135M)")
+                        help="model to download, e.g. qwen2.5-coder:1.5b; none: the embedded "
+                        "engine's SmolLM2-135M; hf:OWNER/REPO/FILE.gguf: a GGUF from Hugging "
+                        "Face for the embedded engine")
 
 
 async def _pull(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.pull import show_pull
 
-    if not args.model:  # the embedded engine's default model, whatever engine is configured
-        from aethel_lsp.engine.model_fetch import DEFAULT_MODEL, fetch_model
+    if not args.model or args.model.startswith("hf:"):  # the embedded engine's model dir
+        from aethel_lsp.engine.embedded import embedded_pull
+        from aethel_lsp.engine.model_fetch import DEFAULT_MODEL
         from aethel_lsp.paths import models_dir
 
-        await show_pull(ctx, fetch_model())
+        await show_pull(ctx, embedded_pull(args.model))
         if not args.json:
-            ctx.out.line(f"Pulled {DEFAULT_MODEL.name} into {models_dir()}.")
+            ctx.out.line(f"Pulled {args.model or DEFAULT_MODEL.name} into {models_dir()}.")
         return 0
     await show_pull(ctx, ctx.engine.pull(args.model))
     if not args.json:

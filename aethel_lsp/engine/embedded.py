@@ -58,6 +58,8 @@ from aethel_lsp.engine.errors import (
     StreamError,
 )
 from aethel_lsp.engine.gguf import GgufError, GgufInfo, parameter_size, read_gguf_info
+from aethel_lsp.engine.hf_fetch import PREFIX as HF_PREFIX
+from aethel_lsp.engine.hf_fetch import fetch_hf_file, parse_hf_reference
 from aethel_lsp.engine.llama_api import (
     PromptProgress,
     chat_body,
@@ -88,6 +90,7 @@ from aethel_lsp.engine.types import (
     PullProgress,
     RunningModel,
 )
+from aethel_lsp.paths import models_dir
 
 __all__ = [
     "EMBEDDED_INSTALL_HINT",
@@ -97,6 +100,7 @@ __all__ = [
     "ProgressListener",
     "default_model_path",
     "embedded_available",
+    "embedded_pull",
     "ollama_store_models",
 ]
 
@@ -187,6 +191,27 @@ def automatic_threads() -> int:
     return max(1, min(16, (os.cpu_count() or 2) // 2))
 
 
+def embedded_pull(reference: str, models_directory: Path | None = None
+                  ) -> AsyncIterator[PullProgress]:
+    """What `pull` means here: "" (or an alias of the default model) fetches SmolLM2-135M,
+    `hf:OWNER/REPO/FILE.gguf` downloads that file; anything else says where to get it."""
+    directory = models_directory or models_dir()
+    if reference.strip().lower() in (*DEFAULT_MODEL_ALIASES, DEFAULT_MODEL.name.lower()):
+        return fetch_model(directory)
+    if reference.startswith(HF_PREFIX):
+        try:
+            file = parse_hf_reference(reference)
+        except InvalidRequest as exc:
+            return _failing_stream(exc)
+        return fetch_hf_file(file, directory)
+    return _failing_stream(InvalidRequest(
+        f"The embedded engine downloads its default model (`{PULL_HINT}`) and GGUF files from "
+        f"Hugging Face (`aethel-lsp pull hf:OWNER/REPO/FILE.gguf`), not {reference}: pull it "
+        f"with Ollama (`ollama pull {reference}`; once downloaded it is offered here even "
+        "when Ollama is not running), or point `embedded.modelPath` at a GGUF file.",
+        host="embedded"))
+
+
 # --------------------------------------------------------------------------- progress
 
 
@@ -233,6 +258,14 @@ def _file_entry(path: Path) -> _ModelEntry:
     except OSError:
         size = 0
     return _ModelEntry(name, path, size)
+
+
+def _downloaded_models(directory: Path) -> list[Path]:
+    """GGUF files in the model directory (`aethel-lsp pull` and `pull hf:...` put them there)."""
+    try:
+        return sorted(p for p in directory.glob("*.gguf") if p.is_file())
+    except OSError:
+        return []
 
 
 def _store_entry(model: StoredModel) -> _ModelEntry:
@@ -383,6 +416,9 @@ class EmbeddedEngine(Engine):
         configured = self._configured()
         if configured is not None and configured.is_file():
             entries.append(_file_entry(configured))
+        for downloaded in _downloaded_models(self._models_directory or models_dir()):
+            if configured is None or downloaded.resolve() != configured.resolve():
+                entries.append(_file_entry(downloaded))
         known = {entry.name for entry in entries}
         for stored in ollama_store_models(self._ollama_models):
             if stored.name not in known:
@@ -466,14 +502,8 @@ class EmbeddedEngine(Engine):
                              size_vram=0, context_length=running.server.context_per_slot)]
 
     def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        """Fetch the default model (SmolLM2-135M) into the model directory."""
-        if model.strip().lower() in (*DEFAULT_MODEL_ALIASES, DEFAULT_MODEL.name.lower()):
-            return fetch_model(self._models_directory)
-        return _failing_stream(InvalidRequest(
-            f"The embedded engine can only download its default model (`{PULL_HINT}`), not "
-            f"{model}: pull it with Ollama (`ollama pull {model}`; once downloaded it is "
-            "offered here even when Ollama is not running), or point `embedded.modelPath` at "
-            "a GGUF file.", host=self.host))
+        """Fetch the default model (SmolLM2-135M), or `hf:OWNER/REPO/FILE.gguf`."""
+        return embedded_pull(model, self._models_directory)
 
     # ----------------------------------------------------------------- the server
 
@@ -501,8 +531,9 @@ class EmbeddedEngine(Engine):
                 await _shut_down(running)
             starting = self._starting
             if starting is None or starting[0] != entry.path or starting[1].done():
-                self._starting = (entry.path, asyncio.ensure_future(self._start(entry)))
-            task = self._starting[1]
+                starting = (entry.path, asyncio.ensure_future(self._start(entry)))
+                self._starting = starting
+            task = starting[1]
             try:
                 return await asyncio.shield(task)
             finally:

