@@ -148,6 +148,7 @@ def metrics_from_final(final: JsonDict, *, model: str, finish_reason: str | None
         done_reason=reason,
         total_duration_ms=engine_ms,
         eval_duration_ms=predicted_ms,
+        cached_prompt_tokens=cached if timings else None,
     )
 
 

@@ -46,6 +46,7 @@ class FakeHub:
 
     def _run(self, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         server = loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
@@ -54,6 +55,10 @@ class FakeHub:
             loop.run_forever()
         finally:
             server.close()
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:  # open keep-alive connections
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     async def _connection(self, reader: asyncio.StreamReader,

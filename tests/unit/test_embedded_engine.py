@@ -70,10 +70,12 @@ async def test_raw_prompt_metrics_are_llama_cpps_own(engine: EmbeddedEngine) -> 
 
 async def test_the_cached_prefix_is_reused(engine: EmbeddedEngine) -> None:
     """Typing one character re-reads only the new tokens (`cache_prompt`)."""
-    await run(engine.stream_generate(ask(num_predict=1)))
+    _, first = await run(engine.stream_generate(ask(num_predict=1)))
     _, typed = await run(engine.stream_generate(ask(CODE + "    r", num_predict=1)))
-    assert typed.prompt_tokens is not None and typed.prompt_tokens > 20
-    assert typed.total_duration_ms is not None  # prompt_ms + predicted_ms from the server
+    assert first.cached_prompt_tokens == 0 and first.prompt_tokens
+    assert typed.cached_prompt_tokens is not None and typed.prompt_tokens is not None
+    assert typed.cached_prompt_tokens >= first.prompt_tokens - 1  # all but the last token
+    assert typed.prompt_tokens - typed.cached_prompt_tokens <= 3  # only the typed text is read
 
 
 async def test_stop_sequence_and_seed(engine: EmbeddedEngine) -> None:

@@ -69,6 +69,7 @@ async def test_fill_in_the_middle_goes_to_infill(fake: FakeLlamaServer, tmp_path
                           **SAMPLING, "temperature": 0.1, "n_predict": 16}
     metrics = result.metrics
     assert metrics.prompt_tokens == TIMINGS["cache_n"] + TIMINGS["prompt_n"]
+    assert metrics.cached_prompt_tokens == TIMINGS["cache_n"]
     assert metrics.tokens_generated == TIMINGS["predicted_n"]
     assert metrics.tokens_per_second == TIMINGS["predicted_per_second"]
     assert metrics.eval_duration_ms == TIMINGS["predicted_ms"]
