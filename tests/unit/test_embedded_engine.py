@@ -189,3 +189,20 @@ def test_available_reports_why_not(tmp_path: Path) -> None:
     ok, why = embedded_available(tmp_path / "missing.gguf")
     assert not ok
     assert "missing.gguf does not exist" in why and "aethel-lsp pull" in why
+
+
+async def test_other_local_processes_cannot_use_the_server(engine: EmbeddedEngine) -> None:
+    """Loopback only, and every request needs the key only this engine knows."""
+    import httpx
+
+    await run(engine.stream_generate(ask(num_predict=1)))
+    running = engine._running  # the address is not public on purpose; tests may look
+    assert running is not None
+    base = running.server.base_url
+    assert base.startswith("http://127.0.0.1:")
+    async with httpx.AsyncClient(base_url=base, trust_env=False) as stranger:
+        refused = await stranger.post("/completion", json={"prompt": "hi", "n_predict": 1})
+        assert refused.status_code == 401
+        preflight = await stranger.options("/completion", headers={
+            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        assert preflight.headers.get("access-control-allow-origin", "") in ("", "null")
