@@ -46,3 +46,26 @@ def user_config_path(env: Mapping[str, str] | None = None) -> Path:
     xdg = environ.get("XDG_CONFIG_HOME", "")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
     return base / APP_NAME / "config.toml"
+
+
+MODELS_DIR_ENV = "AETHEL_LSP_MODELS_DIR"
+
+
+def models_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where `aethel-lsp pull` keeps the embedded engine's GGUF files.
+
+    `$AETHEL_LSP_MODELS_DIR` wins, then `$XDG_DATA_HOME/aethel-lsp/models`, then
+    `~/.local/share/aethel-lsp/models`. Data, not state: a model survives a state reset.
+
+    >>> str(models_dir({"AETHEL_LSP_MODELS_DIR": "/m"}))
+    '/m'
+    >>> str(models_dir({"XDG_DATA_HOME": "/x/data"}))
+    '/x/data/aethel-lsp/models'
+    """
+    environ = os.environ if env is None else env
+    explicit = environ.get(MODELS_DIR_ENV, "")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / APP_NAME / "models"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich (output) and the engine load only when a subcommand runs
     from aethel_lsp.cli.output import Output
@@ -53,13 +53,18 @@ class CliContext:
             from aethel_lsp.engine.metered import MeteredEngine
             from aethel_lsp.engine.stats import UsageStats
 
-            engine = create_engine(self.engine_config())
+            engine = create_engine(self.engine_config(), progress=self._embedded_progress)
             if self.settings.inspector.enabled:  # record what the CLI sends (aethel-lsp inspect)
                 from aethel_lsp.engine.inspector import inspecting
 
                 engine = inspecting(engine, self.settings)
             self._engine = MeteredEngine(engine, UsageStats())
         return self._engine
+
+    def _embedded_progress(self, progress: Any) -> None:
+        """The embedded engine's long first steps (model load, first long prompt)."""
+        if not self.out.json_mode:
+            self.out.note(str(progress.describe()))
 
     async def aclose(self) -> None:
         if self._engine is not None:

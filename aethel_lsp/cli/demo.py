@@ -39,7 +39,10 @@ AETHEL_TASK = "move an amount between two accounts without changing the total su
 
 
 async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.pull import fetch_embedded_model_if_needed
+
     out = ctx.out
+    await fetch_embedded_model_if_needed(ctx)
     engine = ctx.engine
     status = await engine.status()
     if not status.available:

@@ -172,21 +172,27 @@ async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model to download, e.g. qwen2.5-coder:1.5b")
+    parser.add_argument("model", nargs="?", default="",
+                        help="model to download, e.g. qwen2.5-coder:1.5b; none: the embedded "
+                        "engine's SmolLM2-135M; hf:OWNER/REPO/FILE.gguf: a GGUF from Hugging "
+                        "Face for the embedded engine")
 
 
 async def _pull(args: argparse.Namespace, ctx: CliContext) -> int:
-    from aethel_lsp.cli.output import PullDisplay
+    from aethel_lsp.cli.pull import show_pull
 
-    progress = ctx.engine.pull(args.model)
-    if args.json:
-        async for item in progress:
-            ctx.out.json_line(item.to_json())
+    if not args.model or args.model.startswith("hf:"):  # the embedded engine's model dir
+        from aethel_lsp.engine.embedded import embedded_pull
+        from aethel_lsp.engine.model_fetch import DEFAULT_MODEL
+        from aethel_lsp.paths import models_dir
+
+        await show_pull(ctx, embedded_pull(args.model))
+        if not args.json:
+            ctx.out.line(f"Pulled {args.model or DEFAULT_MODEL.name} into {models_dir()}.")
         return 0
-    with PullDisplay(ctx.out) as display:
-        async for item in progress:
-            display.update(item)
-    ctx.out.line(f"Pulled {args.model}.")
+    await show_pull(ctx, ctx.engine.pull(args.model))
+    if not args.json:
+        ctx.out.line(f"Pulled {args.model}.")
     return 0
 
 
@@ -260,9 +266,11 @@ def _read_prompt(source: str) -> str:
 
 
 async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.pull import fetch_embedded_model_if_needed
     from aethel_lsp.engine import GenerateRequest, GenerationOptions, collect
 
     prompt = _read_prompt(args.prompt)
+    await fetch_embedded_model_if_needed(ctx)
     model = await _choose_model(ctx, args.model)
     options = GenerationOptions(temperature=args.temperature, num_predict=args.max_tokens)
     request = GenerateRequest(model=model, prompt=prompt, system=args.system, options=options)

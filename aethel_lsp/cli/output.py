@@ -208,7 +208,7 @@ def status_summary(status: EngineStatus) -> str:
     if status.engine == "openai" and version == "openai-compatible":
         version = ""  # such servers report no version; the backend says only what it is
     elif status.engine == "embedded" and version:
-        version = f"(llama-cpp-python {version})"  # the version is the library's, not ours
+        version = f"(llama.cpp via xllamacpp {version})"  # the library's version, not ours
     name = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "Embedded engine"}
     what = name.get(status.engine, status.engine) + (f" {version}" if version else "")
     loaded = f", {len(status.running)} loaded" if status.running else ""

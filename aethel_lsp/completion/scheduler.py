@@ -353,7 +353,7 @@ class CompletionScheduler:
             self._log(
                 f"Could not read the capabilities of {model} ({reason}); guessing from its name."
             )
-        plan = choose_mode(model, info)
+        plan = choose_mode(model, info, continuation=engine.kind == "embedded")
         if info is not None:
             self._plans[model] = plan
         self._log(plan.describe())
@@ -374,7 +374,7 @@ class CompletionScheduler:
             documents=documents,
             index=self.snippets,
         )
-        if plan.mode is FimMode.NATIVE and not context.prompt.prefix:
+        if plan.mode in (FimMode.NATIVE, FimMode.CONTINUE) and not context.prompt.prefix:
             plan = plan_for_empty_prefix(plan)
             if plan.model not in self._empty_prefix_logged:
                 self._empty_prefix_logged.add(plan.model)

@@ -218,7 +218,8 @@ class _Doctor:
         reason = getattr(self.engine, "reason", "") or status.reason or ""
         if status.available and status.engine == "embedded":
             self.add("engine", "ok", f"The embedded engine is running ({status.host})",
-                     "llama-cpp-python runs the model in this process.", version=status.version)
+                     "llama.cpp's server (xllamacpp) runs the model in this process, on "
+                     "loopback.", version=status.version)
             if s.engine == "auto":
                 self.add("engine", "info", "Serving with the embedded engine", reason,
                          "Start Ollama (`ollama serve`) for larger models and GPU speed.")
@@ -407,7 +408,7 @@ class _Doctor:
                      model=model, contextSize=wanted, contextLength=trained)
 
     def _check_completion_model(self, model: str, info: ModelInfo) -> None:
-        plan = choose_mode(model, info)
+        plan = choose_mode(model, info, continuation=self.engine.kind == "embedded")
         data: dict[str, Any] = {"model": model, "fimMode": plan.mode.value}
         if plan.mode is FimMode.NATIVE:
             self.add("completion", "ok", f"Completion uses native fill-in-the-middle with "
@@ -418,6 +419,14 @@ class _Doctor:
                      f"(raw prompt) with {model}", f"FIM mode template: {plan.reason}.",
                      "Fine; a model whose capabilities include `insert` lets Ollama apply "
                      "its own template (e.g. " + SMALL_CODE_MODEL + ").", **data)
+        elif plan.mode is FimMode.CONTINUE:
+            self.add("completion", "info", f"Completion continues the text before the cursor "
+                     f"with {model} (no fill-in-the-middle tokens)",
+                     f"FIM mode continue: {plan.reason}. The text after the cursor is not "
+                     "seen by the model; post-processing trims what repeats it.",
+                     "For fill-in-the-middle on the embedded engine, use a GGUF with FIM "
+                     f"tokens: a code model pulled with Ollama (`ollama pull {SMALL_CODE_MODEL}`)"
+                     " or `aethel-lsp pull hf:OWNER/REPO/FILE.gguf`.", **data)
         else:
             self.add("completion", "warning", f"{model} cannot fill in the middle: "
                      "completion falls back to chat prompts",

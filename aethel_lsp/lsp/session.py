@@ -263,7 +263,8 @@ class AethelServer(LanguageServer):
         wanted = engine_config(self.session.settings)
         if self._engine is None or wanted != self._engine_config:
             old = self._engine
-            inner = create_engine(wanted)
+            # The embedded engine's model load and long first prompts, in the server's log.
+            inner = create_engine(wanted, progress=lambda step: self.log(step.describe()))
             for wrap in self.engine_wrappers:
                 inner = wrap(inner)
             self._engine = MeteredEngine(inner, self.stats)

