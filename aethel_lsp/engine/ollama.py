@@ -53,6 +53,7 @@ from aethel_lsp.engine.types import (
     ModelInfo,
     PullProgress,
     RunningModel,
+    WireRequest,
 )
 from aethel_lsp.hosts import parse_ollama_host
 
@@ -170,15 +171,18 @@ class OllamaEngine(Engine):
     # -- generation -------------------------------------------------------------------
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        return self._generation("/api/generate", generate_body(request), request.model,
-                                _generate_fragment)
+        wire = WireRequest("generate", "/api/generate", generate_body(request))
+        return self._generation(request, wire, _generate_fragment)
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        return self._generation("/api/chat", chat_body(request), request.model, _chat_fragment)
+        wire = WireRequest("chat", "/api/chat", chat_body(request))
+        return self._generation(request, wire, _chat_fragment)
 
     async def _generation(
-        self, path: str, body: JsonDict, model: str, fragment: _Fragment
+        self, request: GenerateRequest | ChatRequest, wire: WireRequest, fragment: _Fragment
     ) -> AsyncIterator[Chunk]:
+        path, body, model = wire.path, wire.body, request.model
+        request.sent(wire)
         clock = StreamClock()
         async with contextlib.aclosing(
             self._stream(path, body, model=model, clock=clock, idle_s=None)
