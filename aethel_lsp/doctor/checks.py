@@ -418,7 +418,7 @@ class _Doctor:
                      "completion falls back to chat prompts",
                      f"FIM mode chat: {plan.reason}. A chat prompt is slower, and the model "
                      "tends to repeat code or add explanations.",
-                     f"Use a code model with `insert`: {self._install(SMALL_CODE_MODEL)} and "
+                     f"Use a code model with `insert`: {self._install(SMALL_CODE_MODEL)}; then "
                      f"set `completion.model = \"{SMALL_CODE_MODEL}\"`.", **data)
         if is_thinking_model(info):
             self.add("completion", "warning", f"'{model}' is a thinking model, used for "

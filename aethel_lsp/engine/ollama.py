@@ -8,7 +8,6 @@ the client measures only what Ollama cannot: time to first token and wall latenc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -24,6 +23,7 @@ from aethel_lsp.engine._http import (
     HttpSession,
     RetryPolicy,
     StreamClock,
+    drain,
     error_text,
     request_timeout,
 )
@@ -193,7 +193,7 @@ class OllamaEngine(Engine):
                     clock.mark_token()
                 if data.get("done") is True:
                     metrics = metrics_from_final(data, model, clock)
-                    await _drain(lines)  # so that httpx can reuse the connection
+                    await drain(lines)  # so that httpx can reuse the connection
                     yield Chunk(text=text, thinking=thinking, done=True, metrics=metrics)
                     return
                 if text or thinking:
@@ -343,22 +343,6 @@ def _capability_advice(model: str, capability: str, text: str) -> str:
         return (f"Model '{model}' cannot generate text (Ollama: {text}); it is probably an "
                 "embedding model — choose a chat or code model.")
     return f"Model '{model}' does not support {capability} (Ollama: {text})."
-
-
-async def _drain(lines: AsyncIterator[JsonDict], budget_s: float = 0.05) -> None:
-    """Read the end of a body after its final line (normally already received).
-
-    A response closed before its terminating chunk cannot go back to httpx's pool: the
-    next request would pay a new TCP connection.  Bounded, so a server that never ends
-    its body costs at most `budget_s`; errors after the final line do not matter.
-    """
-
-    async def exhaust() -> None:
-        async for _ in lines:
-            pass
-
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(exhaust(), budget_s)
 
 
 # -- request bodies -------------------------------------------------------------------

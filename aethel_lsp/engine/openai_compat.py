@@ -38,6 +38,7 @@ from aethel_lsp.engine._http import (
     HttpSession,
     RetryPolicy,
     StreamClock,
+    drain,
     error_text,
     request_timeout,
 )
@@ -231,6 +232,7 @@ class OpenAIEngine(Engine):
                 if payload is None:
                     continue
                 if payload == DONE_SENTINEL:
+                    await drain(lines)  # so that httpx can reuse the connection
                     break
                 text = state.absorb(self._errors.frame(payload, model))
                 if text:

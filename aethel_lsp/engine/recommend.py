@@ -115,11 +115,9 @@ def install_advice(kind: EngineKind, model: str) -> str:
     if kind == "ollama":
         return f"`ollama pull {model}`"
     if kind == "openai":
-        return (f"load {model} on the OpenAI-compatible server itself (it cannot download "
-                "models: e.g. `llama-server -m MODEL.gguf`, `vllm serve MODEL`, or LM Studio's "
-                "model list)")
-    return (f"download a GGUF build of {model} and set `embedded.modelPath` to it (the "
-            "embedded engine runs one GGUF file)")
+        return (f"load {model} on the OpenAI-compatible server itself, which cannot download "
+                "models: e.g. `llama-server -m FILE.gguf` or `vllm serve MODEL`")
+    return f"download a GGUF build of {model} and set `embedded.modelPath` to it"
 
 
 def recommend(models: Sequence[ModelInfo], use_case: UseCase,

@@ -198,3 +198,22 @@ async def test_router_status_and_unknown_servers() -> None:
     with pytest.raises(LoadedModelsUnknown):
         await engine.running()
     assert (await engine.status()).running == ()
+
+
+def test_closing_the_facade_leaves_no_pending_task(caplog: pytest.LogCaptureFixture) -> None:
+    """A stream read up to `[DONE]` closes every generator below it itself: none is left to
+    the garbage collector, whose clean-up task the facade's stopping loop would destroy
+    ("Task was destroyed but it is pending!" at every exit)."""
+    import gc
+
+    from aethel_lsp.engine.facade import LocalEngine, LocalInferenceRequest
+
+    script = served(Script()).on("/v1/chat/completions", stream_reply(
+        [delta("Hey"), final(timings=TIMINGS), DONE]))
+    facade = LocalEngine(engine=engine_for(script), record_usage=False)
+    request = LocalInferenceRequest(prompt="Say hi", model=MODEL, max_tokens=3)
+    assert "".join(facade.stream_generate(request)) == "Hey"
+    assert facade.generate(request).tokens_generated == 3
+    facade.close()
+    gc.collect()
+    assert "Task was destroyed" not in caplog.text
