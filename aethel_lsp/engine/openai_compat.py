@@ -58,6 +58,7 @@ from aethel_lsp.engine.errors import (
     ServerError,
     StreamError,
 )
+from aethel_lsp.engine.recommend import normalize_name
 from aethel_lsp.engine.types import (
     ChatMessage,
     ChatRequest,
@@ -127,7 +128,9 @@ class OpenAIEngine(Engine):
         )
         self._http = HttpSession(self._client, host=self.host, timeouts=self.timeouts,
                                  retry=retry or RetryPolicy(), errors=self._errors)
-        self._served: frozenset[str] | None = None  # ids and aliases `/models` listed
+        # The ids and aliases `/models` listed, as `normalize_name` spells them (Ollama's
+        # /v1 lists `llama3.2:latest` and answers to `llama3.2`).
+        self._served: frozenset[str] | None = None
         self._can_tokenize = True  # until `/tokenize` fails once
 
     def __repr__(self) -> str:
@@ -165,7 +168,8 @@ class OpenAIEngine(Engine):
         if not isinstance(entries, list):
             return []
         models = [entry for entry in entries if isinstance(entry, dict)]
-        self._served = frozenset(name for entry in models for name in _served_names(entry))
+        self._served = frozenset(normalize_name(name) for entry in models
+                                 for name in _served_names(entry))
         return models
 
     async def show(self, model: str) -> ModelInfo:
@@ -173,7 +177,7 @@ class OpenAIEngine(Engine):
         for info in await self.list_models():
             if info.name == model:
                 return info
-        raise self._errors.not_found(model, sorted(self._served or ()))
+        raise self._errors.not_found(model)
 
     async def running(self) -> list[RunningModel]:
         """What llama.cpp and vLLM list is what they hold in memory; other servers (LM
@@ -253,16 +257,16 @@ class OpenAIEngine(Engine):
         """llama.cpp answers under any name with the one model it loaded: refuse a name
         `/models` does not list.  The list is read on first use and again on a miss (the
         server may have loaded the model since); a server without a usable list is trusted."""
-        known = self._served
-        if known is not None and (not known or model in known):
+        name, known = normalize_name(model), self._served
+        if known is not None and (not known or name in known):
             return
         try:
-            await self._model_entries()
+            entries = await self._model_entries()
         except EngineError:
             self._served = frozenset()  # nothing to check against: the request will tell
             return
-        if self._served and model not in self._served:
-            raise self._errors.not_found(model, sorted(self._served))
+        if self._served and name not in self._served:
+            raise self._errors.not_found(model, [str(entry.get("id")) for entry in entries])
 
     async def _count_tokens(self, text: str) -> int | None:
         """llama.cpp's `POST /tokenize` (at the server root, beside `/v1`); `None` where the
