@@ -38,7 +38,8 @@ def test_aggregates_and_json_shape(tmp_path: Path) -> None:
     assert (usage.tokens_generated, usage.prompt_tokens) == (40, 20)
     assert usage.to_json() == {
         "requests": 6, "errors": 1, "cancelled": 1, "promptTokens": 20, "tokensGenerated": 40,
-        "uncountedRequests": 0, "tokensPerSecond": 25.0, "tokensPerSecondP50": 25.0, "tokensPerSecondP95": 38.5,
+        "uncountedRequests": 0, "tokensPerSecond": 25.0, "tokensPerSecondP50": 25.0,
+        "tokensPerSecondP95": 38.5,
         "timeToFirstTokenMs": 250.0, "timeToFirstTokenMsP50": 250.0,
         "timeToFirstTokenMsP95": 385.0,
     }
