@@ -155,6 +155,7 @@ class _Doctor:
             return
         self.step("Checking the models")
         models = await self.check_models(status)
+        self.check_served_context(status, models)
         if self.probe:
             await self.check_speed(models)
         await self.check_residency(models)
@@ -433,6 +434,26 @@ class _Doctor:
                      "explanations, Markdown fences or repeated lines in suggestions.",
                      f"Prefer a base code model with `insert`, e.g. {SMALL_CODE_MODEL}.",
                      model=model)
+
+    def check_served_context(self, status: EngineStatus, models: Mapping[Task, str]) -> None:
+        """A server started with a small context (llama.cpp's `--ctx-size`) refuses longer
+        prompts, whatever `contextSize` says: `contextSize` cannot grow it, only cut to it."""
+        if status.engine != "openai":
+            return
+        wanted = self.settings.context_size
+        for entry in status.running:
+            served = entry.context_length
+            if entry.name not in models.values() or not served or served >= wanted:
+                continue
+            origin = describe_origin(self.config, "contextSize", self.env)
+            self.add("models", "warning", f"The server runs {entry.name} with a {served}-token "
+                     f"context, smaller than contextSize {wanted}",
+                     "This engine does not take `contextSize` from us: prompts longer than the "
+                     "server's context are refused.",
+                     f"Set `contextSize = {served}` (it comes from {origin}), or restart the "
+                     "server with a larger context (llama.cpp `--ctx-size`, vLLM "
+                     "`--max-model-len`).", model=entry.name, contextSize=wanted,
+                     servedContext=served)
 
     # -- speed -----------------------------------------------------------------------
 
