@@ -165,9 +165,7 @@ class OpenAIEngine(Engine):
         data = await self._http.request_json("GET", "/models", None, what="the model list",
                                              model=None)
         entries = data.get("data")
-        if not isinstance(entries, list):
-            return []
-        models = [entry for entry in entries if isinstance(entry, dict)]
+        models = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
         self._served = frozenset(normalize_name(name) for entry in models
                                  for name in _served_names(entry))
         return models
@@ -262,8 +260,10 @@ class OpenAIEngine(Engine):
             return
         try:
             entries = await self._model_entries()
+        except (EngineOffline, EngineTimeout):
+            return  # the generation request will say so; the list is read again next time
         except EngineError:
-            self._served = frozenset()  # nothing to check against: the request will tell
+            self._served = frozenset()  # it answers without a usable list: nothing to check
             return
         if self._served and name not in self._served:
             raise self._errors.not_found(model, [str(entry.get("id")) for entry in entries])
