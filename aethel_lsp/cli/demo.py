@@ -24,10 +24,13 @@ from aethel_lsp.engine import (
     closing_stream,
     collect,
 )
-from aethel_lsp.engine.recommend import pick_model, recommend_all
+from aethel_lsp.engine.errors import LoadedModelsUnknown
+from aethel_lsp.engine.recommend import install_advice, pick_model, recommend_all
 
 if TYPE_CHECKING:
     from aethel_lsp.cli.context import CliContext
+    from aethel_lsp.engine.base import Engine
+    from aethel_lsp.engine.types import RunningModel
 
 BASIC_PROMPT = "In one sentence: what is a smart contract?"
 # Token budgets keep the demo quick on a CPU-only machine (the embedded engine).
@@ -35,6 +38,7 @@ BASIC_TOKENS = 64
 STREAM_TOKENS = 96
 AETHEL_TOKENS = 400
 STREAM_PROMPT = "Write three short lines about running language models locally."
+SUGGESTED_CODE_MODEL = "qwen2.5-coder:1.5b"
 AETHEL_TASK = "move an amount between two accounts without changing the total supply"
 
 
@@ -56,13 +60,14 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
         if status.reason and status.engine != "ollama":
             out.note(status.reason)
     models = await engine.list_models_detailed()
-    recommendations = recommend_all(models)
+    recommendations = recommend_all(models, engine.kind)
     # The model the language server would use, so the demo shows what the editor gets.
     general = coder = args.model or ctx.settings.model or pick_model(models, "chat")
     if not general or not coder:
         from aethel_lsp.cli.context import CliError
 
-        raise CliError("No model that can generate text is installed; pull one first.")
+        raise CliError("No model that can generate text is installed; install one: "
+                       f"{install_advice(engine.kind, SUGGESTED_CODE_MODEL)}.")
     report: dict[str, Any] = {}
 
     # 1. Basic inference
@@ -91,7 +96,7 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
 
     # 3. Model management
     _heading(ctx, "3. Model management", "status, installed and loaded models, recommendations")
-    running = await engine.running()
+    running, loaded_unknown = await _loaded(engine)
     report["modelManagement"] = {
         "status": status.to_json(),
         "models": [m.to_json() for m in models],
@@ -103,6 +108,8 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
         out.table(models_table(models))
         if running:
             out.table(running_table(running))
+        elif loaded_unknown:
+            out.note(loaded_unknown)
         for r in recommendations:
             out.line(f"{r.use_case}: {r.model or '–'} — {r.reason}")
 
@@ -142,9 +149,19 @@ async def _aethel(ctx: CliContext, model: str) -> dict[str, Any]:
             ctx.out.note(
                 "Small models often fail here. In the editor, *Generate Aethel contract* "
                 "feeds these diagnostics back to the model for repair rounds; for real "
-                "use, run a code model (`ollama pull qwen2.5-coder:1.5b`)."
+                "use, run a code model: "
+                f"{install_advice(ctx.engine.kind, SUGGESTED_CODE_MODEL)}."
             )
     return {**result.to_json(), "code": code, "valid": parsed.ok, "problems": problems}
+
+
+async def _loaded(engine: Engine) -> tuple[list[RunningModel], str]:
+    """The loaded models, or none and why that is not known (some OpenAI-compatible
+    servers list what they can serve, not what is in memory)."""
+    try:
+        return await engine.running(), ""
+    except LoadedModelsUnknown as exc:
+        return [], str(exc)
 
 
 def _heading(ctx: CliContext, title: str, detail: str) -> None:

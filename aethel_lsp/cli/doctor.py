@@ -125,6 +125,9 @@ def inspect(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
+TEXT_FIELDS = ("system", "prompt", "suffix")  # shown verbatim, one section each
+
+
 def record_lines(record: JsonDict) -> list[str]:
     """One recorded request for a terminal: a header, then each part verbatim."""
     metrics = record.get("metrics") or {}
@@ -140,16 +143,17 @@ def record_lines(record: JsonDict) -> list[str]:
         head.append(f"first token {metrics['timeToFirstTokenMs']:.0f} ms")
     if record.get("elapsedMs") is not None:
         head.append(f"{record['elapsedMs']:.0f} ms")
-    lines = ["═══ " + " · ".join(head) + f" · {record.get('endpoint')} at {record.get('host')}"]
+    where = record.get("path") or record.get("endpoint")
+    lines = ["═══ " + " · ".join(head) + f" · {where} at {record.get('host')}"]
     request = record.get("request") or {}
-    for key in ("system", "prompt", "suffix"):
+    for key in TEXT_FIELDS:
         if request.get(key) is not None:
             lines += [f"─── {key} ───", str(request[key])]
     for message in request.get("messages") or []:
         lines += [f"─── message ({message.get('role')}) ───", str(message.get("content"))]
-    sent = {k: request.get(k) for k in ("raw", "options", "keepAlive", "think")
-            if request.get(k) not in (None, False, {})}
-    lines += ["─── options ───", json.dumps(sent, ensure_ascii=False)]
+    sent = {k: v for k, v in request.items()
+            if k not in (*TEXT_FIELDS, "messages", "model") and v not in (None, {})}
+    lines += ["─── other fields sent ───", json.dumps(sent, ensure_ascii=False)]
     if record.get("thinking"):
         lines += ["─── thinking ───", str(record["thinking"])]
     lines += ["─── raw response ───", str(record.get("response", ""))]

@@ -118,7 +118,7 @@ async def _models(args: argparse.Namespace, ctx: CliContext) -> int:
     elif models:
         ctx.out.table(models_table(models))
     else:
-        ctx.out.line("No models installed. Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`.")
+        ctx.out.line(f"No models installed. Install one: {_install_hint(ctx)}.")
     return 0
 
 
@@ -160,8 +160,15 @@ async def _shown_with_listing(engine: Engine, name: str) -> ModelInfo:
 
 async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.output import running_table
+    from aethel_lsp.engine.errors import LoadedModelsUnknown
 
-    running = await ctx.engine.running()
+    try:
+        running = await ctx.engine.running()
+    except LoadedModelsUnknown as exc:
+        if args.json:  # `[]` would claim that nothing is loaded
+            raise CliError(str(exc)) from exc
+        ctx.out.line(str(exc))
+        return 0
     if args.json:
         ctx.out.json([m.to_json() for m in running])
     elif running:
@@ -319,9 +326,18 @@ async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
     if picked:
         return picked
     raise CliError(
-        "No model that can generate text is installed. "
-        "Pull one with `aethel-lsp pull qwen2.5-coder:1.5b`, or pass --model."
+        f"No model that can generate text is installed. Install one ({_install_hint(ctx)}), "
+        "or pass --model."
     )
+
+
+def _install_hint(ctx: CliContext, model: str = "qwen2.5-coder:1.5b") -> str:
+    """`aethel-lsp pull` where the engine downloads models (Ollama); else what to do."""
+    from aethel_lsp.engine.recommend import install_advice
+
+    if ctx.engine.kind == "ollama":
+        return f"`aethel-lsp pull {model}`"
+    return install_advice(ctx.engine.kind, model)
 
 
 def _recommend_arguments(parser: argparse.ArgumentParser) -> None:

@@ -243,11 +243,20 @@ def usage_table(stats: dict[str, dict[str, Any]]) -> Table:
             str(usage.get("requests", 0)),
             str(usage.get("errors", 0)),
             str(usage.get("cancelled", 0)),
-            str(usage.get("tokensGenerated", 0)),
+            _tokens_cell(usage),
             _or_dash(usage.get("tokensPerSecondP50")),
             _or_dash(usage.get("timeToFirstTokenMsP50")),
         )
     return table
+
+
+def _tokens_cell(usage: dict[str, Any]) -> str:
+    """Counted tokens, and how many requests went uncounted: unknown is never shown as 0."""
+    tokens = usage.get("tokensGenerated")
+    uncounted = usage.get("uncountedRequests") or 0
+    if tokens is None:
+        return "unknown"
+    return f"{tokens} (+{uncounted} requests unknown)" if uncounted else str(tokens)
 
 
 def rows_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:

@@ -48,6 +48,7 @@ from aethel_lsp.engine.recommend import (
     SMALL_CODE_MODEL,
     TINY_CODE_MODEL,
     can_generate,
+    install_advice,
     is_code_model,
     normalize_name,
     parameter_count,
@@ -156,6 +157,7 @@ class _Doctor:
             return
         self.step("Checking the models")
         models = await self.check_models(status)
+        self.check_served_context(status, models)
         if self.probe:
             await self.check_speed(models)
         await self.check_residency(models)
@@ -190,17 +192,17 @@ class _Doctor:
 
     async def check_engine(self) -> EngineStatus:
         s = self.settings
-        openai = s.engine == "openai" and not self.host_override
+        openai = self.engine.kind == "openai"
         origin = describe_origin(self.config, "engine", self.env)
         choice = f"`engine` = {s.engine!r}, set by {origin}"
         if self.host_override:
             choice = f"`engine` = {self.engine.kind!r} (the command line)"
         if openai:
             host = self.engine.host
+            url_origin = ("the --host option" if self.host_override else
+                          describe_origin(self.config, 'openai.baseUrl', self.env))
             self.add("engine", "info", f"Engine: OpenAI-compatible server at {host}",
-                     f"{choice}; `openai.baseUrl` set by "
-                     f"{describe_origin(self.config, 'openai.baseUrl', self.env)}.",
-                     engine="openai", host=host)
+                     f"{choice}; its URL set by {url_origin}.", engine="openai", host=host)
             self.check_api_key()
         else:
             host = self.host_override or s.host
@@ -310,7 +312,8 @@ class _Doctor:
         if not [m for m in installed if can_generate(m)]:
             self.add("models", "error", f"No model that can generate text is installed at "
                      f"{status.host}", "Installed: " + (", ".join(names) or "nothing") + ".",
-                     f"`ollama pull {SMALL_CODE_MODEL}` (small, fast, fills in the middle).")
+                     f"{_first_upper(self._install(SMALL_CODE_MODEL))} (small, fast, fills in "
+                     "the middle).")
             return {}
         chosen: dict[Task, str] = {}
         for task in ("chat", "completion"):
@@ -358,7 +361,7 @@ class _Doctor:
         listed = ", ".join(m.name for m in installed) or "nothing"
         self.add("models", "error", f"Model '{model}' for {TASK_LABELS[task]} is not installed",
                  f"It comes from {self._model_origin(task)}. Installed at {host}: {listed}.",
-                 f"`ollama pull {model}` (or `aethel-lsp pull {model}`), or set "
+                 f"{_first_upper(self._install(model, cli=True))}, or set "
                  f"`{TASK_KEYS[task]}` to an installed model.", task=task, model=model)
 
     async def _check_model(self, task: Task, model: str, listed: ModelInfo) -> None:
@@ -432,7 +435,7 @@ class _Doctor:
                      "completion falls back to chat prompts",
                      f"FIM mode chat: {plan.reason}. A chat prompt is slower, and the model "
                      "tends to repeat code or add explanations.",
-                     f"Use a code model with `insert`: `ollama pull {SMALL_CODE_MODEL}` and "
+                     f"Use a code model with `insert`: {self._install(SMALL_CODE_MODEL)}; then "
                      f"set `completion.model = \"{SMALL_CODE_MODEL}\"`.", **data)
         if is_thinking_model(info):
             self.add("completion", "warning", f"'{model}' is a thinking model, used for "
@@ -447,6 +450,26 @@ class _Doctor:
                      "explanations, Markdown fences or repeated lines in suggestions.",
                      f"Prefer a base code model with `insert`, e.g. {SMALL_CODE_MODEL}.",
                      model=model)
+
+    def check_served_context(self, status: EngineStatus, models: Mapping[Task, str]) -> None:
+        """A server started with a small context (llama.cpp's `--ctx-size`) refuses longer
+        prompts, whatever `contextSize` says: `contextSize` cannot grow it, only cut to it."""
+        if status.engine != "openai":
+            return
+        wanted = self.settings.context_size
+        for entry in status.running:
+            served = entry.context_length
+            if entry.name not in models.values() or not served or served >= wanted:
+                continue
+            origin = describe_origin(self.config, "contextSize", self.env)
+            self.add("models", "warning", f"The server runs {entry.name} with a {served}-token "
+                     f"context, smaller than contextSize {wanted}",
+                     "This engine does not take `contextSize` from us: prompts longer than the "
+                     "server's context are refused.",
+                     f"Set `contextSize = {served}` (it comes from {origin}), or restart the "
+                     "server with a larger context (llama.cpp `--ctx-size`, vLLM "
+                     "`--max-model-len`).", model=entry.name, contextSize=wanted,
+                     servedContext=served)
 
     # -- speed -----------------------------------------------------------------------
 
@@ -463,7 +486,12 @@ class _Doctor:
             if not probe.ok:
                 self.add("speed", "error", f"The probe of {model} failed", probe.error or "",
                          "Try `aethel-lsp generate --model " + model + " hello` to see the "
-                         "error in full; check the Ollama server log.", model=model)
+                         "error in full; check the engine's log.", model=model)
+                continue
+            if probe.estimate_ms(1) is None:
+                self.add("speed", "info", f"The speed of {model} is unknown",
+                         "The engine reported no token counts or durations for the probe.",
+                         **probe.to_json())
                 continue
             self.add("speed", "info", f"{model}: {probe.summary()}",
                      "Measured with a 16-token generation: load time and generation speed "
@@ -475,13 +503,8 @@ class _Doctor:
                          "Keep it loaded: `keepAlive = \"30m\"` or longer.", model=model)
         for task, model in models.items():
             measured = self.probes.get(model)
-            if measured is None or not measured.ok:
-                continue
-            if measured.estimate_ms(1) is None:
-                self.add("speed", "info", f"The speed of {model} is unknown",
-                         "The engine reported no token counts or durations for the probe.",
-                         model=model)
-                continue
+            if measured is None or not measured.ok or measured.estimate_ms(1) is None:
+                continue  # a failed or unknown probe was reported once, above
             if task == "completion":
                 self._completion_verdict(model, measured)
             else:
@@ -547,19 +570,18 @@ class _Doctor:
         for name in smaller:
             if normalize_name(name) in installed:
                 return f"a smaller code model: {name} is installed"
-        if smaller and self.engine.kind == "ollama":
-            return f"a smaller code model (`ollama pull {smaller[0]}`)"
         if smaller:
-            return f"a smaller code model such as {smaller[0]}"
+            return f"a smaller code model ({self._install(smaller[0])})"
         return ("fewer tokens per suggestion (`completion.maxTokens`), a longer "
                 "`completion.deadlineMs`, or a faster machine: the model is already small")
 
     # -- residency -------------------------------------------------------------------
 
     async def check_residency(self, models: Mapping[Task, str]) -> None:
-        self._check_keep_alive()
         if self.engine.kind != "ollama":
+            self._keep_alive_unused()
             return
+        self._check_keep_alive()
         try:
             running = await self.engine.running()
         except EngineError as exc:
@@ -576,6 +598,23 @@ class _Doctor:
                 continue
             self._loaded(model, entry)
         self._check_together(models, loaded)
+
+    def _keep_alive_unused(self) -> None:
+        """Only Ollama gets `keep_alive`; say so only when someone set it."""
+        if self.config.origin("keepAlive") is ConfigSource.DEFAULT:
+            return
+        origin = describe_origin(self.config, "keepAlive", self.env)
+        self.add("residency", "info", f"keepAlive is not used with the {self.engine.kind} "
+                 "engine", f"It is sent to Ollama only; this engine keeps its models loaded "
+                 f"itself (the setting comes from {origin}).",
+                 keepAlive=self.settings.keep_alive_value)
+
+    def _install(self, model: str, *, cli: bool = False) -> str:
+        """How to install `model` on this engine (`aethel-lsp pull` too, where it works)."""
+        advice = install_advice(self.engine.kind, model)
+        if cli and self.engine.kind == "ollama":
+            advice += f" (or `aethel-lsp pull {model}`)"
+        return advice
 
     def _check_keep_alive(self) -> None:
         value = self.settings.keep_alive_value
@@ -684,6 +723,11 @@ def _issue_fix(issue: ConfigIssue) -> str:
     if "not valid TOML" in message:
         return f"Fix the TOML syntax at {where}; the whole file is ignored until then."
     return f"Edit {where}."
+
+
+def _first_upper(text: str) -> str:
+    """`str.capitalize` would lowercase the model names inside."""
+    return text[:1].upper() + text[1:]
 
 
 def _gb(size: int | None) -> str:

@@ -218,7 +218,7 @@ async def timed_lines(
     first: Callable[[], Deadline],
     between: Deadline,
     host: str,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Non-blank lines of a streamed body, the first within `first()`, the rest within `between`.
 
     `first` is a callable so that the budget left for the first line accounts for the
@@ -236,6 +236,22 @@ async def timed_lines(
                 continue
             got_first = True
             yield line
+
+
+async def drain(lines: AsyncIterator[object], budget_s: float = 0.05) -> None:
+    """Read the end of a body after its final line (normally already received).
+
+    A response closed before its terminating chunk cannot go back to httpx's pool: the
+    next request would pay a new TCP connection.  Bounded, so a server that never ends
+    its body costs at most `budget_s`; errors after the final line do not matter.
+    """
+
+    async def exhaust() -> None:
+        async for _ in lines:
+            pass
+
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(exhaust(), budget_s)
 
 
 BUSY_STATUSES = (503, 429)
@@ -383,14 +399,19 @@ class HttpSession:
         with self.transport_errors(what):
             response = await self._open_stream(path, body, model=model, clock=clock,
                                                idle_s=idle_s)
+            lines = timed_lines(
+                response,
+                first=lambda: self.first_deadline(model, clock, idle_s),
+                between=self.between_deadline(model, idle_s),
+                host=self.host,
+            )
             try:
-                async for line in timed_lines(
-                    response,
-                    first=lambda: self.first_deadline(model, clock, idle_s),
-                    between=self.between_deadline(model, idle_s),
-                    host=self.host,
-                ):
-                    yield line
+                # Closed explicitly: a caller that stops early (after `[DONE]`) would leave
+                # it to the garbage collector, whose clean-up task a stopping loop (the
+                # LocalEngine facade's) destroys while pending.
+                async with contextlib.aclosing(lines):
+                    async for line in lines:
+                        yield line
             finally:
                 await response.aclose()
 

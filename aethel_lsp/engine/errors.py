@@ -46,6 +46,22 @@ class InvalidRequest(EngineError):
     """The engine rejected the request (HTTP 400 other than a missing capability)."""
 
 
+class ContextTooLong(InvalidRequest):
+    """The prompt does not fit in the context the server runs with (llama.cpp's
+    `exceed_context_size_error`, vLLM's "maximum context length"): trying again cannot help."""
+
+    def __init__(self, message: str, *, prompt_tokens: int | None = None,
+                 context_size: int | None = None, host: str | None = None) -> None:
+        super().__init__(message, host=host, status=400)
+        self.prompt_tokens = prompt_tokens
+        self.context_size = context_size
+
+
+class LoadedModelsUnknown(EngineError):
+    """The engine cannot say which models are loaded (an OpenAI-compatible server that
+    lists what it can serve, not what is in memory)."""
+
+
 class AuthenticationFailed(EngineError):
     """HTTP 401/403 from an OpenAI-compatible server: the API key is missing or wrong."""
 

@@ -1,9 +1,13 @@
 """The request inspector: what exactly was sent to the engine, and what came back.
 
-Off by default (`inspector.enabled`).  When on, every generation is recorded: the exact
-prompt / suffix / system / messages / options / keep_alive sent, the FIM mode, the raw
-response, the engine's metrics, the outcome (ok / error / cancelled) and, for inline
-completions, the post-processed text the editor was given.  "Why is my completion
+Off by default (`inspector.enabled`).  When on, every generation is recorded: the
+request exactly as the backend put it on the wire (its endpoint, URL path and JSON body,
+reported by the backend through the request's `on_send` callback, so an OpenAI-compatible
+server's record shows no `keep_alive` or `think` it never received), the FIM mode, the
+raw response, the engine's metrics, the outcome (ok / error / cancelled) and, for inline
+completions, the post-processed text the editor was given.  A backend that sends nothing
+over HTTP (the embedded engine), or a request refused before it was sent, is recorded
+with the fields it was asked for and `path` null.  "Why is my completion
 bad?" then has an answer one command away (`aethel-lsp inspect`, `aethel.inspectLast`).
 
 Storage is a bounded ring in the state directory: a small SQLite file (WAL, busy
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import json
 import logging
 import os
@@ -48,6 +53,8 @@ from aethel_lsp.engine.types import (
     GenerateRequest,
     GenerationOptions,
     JsonDict,
+    SendObserver,
+    WireRequest,
 )
 from aethel_lsp.paths import state_dir
 
@@ -130,12 +137,13 @@ class InspectionRecord:
     """One request to the engine, filled in as it happens."""
 
     kind: str  # "generate" / "chat", or the scope's kind (e.g. "inlineCompletion")
-    endpoint: str  # "generate" or "chat"
+    endpoint: str  # "generate" or "chat" (Ollama), "chat" or "completions" (OpenAI API)
     model: str
     engine: str
     host: str
-    request: JsonDict
+    request: JsonDict  # the body sent, once the backend reported it (see `sent`)
     fim_mode: str | None = None
+    path: str | None = None  # the URL path the body was sent to; None: not sent over HTTP
     at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     response: str = ""
@@ -149,11 +157,18 @@ class InspectionRecord:
     partial: bool = False
     row_id: int | None = None
 
+    def sent(self, wire: WireRequest) -> None:
+        """The backend put `wire` on the wire: record that instead of what was asked."""
+        self.endpoint = wire.endpoint
+        self.path = wire.path
+        self.request = wire.body
+
     def to_json(self) -> JsonDict:
         return {
             "at": self.at,
             "kind": self.kind,
             "endpoint": self.endpoint,
+            "path": self.path,
             "engine": self.engine,
             "host": self.host,
             "model": self.model,
@@ -172,7 +187,8 @@ class InspectionRecord:
 
 
 def generate_request_json(request: GenerateRequest) -> JsonDict:
-    """The fields of a generate request exactly as they are sent (None = not sent)."""
+    """The fields of a generate request as asked for (None = not sent), recorded until
+    the backend reports the body it sent."""
     return {
         "prompt": request.prompt,
         "suffix": request.suffix,
@@ -412,15 +428,17 @@ class InspectingEngine(DelegatingEngine):
             return self.inner.stream_generate(request)
         record = self._record("generate", request.model, generate_request_json(request))
         record.fim_mode = inferred_fim_mode(request)
+        observed = dataclasses.replace(request, on_send=_chain(record.sent, request.on_send))
         return self._recorded(inspector, record, _SCOPE.get(),
-                              self.inner.stream_generate(request))
+                              self.inner.stream_generate(observed))
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         inspector = self._inspector()
         if inspector is None:
             return self.inner.stream_chat(request)
         record = self._record("chat", request.model, chat_request_json(request))
-        return self._recorded(inspector, record, _SCOPE.get(), self.inner.stream_chat(request))
+        observed = dataclasses.replace(request, on_send=_chain(record.sent, request.on_send))
+        return self._recorded(inspector, record, _SCOPE.get(), self.inner.stream_chat(observed))
 
     def _record(self, endpoint: str, model: str, request: JsonDict) -> InspectionRecord:
         return InspectionRecord(kind=endpoint, endpoint=endpoint, model=model,
@@ -454,6 +472,18 @@ class InspectingEngine(DelegatingEngine):
             record.thinking = "".join(thinking)
             record.elapsed_ms = (time.perf_counter() - record.started) * 1000.0
             inspector.write(record)
+
+
+def _chain(first: SendObserver, then: SendObserver | None) -> SendObserver:
+    """Both observers, so that wrapping a request keeps an observer set further out."""
+    if then is None:
+        return first
+
+    def both(wire: WireRequest) -> None:
+        first(wire)
+        then(wire)
+
+    return both
 
 
 def inspector_for(settings: Settings, env: Mapping[str, str] | None = None) -> Inspector:

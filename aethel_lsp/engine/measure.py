@@ -32,6 +32,7 @@ from aethel_lsp.engine.recommend import (
     USE_CASES,
     Recommendation,
     can_generate,
+    install_advice,
     is_code_model,
     normalize_name,
     parameter_count,
@@ -39,6 +40,7 @@ from aethel_lsp.engine.recommend import (
 )
 from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.engine.types import (
+    EngineKind,
     GenerateRequest,
     GenerationOptions,
     JsonDict,
@@ -107,7 +109,8 @@ class ProbeMeasurement:
     def summary(self) -> str:
         if not self.ok:
             return f"probe failed: {self.error}"
-        parts = [f"{_num(self.effective_tokens_per_second)} tok/s"]
+        rate = self.effective_tokens_per_second
+        parts = [f"{_num(rate)} tok/s" if rate is not None else "speed unknown"]
         if self.warm_ttft_ms is not None:
             parts.append(f"first token {_num(self.warm_ttft_ms)} ms")
         if self.load_ms is not None and self.load_ms >= 1.0:
@@ -294,15 +297,17 @@ def recommend_measured(
     probes: Sequence[ProbeMeasurement],
     *,
     deadline_ms: float = 1500.0,
+    kind: EngineKind = "ollama",
 ) -> list[MeasuredRecommendation]:
-    """Per use case: the best installed model that is fast enough here, and what to pull."""
+    """Per use case: the best installed model that is fast enough here, and what to pull
+    (said the way `kind`, the engine measured, installs models)."""
     by_name = {normalize_name(p.model): p for p in probes}
     measured = [(m, by_name[normalize_name(m.name)]) for m in models
                 if normalize_name(m.name) in by_name]
     out = []
     for use_case in measured_use_cases(deadline_ms):
-        answer = _recommend_one(use_case, measured)
-        fixed = recommend(models, FIXED_USE_CASES[use_case.fixed_use_case])
+        answer = _recommend_one(use_case, measured, kind)
+        fixed = recommend(models, FIXED_USE_CASES[use_case.fixed_use_case], kind)
         out.append(dataclasses.replace(answer, fixed_table=fixed,
                                        fixed_note=_fixed_note(answer, fixed)))
     return out
@@ -328,7 +333,8 @@ def _fixed_note(answer: MeasuredRecommendation, fixed: Recommendation) -> str:
 
 
 def _recommend_one(
-    use_case: MeasuredUseCase, measured: Sequence[tuple[ModelInfo, ProbeMeasurement]]
+    use_case: MeasuredUseCase, measured: Sequence[tuple[ModelInfo, ProbeMeasurement]],
+    kind: EngineKind,
 ) -> MeasuredRecommendation:
     candidates = []
     for model, probe in measured:
@@ -347,9 +353,9 @@ def _recommend_one(
     if fitting:
         best = min(fitting, key=_preference(use_case))
         return answer(best.model.name, True, _why(use_case, best),
-                      _upgrade(use_case, best, measured))
+                      _upgrade(use_case, best, measured, kind))
     usable = [c for c in candidates if c.estimate_ms is not None]
-    pull = _pull_for(use_case, measured)
+    pull = _pull_for(use_case, measured, kind)
     if not usable:
         reason = ("No installed model could be measured"
                   if candidates else "No installed model can generate text")
@@ -396,17 +402,18 @@ def _why(use_case: MeasuredUseCase, best: Candidate) -> str:
 
 def _upgrade(
     use_case: MeasuredUseCase, best: Candidate,
-    measured: Sequence[tuple[ModelInfo, ProbeMeasurement]],
+    measured: Sequence[tuple[ModelInfo, ProbeMeasurement]], kind: EngineKind,
 ) -> tuple[str | None, str]:
     """A model worth pulling even though one fits (inline completion without FIM)."""
     if use_case.wants_fim and fim_rank(best.model) == 2:
-        pull, reason = _pull_for(use_case, measured)
+        pull, reason = _pull_for(use_case, measured, kind)
         return pull, (f"{best.model.name} cannot fill in the middle; " + reason) if pull else ""
     return None, ""
 
 
 def _pull_for(
-    use_case: MeasuredUseCase, measured: Sequence[tuple[ModelInfo, ProbeMeasurement]]
+    use_case: MeasuredUseCase, measured: Sequence[tuple[ModelInfo, ProbeMeasurement]],
+    kind: EngineKind = "ollama",
 ) -> tuple[str | None, str]:
     """The best model of the ladder predicted to fit, by extrapolation from a measured one."""
     installed = {normalize_name(m.name) for m, _ in measured}
@@ -415,15 +422,15 @@ def _pull_for(
         if normalize_name(name) in installed:
             continue
         if reference is None:
-            return name, (f"`ollama pull {name}`: a good size for {use_case.title}; nothing "
-                          "installed could be measured to predict its speed here.")
+            return name, (f"{install_advice(kind, name)}: a good size for {use_case.title}; "
+                          "nothing installed could be measured to predict its speed here.")
         ref_model, ref_probe, ref_size = reference
         rate = (ref_probe.effective_tokens_per_second or 0.0) * ref_size / size
         if rate <= 0:
             continue
         estimate = (ref_probe.warm_ttft_ms or 0.0) + use_case.answer_tokens / rate * 1000.0
         if estimate <= use_case.budget_ms:
-            return name, (f"`ollama pull {name}`: predicted ≈{_num(rate)} tok/s here "
+            return name, (f"{install_advice(kind, name)}: predicted ≈{_num(rate)} tok/s here "
                           f"(≈{_num(estimate)} ms for {use_case.answer_tokens} tokens), "
                           f"extrapolated from {ref_model.name}'s measured "
                           f"{_num(ref_probe.effective_tokens_per_second)} tok/s.")
@@ -431,9 +438,9 @@ def _pull_for(
     if normalize_name(smallest) in installed:
         return None, ("Even the smallest suitable model is too slow here: raise the budget "
                       "(e.g. `completion.deadlineMs`) or run the model on a GPU.")
-    return smallest, (f"`ollama pull {smallest}`: the smallest suitable model; this machine "
-                      "may still be too slow for it (run the model on a GPU or raise the "
-                      "budget).")
+    return smallest, (f"{install_advice(kind, smallest)}: the smallest suitable model; this "
+                      "machine may still be too slow for it (run the model on a GPU or raise "
+                      "the budget).")
 
 
 def _best_reference(
@@ -467,7 +474,8 @@ async def measure_installed(
     ]
     probes = [await probe_model(engine, m.name, keep_alive=keep_alive, stats=stats,
                                 timeout_s=timeout_s) for m in models]
-    return models, probes, recommend_measured(models, probes, deadline_ms=deadline_ms)
+    return models, probes, recommend_measured(models, probes, deadline_ms=deadline_ms,
+                                              kind=engine.kind)
 
 
 def measured_json(probes: Sequence[ProbeMeasurement],

@@ -8,7 +8,6 @@ the client measures only what Ollama cannot: time to first token and wall latenc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -24,6 +23,7 @@ from aethel_lsp.engine._http import (
     HttpSession,
     RetryPolicy,
     StreamClock,
+    drain,
     error_text,
     request_timeout,
 )
@@ -53,6 +53,7 @@ from aethel_lsp.engine.types import (
     ModelInfo,
     PullProgress,
     RunningModel,
+    WireRequest,
 )
 from aethel_lsp.hosts import parse_ollama_host
 
@@ -170,15 +171,18 @@ class OllamaEngine(Engine):
     # -- generation -------------------------------------------------------------------
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        return self._generation("/api/generate", generate_body(request), request.model,
-                                _generate_fragment)
+        wire = WireRequest("generate", "/api/generate", generate_body(request))
+        return self._generation(request, wire, _generate_fragment)
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        return self._generation("/api/chat", chat_body(request), request.model, _chat_fragment)
+        wire = WireRequest("chat", "/api/chat", chat_body(request))
+        return self._generation(request, wire, _chat_fragment)
 
     async def _generation(
-        self, path: str, body: JsonDict, model: str, fragment: _Fragment
+        self, request: GenerateRequest | ChatRequest, wire: WireRequest, fragment: _Fragment
     ) -> AsyncIterator[Chunk]:
+        path, body, model = wire.path, wire.body, request.model
+        request.sent(wire)
         clock = StreamClock()
         async with contextlib.aclosing(
             self._stream(path, body, model=model, clock=clock, idle_s=None)
@@ -189,7 +193,7 @@ class OllamaEngine(Engine):
                     clock.mark_token()
                 if data.get("done") is True:
                     metrics = metrics_from_final(data, model, clock)
-                    await _drain(lines)  # so that httpx can reuse the connection
+                    await drain(lines)  # so that httpx can reuse the connection
                     yield Chunk(text=text, thinking=thinking, done=True, metrics=metrics)
                     return
                 if text or thinking:
@@ -339,22 +343,6 @@ def _capability_advice(model: str, capability: str, text: str) -> str:
         return (f"Model '{model}' cannot generate text (Ollama: {text}); it is probably an "
                 "embedding model — choose a chat or code model.")
     return f"Model '{model}' does not support {capability} (Ollama: {text})."
-
-
-async def _drain(lines: AsyncIterator[JsonDict], budget_s: float = 0.05) -> None:
-    """Read the end of a body after its final line (normally already received).
-
-    A response closed before its terminating chunk cannot go back to httpx's pool: the
-    next request would pay a new TCP connection.  Bounded, so a server that never ends
-    its body costs at most `budget_s`; errors after the final line do not matter.
-    """
-
-    async def exhaust() -> None:
-        async for _ in lines:
-            pass
-
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(exhaust(), budget_s)
 
 
 # -- request bodies -------------------------------------------------------------------

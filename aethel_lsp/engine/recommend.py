@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aethel_lsp.engine.base import Engine
-from aethel_lsp.engine.types import JsonDict, ModelInfo
+from aethel_lsp.engine.types import EngineKind, JsonDict, ModelInfo
 
 CODE_MARKERS = ("coder", "code", "starcoder", "codestral", "codegemma", "devstral", "granite-code")
 B = 1_000_000_000
@@ -112,8 +112,24 @@ def can_generate(model: ModelInfo) -> bool:
     return "embed" not in model.name.lower()
 
 
-def recommend(models: Sequence[ModelInfo], use_case: UseCase) -> Recommendation:
-    """The recommendation for one use case given the installed models."""
+def install_advice(kind: EngineKind, model: str) -> str:
+    """How to get `model` onto an engine of `kind`: only Ollama downloads models itself.
+
+    >>> install_advice("ollama", "qwen2.5-coder:1.5b")
+    '`ollama pull qwen2.5-coder:1.5b`'
+    """
+    if kind == "ollama":
+        return f"`ollama pull {model}`"
+    if kind == "openai":
+        return (f"load {model} on the OpenAI-compatible server itself, which cannot download "
+                "models: e.g. `llama-server -m FILE.gguf` or `vllm serve MODEL`")
+    return f"download a GGUF build of {model} and set `embedded.modelPath` to it"
+
+
+def recommend(models: Sequence[ModelInfo], use_case: UseCase,
+              kind: EngineKind = "ollama") -> Recommendation:
+    """The recommendation for one use case given the installed models (`kind`: the engine
+    they are on, which says how to install the recommended one)."""
     installed = {normalize_name(m.name): m for m in models}
     match = installed.get(normalize_name(use_case.default))
     if match is not None:
@@ -125,24 +141,26 @@ def recommend(models: Sequence[ModelInfo], use_case: UseCase) -> Recommendation:
     if not candidates:
         return _result(use_case, False, None,
                        f"No model that can generate text is installed; install the "
-                       f"recommended one with `ollama pull {use_case.default}`.")
+                       f"recommended one: {install_advice(kind, use_case.default)}.")
     local = [m for m in candidates if not m.is_remote]
     best, why = _best(local or candidates, use_case)
     if best.is_remote:
         why += (f"; note that it is a cloud model that runs at {best.remote_host}, so your "
                 "prompts and code leave this machine — pull a local model to avoid that")
     return _result(use_case, False, best.name,
-                   f"{use_case.default} is not installed (`ollama pull {use_case.default}`); "
-                   f"{best.name} is the best installed choice: {why}.")
+                   f"{use_case.default} is not installed ({install_advice(kind, use_case.default)}"
+                   f"); {best.name} is the best installed choice: {why}.")
 
 
-def recommend_all(models: Sequence[ModelInfo]) -> list[Recommendation]:
-    return [recommend(models, use_case) for use_case in USE_CASES]
+def recommend_all(models: Sequence[ModelInfo],
+                  kind: EngineKind = "ollama") -> list[Recommendation]:
+    return [recommend(models, use_case, kind) for use_case in USE_CASES]
 
 
 async def recommend_installed(engine: Engine) -> list[Recommendation]:
     """Recommendations against what `engine` has installed (with capabilities from `show`)."""
-    return recommend_all(await engine.list_models_detailed())
+    models = await engine.list_models_detailed()
+    return recommend_all(models, engine.kind)
 
 
 def _result(use_case: UseCase, installed: bool, model: str | None, reason: str) -> Recommendation:

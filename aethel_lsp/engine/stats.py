@@ -105,8 +105,10 @@ class ModelUsage:
     requests: int = 0
     errors: int = 0
     cancelled: int = 0
-    prompt_tokens: int = 0
-    tokens_generated: int = 0
+    # None: requests succeeded but the engine counted none of their tokens (unknown, not 0).
+    prompt_tokens: int | None = 0
+    tokens_generated: int | None = 0
+    uncounted: int = 0  # successful requests whose generated tokens the engine did not count
     tokens_per_second_mean: float | None = None
     tokens_per_second_p50: float | None = None
     tokens_per_second_p95: float | None = None
@@ -122,6 +124,7 @@ class ModelUsage:
             "cancelled": self.cancelled,
             "promptTokens": self.prompt_tokens,
             "tokensGenerated": self.tokens_generated,
+            "uncountedRequests": self.uncounted,
             "tokensPerSecond": _round(self.tokens_per_second_mean),
             "tokensPerSecondP50": _round(self.tokens_per_second_p50),
             "tokensPerSecondP95": _round(self.tokens_per_second_p95),
@@ -391,6 +394,16 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _known_sum(rows: list[tuple[object, ...]], ok_rows: list[tuple[object, ...]],
+               column: int) -> int | None:
+    """The sum of the counts the engine reported; `None` when it reported none for
+    requests that succeeded (an OpenAI-compatible server without usage): unknown, not 0."""
+    counts = [value for value in (row[column] for row in rows) if isinstance(value, int)]
+    if not counts and any(not isinstance(row[column], int) for row in ok_rows):
+        return None
+    return sum(counts)
+
+
 def _aggregate(model: str, rows: list[tuple[object, ...]]) -> ModelUsage:
     outcomes = [row[1] for row in rows]
     ok_rows = [row for row in rows if row[1] == "ok"]
@@ -401,8 +414,9 @@ def _aggregate(model: str, rows: list[tuple[object, ...]]) -> ModelUsage:
         requests=len(rows),
         errors=outcomes.count("error"),
         cancelled=outcomes.count("cancelled"),
-        prompt_tokens=sum(int(r[2]) for r in rows if isinstance(r[2], int)),
-        tokens_generated=sum(int(r[3]) for r in rows if isinstance(r[3], int)),
+        prompt_tokens=_known_sum(rows, ok_rows, 2),
+        tokens_generated=_known_sum(rows, ok_rows, 3),
+        uncounted=sum(1 for row in ok_rows if not isinstance(row[3], int)),
         tokens_per_second_mean=_mean(rates),
         tokens_per_second_p50=percentile(rates, 0.5),
         tokens_per_second_p95=percentile(rates, 0.95),

@@ -9,6 +9,7 @@ the CLI's `--json` output and the LSP commands share (public interface: keep key
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -133,6 +134,22 @@ def keep_alive_seconds(value: KeepAlive) -> float | None:
     return None if total < 0 else total
 
 
+@dataclass(frozen=True)
+class WireRequest:
+    """A request exactly as a backend put it on the wire: which endpoint, and the body.
+
+    Reported through a request's `on_send` callback at the moment it is sent, so the
+    request inspector records what the engine received, not what we asked the backend
+    for (an OpenAI-compatible server gets no `keep_alive`, `think` or `num_ctx`).
+    """
+
+    endpoint: str  # "generate" / "chat" (Ollama), "chat" / "completions" (OpenAI API)
+    path: str  # the URL path on the server, e.g. "/api/generate", "/v1/chat/completions"
+    body: JsonDict
+
+
+SendObserver = Callable[[WireRequest], None]
+
 
 @dataclass(frozen=True)
 class GenerateRequest:
@@ -146,6 +163,13 @@ class GenerateRequest:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     keep_alive: KeepAlive = None
     think: bool | None = False  # code tasks do not want hidden reasoning tokens
+    # Told what was actually sent (the inspector); not part of the request's identity.
+    on_send: SendObserver | None = field(default=None, compare=False, repr=False)
+
+    def sent(self, wire: WireRequest) -> None:
+        """Backends call this once per request they put on the wire."""
+        if self.on_send is not None:
+            self.on_send(wire)
 
 
 @dataclass(frozen=True)
@@ -163,6 +187,12 @@ class ChatRequest:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     keep_alive: KeepAlive = None
     think: bool | None = False
+    on_send: SendObserver | None = field(default=None, compare=False, repr=False)
+
+    def sent(self, wire: WireRequest) -> None:
+        """Backends call this once per request they put on the wire."""
+        if self.on_send is not None:
+            self.on_send(wire)
 
 
 @dataclass(frozen=True)
@@ -203,11 +233,16 @@ class Metrics:
         return out
 
     def summary(self) -> str:
-        """One human line, e.g. `212 tokens · 4.1 s · 51.7 tok/s`."""
-        tokens = self.tokens_generated if self.tokens_generated is not None else 0
+        """One human line, e.g. `212 tokens · 4.1 s · 51.7 tok/s`.
+
+        A count or speed the engine did not report reads "unknown", never 0:
+        `unknown tokens · 0.4 s · unknown tok/s`.
+        """
+        tokens = "unknown" if self.tokens_generated is None else str(self.tokens_generated)
         seconds = (self.latency_ms or 0.0) / 1000.0
-        rate = f"{self.tokens_per_second:.1f} tok/s" if self.tokens_per_second else "– tok/s"
-        return f"{tokens} tokens · {seconds:.1f} s · {rate}"
+        rate = (f"{self.tokens_per_second:.1f}" if self.tokens_per_second is not None
+                else "unknown")
+        return f"{tokens} tokens · {seconds:.1f} s · {rate} tok/s"
 
 
 def _round(value: float | None) -> float | None:

@@ -32,7 +32,7 @@ from aethel_lsp.engine import (
     ModelNotFound,
 )
 from aethel_lsp.engine.recommend import SMALL_CODE_MODEL as SUGGESTED_MODEL
-from aethel_lsp.engine.recommend import pick_model
+from aethel_lsp.engine.recommend import install_advice, pick_model
 from aethel_lsp.language import Diagnostic, Severity
 from aethel_lsp.language.checker import CheckCancelled, analyze
 from aethel_lsp.language.grammar_prompt import extract_aethel
@@ -64,14 +64,14 @@ async def resolve_model(ls: AethelServer, task: Task) -> str:
         raise ModelNotFound(
             f"Only cloud models are installed at {engine.host}; aethel-lsp does not send "
             f"your code off this machine unless you choose it: set `model` to a cloud model "
-            f"to use one, or install a local one with `ollama pull {SUGGESTED_MODEL}`.",
+            f"to use one, or install a local one: {install_advice(engine.kind, SUGGESTED_MODEL)}.",
             model="",
             host=engine.host,
         )
     if best is None:
         raise ModelNotFound(
-            f"No model is installed at {engine.host}: install one with "
-            f"`ollama pull {SUGGESTED_MODEL}`, or set `model` in the settings.",
+            f"No model is installed at {engine.host}: install one "
+            f"({install_advice(engine.kind, SUGGESTED_MODEL)}), or set `model` in the settings.",
             model="",
             host=engine.host,
         )

@@ -391,3 +391,36 @@ async def test_an_unreadable_config_file_is_not_also_read_ok(tmp_path: Path) -> 
         report = await diagnose(tmp_path, fake.url, "model = = 'x'\n", probe=False)
     find(report, "error", "", "config")
     assert not [f for f in report.findings if f.title.startswith("Config file read")]
+
+
+class _LlamaCppServer(ScriptedEngine):
+    """An OpenAI-compatible server that counts nothing and runs a 512-token context."""
+
+    kind = "openai"
+    host = "http://127.0.0.1:8080/v1"
+
+    def __init__(self) -> None:
+        super().__init__({CHAT.name: ModelInfo(CHAT.name, capabilities=("completion",))},
+                         manual=False)
+
+    async def status(self) -> EngineStatus:
+        return EngineStatus(True, self.host, "openai", version="openai-compatible",
+                            models=tuple(await self.list_models()),
+                            running=(RunningModel(CHAT.name, context_length=512),))
+
+
+async def test_openai_engine_gets_its_own_advice() -> None:
+    """No `ollama pull` for a server that cannot pull, no keepAlive it never receives,
+    an unknown speed said once (one model serves both tasks), and its small context."""
+    config = resolve([dict_layer(ConfigSource.EDITOR, {
+        "engine": "openai", "model": CHAT.name, "keepAlive": "1h", "contextSize": 4096})])
+    report = await run_doctor(_LlamaCppServer(), config, env={})
+    unknown = [f for f in report.findings if "speed" in f.title and "unknown" in f.title]
+    assert len(unknown) == 1, [f.title for f in report.findings]
+    assert "ollama pull" not in json.dumps(report.to_json())
+    fim = find(report, "warning", "cannot fill in the middle", "completion")
+    assert "cannot download models" in fim.fix
+    find(report, "info", "keepAlive is not used with the openai engine", "residency")
+    assert not [f for f in report.findings if f.title.startswith("keepAlive =")]
+    small = find(report, "warning", "512-token context, smaller than contextSize 4096", "models")
+    assert "`contextSize = 512`" in small.fix and "--ctx-size" in small.fix

@@ -22,6 +22,7 @@ from aethel_lsp.engine import (
     RetryPolicy,
     StreamError,
 )
+from aethel_lsp.engine.errors import LoadedModelsUnknown
 from aethel_lsp.engine.openai_compat import normalize_base_url
 from tests.unit.engine_support import (
     Script,
@@ -98,7 +99,8 @@ async def test_models_and_status() -> None:
     assert status.available and status.engine == "openai" and status.host == BASE
     with pytest.raises(ModelNotFound, match="not served"):
         await engine.show("nope")
-    assert await engine.running() == []
+    with pytest.raises(LoadedModelsUnknown, match="does not say which models are loaded"):
+        await engine.running()  # Ollama's /v1 lists installed models, not loaded ones
 
 
 async def test_offline() -> None:

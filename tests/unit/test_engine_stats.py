@@ -38,7 +38,8 @@ def test_aggregates_and_json_shape(tmp_path: Path) -> None:
     assert (usage.tokens_generated, usage.prompt_tokens) == (40, 20)
     assert usage.to_json() == {
         "requests": 6, "errors": 1, "cancelled": 1, "promptTokens": 20, "tokensGenerated": 40,
-        "tokensPerSecond": 25.0, "tokensPerSecondP50": 25.0, "tokensPerSecondP95": 38.5,
+        "uncountedRequests": 0, "tokensPerSecond": 25.0, "tokensPerSecondP50": 25.0,
+        "tokensPerSecondP95": 38.5,
         "timeToFirstTokenMs": 250.0, "timeToFirstTokenMsP50": 250.0,
         "timeToFirstTokenMsP95": 385.0,
     }
@@ -218,3 +219,18 @@ def test_background_rows_are_written_at_interpreter_exit(tmp_path: Path) -> None
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert UsageStats(path).usage("m").requests == 30
+
+
+def test_counts_the_engine_never_reported_are_unknown_not_zero(tmp_path: Path) -> None:
+    """A server without `usage` (nor timings) leaves counts None: `stats` says unknown."""
+    stats = UsageStats(tmp_path / "u.sqlite3")
+    uncounted = Metrics(model="m", latency_ms=300.0)
+    stats.record("m", "ok", uncounted)
+    stats.record("m", "ok", uncounted)
+    usage = stats.usage("m")
+    assert (usage.tokens_generated, usage.prompt_tokens, usage.uncounted) == (None, None, 2)
+    assert usage.to_json()["tokensGenerated"] is None
+    stats.record("m", "ok", metrics("m", 20.0, 100.0, tokens=7))
+    usage = stats.usage("m")
+    assert (usage.tokens_generated, usage.uncounted) == (7, 2)
+    assert stats.usage("never-used").tokens_generated == 0  # no request: truly none

@@ -174,10 +174,12 @@ async def test_records_a_fim_request_exactly(
     [row] = inspector.last(5)
     assert row["kind"] == "inlineCompletion" and row["endpoint"] == "generate"
     assert row["model"] == CODER.name and row["host"] == fake_ollama.url
-    assert row["request"] == {"prompt": "def add(a, b):\n    ", "suffix": "\n\nprint(add(1, 2))",
-                              "system": None, "raw": False,
+    # The body exactly as Ollama received it (optional fields only when sent).
+    assert row["path"] == "/api/generate"
+    assert row["request"] == {"model": CODER.name, "prompt": "def add(a, b):\n    ",
+                              "suffix": "\n\nprint(add(1, 2))", "stream": True,
                               "options": {"temperature": 0.1, "num_predict": 32},
-                              "keepAlive": "30m", "think": False}
+                              "keep_alive": "30m", "think": False}
     assert row["fimMode"] == "native"
     assert row["response"] == result.text == "return a + b"
     assert row["outcome"] == "ok"

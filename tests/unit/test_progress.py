@@ -176,3 +176,10 @@ async def test_refused_create_means_no_progress_but_work_goes_on() -> None:
     async with Progress(server, "t", enabled=True) as progress:  # type: ignore[arg-type]
         result = await stream_into(progress, chunks(["a"]), "m")
     assert result.text == "a" and values(server) == []
+
+
+def test_unknown_counts_read_unknown_not_zero() -> None:
+    """What an OpenAI-compatible server did not count must not read as 0 tokens."""
+    unknown = Metrics(model="m", latency_ms=1500.0)
+    assert unknown.summary() == "unknown tokens · 1.5 s · unknown tok/s"
+    assert "0 tokens" not in unknown.summary()

@@ -6,6 +6,8 @@ import contextlib
 from typing import Any
 
 from aethel_lsp.engine import EngineError
+from aethel_lsp.engine.recommend import install_advice
+from aethel_lsp.engine.types import EngineKind
 from aethel_lsp.lsp.handlers import Args, UserError, command, require_str
 from aethel_lsp.lsp.progress import Progress
 from aethel_lsp.lsp.session import TASKS, AethelServer, Task
@@ -56,8 +58,8 @@ def register(server: AethelServer) -> None:
             listed = ", ".join(installed) or "none"
             raise UserError(
                 f"Unknown model {model!r}: it is not installed at {ls.engine.host} "
-                f"(installed: {listed}). Install it with `ollama pull {model}` or the "
-                "aethel.pullModel command, then select it again."
+                f"(installed: {listed}). Install it ({_install(ls.engine.kind, model)}), "
+                "then select it again."
             )
         ls.session.selected_models[task] = name
         ls.publish_status()
@@ -94,3 +96,9 @@ def _match(model: str, installed: list[str]) -> str | None:
     if ":" not in model and f"{model}:latest" in installed:
         return f"{model}:latest"
     return None
+
+
+def _install(kind: EngineKind, model: str) -> str:
+    """Ollama downloads models (also through aethel.pullModel); other engines cannot."""
+    advice = install_advice(kind, model)
+    return f"{advice} or the aethel.pullModel command" if kind == "ollama" else advice
