@@ -1,16 +1,26 @@
-"""The Aethel checker: structural rules plus z3 proofs, one intent at a time.
+"""The Aethel checker: structural rules plus z3 queries, one intent at a time.
 
-What it establishes (SPEC.md, "What the upstream checker establishes"), each finding a
-`Diagnostic` whose message carries the solver's evidence:
+What each check establishes, and what it does not, is the table in docs/aethel.md.
+In short, each finding a `Diagnostic` whose message carries the solver's evidence:
 
-- conservation: balance changes in `verify` (`x == old_x + e` is `+e`, `x == old_x - e`
-  is `-e`) must sum to zero, numerically or proved under the guard; otherwise a
-  counterexample model is shown;
-- overflow: arithmetic on literals stays within signed 64 bits;
-- vacuous guard: the guard can be satisfied at all (else: the contradicting conditions,
-  an unsat core);
-- consistency: guard and verify can hold together (else: the unsat core);
+- conservation: the balance changes in `verify` (each `==` line that is linear in a
+  state variable `x` and `old_x`, normalised: `x == old_x - e`, `x == (old_x - e)`,
+  `x == e + old_x`, `old_x - x == e`) must sum to zero, as a constant or, when the
+  amounts are symbolic, for every input the guard allows (else a counterexample);
+- overflow: arithmetic on literals stays within signed 64 bits; literals have a value
+  (no more than `numbers.MAX_LITERAL_DIGITS` digits);
+- division by zero: no divisor of `/` or `%` can be 0 where the guard (and, in
+  verify, the verify conditions) allow it (else a counterexample);
+- vacuous guard: the guard can be satisfied at all (else: the contradicting
+  conditions, an unsat core);
+- consistency: guard and verify can hold together (else: the unsat core).  This is
+  satisfiability, not implication: verify is not shown to follow from the guard;
+- optional (`CheckOptions`): every verify line that is not a state update follows from
+  the guard and the updates; no arithmetic on unknowns leaves the signed 64-bit range;
 - duplicate intent names, duplicate parameters, unknown blocks, empty blocks.
+
+Integer semantics always (SPEC): names are integers, `/` and `%` are z3's `div` and
+`mod`, decimals are exact rationals (prover.py).
 
 Two-state reading.  By convention `old_x` is the value of `x` before the intent and
 the guard pins it (`old_x == x;`).  Reading guard and verify over the *same* `x` would
@@ -19,9 +29,13 @@ make every transfer contradictory (`x == old_x - amount` with `old_x == x` force
 variable: the guard sees its pre-state value, verify its post-state value.  All other
 names (parameters, thresholds, `old_*` snapshots) are one unknown each.
 
+Budgets.  Every query has a time limit, and all queries of an intent and of a file
+share a budget (`CheckOptions`); what the solver could not decide is reported as not
+proven (`NOT_PROVEN_CODES`: warnings, errors when `strict`).
+
 Concurrency.  Each `check()` call uses its own z3 `Context`, so several documents can
-be checked on worker threads at once; every query has a z3 timeout, and `cancel` is
-polled between intents and between queries (`CheckCancelled` is raised).
+be checked on worker threads at once; `cancel` is polled between intents and between
+queries (`CheckCancelled` is raised).
 """
 
 from __future__ import annotations
@@ -29,32 +43,43 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aethel_lsp.language.ast import (
     BinOp,
     Block,
-    Comparison,
-    Condition,
     Expr,
     Group,
-    Implication,
     Intent,
-    MissingExpr,
     Name,
     Number,
     Program,
     comparisons,
-    condition_names,
     left_spine,
-    walk_expr,
+)
+from aethel_lsp.language.check_options import (
+    DEFAULT_TIMEOUT_MS,
+    NOT_PROVEN_CODES,
+    CheckOptions,
 )
 from aethel_lsp.language.diagnostics import Diagnostic, Severity
-from aethel_lsp.language.formatter import render_condition, render_expr
 from aethel_lsp.language.lazy_import import lazy_module
+from aethel_lsp.language.numbers import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_LITERAL_DIGITS,
+    abbreviate,
+    fraction_text,
+    integer_divide,
+    integer_remainder,
+    literal_value,
+)
 from aethel_lsp.language.parser import ParseResult, parse
+from aethel_lsp.language.prover import CheckCancelled, IntentProver, SolverBudget
+from aethel_lsp.language.prover import diag as _diag
+from aethel_lsp.language.prover import line_of as _line
 from aethel_lsp.language.spans import Span
 
 if TYPE_CHECKING:
@@ -66,15 +91,14 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "INT64_MAX",
     "INT64_MIN",
+    "NOT_PROVEN_CODES",
     "Analysis",
     "CheckCancelled",
+    "CheckOptions",
     "analyze",
     "check",
 ]
 
-DEFAULT_TIMEOUT_MS = 2000
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
 
 CancelToken = threading.Event | Callable[[], bool] | None
 
@@ -95,10 +119,6 @@ _UNKNOWN_BLOCK_HINTS = {
     "hints": "solve",
     "config": "solve",
 }
-
-
-class CheckCancelled(Exception):
-    """The caller cancelled the check (the document changed); results are discarded."""
 
 
 @dataclass
@@ -123,9 +143,18 @@ class Analysis:
         """Syntax errors beyond `parser.MAX_DIAGNOSTICS`, counted but not listed."""
         return self.parse.omitted
 
+    @property
+    def not_proven(self) -> int:
+        """Findings that say "the checker could not establish this" (`NOT_PROVEN_CODES`)."""
+        return sum(d.code in NOT_PROVEN_CODES for d in self.findings)
+
 
 def analyze(
-    text: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, cancel: CancelToken = None
+    text: str,
+    *,
+    timeout_ms: int | None = None,
+    cancel: CancelToken = None,
+    options: CheckOptions | None = None,
 ) -> Analysis:
     """Parse, then check: every diagnostic the CLI and the server report for `text`."""
     result = parse(text)
@@ -133,6 +162,7 @@ def analyze(
         result.program,
         timeout_ms=timeout_ms,
         cancel=cancel,
+        options=options,
         syntax_errors=result.diagnostics,
         error_offsets=result.error_offsets,
     )
@@ -142,19 +172,25 @@ def analyze(
 def check(
     program: Program,
     *,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    timeout_ms: int | None = None,
     cancel: CancelToken = None,
+    options: CheckOptions | None = None,
     syntax_errors: Sequence[Diagnostic] = (),
     error_offsets: Sequence[int] | None = None,
 ) -> list[Diagnostic]:
     """Structural and solver findings for `program`.
 
-    Solver checks are skipped for an intent that contains a syntax error (the parser's
-    recovery guesses would produce misleading proofs): `error_offsets` (a parse's
-    `error_offsets`, which also covers errors beyond the listed ones) or else the
-    errors in `syntax_errors` say where they are.  Blocking: call it from a worker
-    thread; raises `CheckCancelled` when `cancel` fires.
+    `options` sets the budgets and optional checks (defaults: `CheckOptions()`);
+    `timeout_ms`, when given, overrides its per-query limit.  Solver checks are skipped
+    for an intent that contains a syntax error (the parser's recovery guesses would
+    produce misleading proofs): `error_offsets` (a parse's `error_offsets`, which also
+    covers errors beyond the listed ones) or else the errors in `syntax_errors` say
+    where they are.  Blocking: call it from a worker thread; raises `CheckCancelled`
+    when `cancel` fires.
     """
+    opts = options or CheckOptions()
+    if timeout_ms is not None:
+        opts = replace(opts, timeout_ms=timeout_ms)
     is_cancelled = _cancel_probe(cancel)
     out: list[Diagnostic] = []
     intents = program.intents()
@@ -165,15 +201,40 @@ def check(
         else (d.range.start.offset for d in syntax_errors if d.severity == Severity.ERROR)
     )
     ctx = z3.Context()
+    budget = SolverBudget(opts)
     for intent in intents:
         if is_cancelled():
             raise CheckCancelled
         out.extend(_overflow(intent))
         if _has_error_inside(intent.span, offsets):
             continue
-        out.extend(_IntentProver(intent, ctx, timeout_ms, is_cancelled).run())
+        if budget.file_spent:
+            out.append(_file_budget_spent(intent, opts))
+            continue
+        budget.start_intent()
+        out.extend(IntentProver(intent, ctx, opts, budget, is_cancelled).run())
+    if opts.strict:
+        out = [_as_failure(d) for d in out]
     out.sort(key=lambda d: (d.range.start.offset, d.range.end.offset))
     return out
+
+
+def _file_budget_spent(intent: Intent, options: CheckOptions) -> Diagnostic:
+    return _diag(
+        intent.keyword_span,
+        f"not proven: intent `{intent.display_name}` was not checked because the solver "
+        f"budget of this file ({options.file_budget_ms} ms) is spent; split the file or "
+        "raise `checker.fileBudgetMs`",
+        "solver-budget",
+        Severity.WARNING,
+    )
+
+
+def _as_failure(d: Diagnostic) -> Diagnostic:
+    """Under `strict`, "not proven" fails like a violation."""
+    if d.code not in NOT_PROVEN_CODES or d.severity == Severity.ERROR:
+        return d
+    return replace(d, severity=Severity.ERROR, message=f"{d.message} (strict: not proven fails)")
 
 
 def _cancel_probe(cancel: CancelToken) -> Callable[[], bool]:
@@ -187,14 +248,6 @@ def _cancel_probe(cancel: CancelToken) -> Callable[[], bool]:
 def _has_error_inside(span: Span, error_offsets: Sequence[int]) -> bool:
     pos = bisect_left(error_offsets, span.start)
     return pos < len(error_offsets) and error_offsets[pos] <= span.end
-
-
-def _diag(span: Span, message: str, code: str, severity: Severity = Severity.ERROR) -> Diagnostic:
-    return Diagnostic(span.range, severity, message, code)
-
-
-def _line(span: Span) -> int:
-    return span.start_line + 1
 
 
 # --------------------------------------------------------------------- structure
@@ -290,7 +343,9 @@ def _overflow_expr(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
     Returns the value of `expr` when it is a literal-only expression with nothing
     reported inside, else None (so enclosing expressions report nothing more).
     Iterative along operator chains (`left_spine`), so a long sum cannot exhaust the
-    stack, and each node is evaluated once."""
+    stack, and each node is evaluated once.  `/` and `%` mean what the SPEC says
+    (z3's `div`/`mod`); on a decimal operand they have no value here (the prover
+    reports that)."""
     base, ops = left_spine(expr)
     value = _overflow_operand(base, out)
     for node in ops:
@@ -304,14 +359,14 @@ def _overflow_expr(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
             value = None
             continue
         value = _apply(node.op, left, right)
-        if value.denominator == 1 and not INT64_MIN <= value <= INT64_MAX:
+        if value is not None and not INT64_MIN <= value <= INT64_MAX:
             bound = "maximum" if value > INT64_MAX else "minimum"
             limit = INT64_MAX if value > INT64_MAX else INT64_MIN
             out.append(
                 _diag(
                     node.span,
-                    f"integer overflow: {_fmt(left)} {node.op} {_fmt(right)} = {_fmt(value)} "
-                    f"exceeds the signed 64-bit {bound} {limit}",
+                    f"integer overflow: {fraction_text(left)} {node.op} {fraction_text(right)} "
+                    f"= {fraction_text(value)} exceeds the signed 64-bit {bound} {limit}",
                     "overflow",
                 )
             )
@@ -322,17 +377,29 @@ def _overflow_expr(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
 def _overflow_operand(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
     """`_overflow_expr` for a number, a group, a name or a gap."""
     if isinstance(expr, Number):
-        if expr.is_integer and not INT64_MIN <= int(expr.text) <= INT64_MAX:
+        value = literal_value(expr.text)
+        if value is None and not expr.is_integer:
             out.append(
                 _diag(
                     expr.span,
-                    f"integer overflow: literal {expr.text} is outside the signed 64-bit range "
-                    f"[{INT64_MIN}, {INT64_MAX}]",
+                    f"number out of range: decimal literal {abbreviate(expr.text)} has more "
+                    f"than {MAX_LITERAL_DIGITS} digits",
                     "overflow",
                 )
             )
             return None
-        return Fraction(expr.text)
+        if value is None or not INT64_MIN <= value <= INT64_MAX:
+            kind = "literal" if expr.is_integer else "decimal literal"
+            out.append(
+                _diag(
+                    expr.span,
+                    f"integer overflow: {kind} {abbreviate(expr.text)} is outside the signed "
+                    f"64-bit range [{INT64_MIN}, {INT64_MAX}]",
+                    "overflow",
+                )
+            )
+            return None
+        return value
     if isinstance(expr, Group):
         return _overflow_expr(expr.inner, out)
     if isinstance(expr, BinOp):  # not reached: left_spine unwinds operations
@@ -340,390 +407,16 @@ def _overflow_operand(expr: Expr, out: list[Diagnostic]) -> Fraction | None:
     return None
 
 
-def _apply(op: str, left: Fraction, right: Fraction) -> Fraction:
+def _apply(op: str, left: Fraction, right: Fraction) -> Fraction | None:
+    """`left op right` with the SPEC's meaning; None for `/` or `%` of a non-integer."""
     if op == "+":
         return left + right
     if op == "-":
         return left - right
     if op == "*":
         return left * right
-    integers = left.denominator == 1 and right.denominator == 1
+    if left.denominator != 1 or right.denominator != 1:
+        return None
     if op == "/":
-        # z3 integer division: Euclidean (remainder is never negative)
-        if integers:
-            q = left // right if right > 0 else -(left // -right)
-            return Fraction(q)
-        return left / right
-    if integers:
-        return Fraction(left - right * (left // right if right > 0 else -(left // -right)))
-    return left % right
-
-
-def _fmt(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else str(float(value))
-
-
-# --------------------------------------------------------------------- solver
-
-
-@dataclass
-class _BalanceChange:
-    target: str
-    sign: int  # +1 / -1 for the whole amount expression
-    terms: list[tuple[int, Expr]]  # signed amount terms
-    condition: Condition
-
-
-class _Unsupported(Exception):
-    pass
-
-
-class _IntentProver:
-    """Translates one intent to z3 and runs the consistency/vacuity/conservation queries."""
-
-    def __init__(
-        self, intent: Intent, ctx: z3.Context, timeout_ms: int, is_cancelled: Callable[[], bool]
-    ) -> None:
-        self.intent = intent
-        self.ctx = ctx
-        self.timeout_ms = timeout_ms
-        self.is_cancelled = is_cancelled
-        names = {
-            n.name
-            for block in intent.blocks
-            if block.is_known
-            for c in block.conditions
-            for n in condition_names(c)
-        }
-        self.state_vars = {n for n in names if f"old_{n}" in names}
-        self.real = any(
-            isinstance(leaf, Number) and not leaf.is_integer
-            for block in intent.blocks
-            for c in block.conditions
-            for comp in comparisons(c)
-            for side in (comp.left, comp.right)
-            for leaf in _leaves(side)
-        )
-        self.vars: dict[str, Any] = {}
-
-    # -- translation
-
-    def var(self, name: str, post: bool) -> Any:
-        key = f"{name}'" if post and name in self.state_vars else name
-        v = self.vars.get(key)
-        if v is None:
-            v = z3.Real(key, self.ctx) if self.real else z3.Int(key, self.ctx)
-            self.vars[key] = v
-        return v
-
-    def expr(self, e: Expr, post: bool) -> Any:
-        """z3 term for `e` (iterative along operator chains, see `left_spine`)."""
-        base, ops = left_spine(e)
-        value = self.operand(base, post)
-        for node in ops:
-            right = self.expr(node.right, post)
-            if node.op == "+":
-                value = value + right
-            elif node.op == "-":
-                value = value - right
-            elif node.op == "*":
-                value = value * right
-            elif node.op == "/":
-                value = value / right
-            elif self.real:
-                raise _Unsupported("`%` together with decimal numbers")
-            else:
-                value = value % right
-        return value
-
-    def operand(self, e: Expr, post: bool) -> Any:
-        if isinstance(e, Name):
-            return self.var(e.name, post)
-        if isinstance(e, Number):
-            if self.real:
-                return z3.RealVal(e.text, self.ctx)
-            return z3.IntVal(int(e.text), self.ctx)
-        if isinstance(e, (Group, BinOp)):
-            return self.expr(e.inner if isinstance(e, Group) else e, post)
-        raise _Unsupported("an incomplete expression")
-
-    def comparison(self, c: Comparison, post: bool) -> Any:
-        left, right = self.expr(c.left, post), self.expr(c.right, post)
-        op = c.op
-        if op == "==":
-            return left == right
-        if op == "!=":
-            return left != right
-        if op == "<":
-            return left < right
-        if op == "<=":
-            return left <= right
-        if op == ">":
-            return left > right
-        return left >= right
-
-    def condition(self, c: Condition, post: bool) -> Any:
-        body = c.body
-        if isinstance(body, Implication):
-            return z3.Implies(
-                self.comparison(body.antecedent, post), self.comparison(body.consequent, post)
-            )
-        return self.comparison(body, post)
-
-    # -- queries
-
-    def solver(self) -> z3.Solver:
-        if self.is_cancelled():
-            raise CheckCancelled
-        s = z3.Solver(ctx=self.ctx)
-        s.set("timeout", max(1, int(self.timeout_ms)))
-        return s
-
-    def run(self) -> list[Diagnostic]:
-        guard = self.intent.block("guard")
-        verify = self.intent.block("verify")
-        if guard is None or verify is None:
-            return []
-        try:
-            g = [(c, self.condition(c, post=False)) for c in guard.conditions]
-            v = [(c, self.condition(c, post=True)) for c in verify.conditions]
-        except _Unsupported as exc:
-            return [
-                _diag(
-                    self.intent.keyword_span,
-                    f"not checked: the solver cannot reason about {exc} in intent "
-                    f"`{self.intent.display_name}`",
-                    "unsupported",
-                    Severity.INFORMATION,
-                )
-            ]
-        out: list[Diagnostic] = []
-        guard_ok = self.check_guard(guard, g, out)
-        if guard_ok:
-            self.check_consistency(verify, g, v, out)
-        self.check_conservation(verify, g, out)
-        return out
-
-    def tracked(
-        self, pairs: list[tuple[Condition, Any]], prefix: str
-    ) -> tuple[z3.Solver, dict[str, Condition]]:
-        s = self.solver()
-        labels: dict[str, Condition] = {}
-        for n, (cond, formula) in enumerate(pairs):
-            label = f"{prefix}{n}"
-            labels[label] = cond
-            s.assert_and_track(formula, z3.Bool(label, self.ctx))
-        return s, labels
-
-    def unknown(self, block: Block, what: str) -> Diagnostic:
-        return _diag(
-            block.keyword_span,
-            f"not proved: the solver could not decide {what} within {self.timeout_ms} ms "
-            f"(intent `{self.intent.display_name}`); simplify the conditions or raise the "
-            "time limit",
-            "solver-unknown",
-            Severity.WARNING,
-        )
-
-    def core_text(self, s: z3.Solver, labels: dict[str, Condition]) -> tuple[str, list[Condition]]:
-        core = sorted(
-            (labels[str(b)] for b in s.unsat_core() if str(b) in labels),
-            key=lambda c: c.span.start,
-        )
-        text = " and ".join(f"`{render_condition(c)}` (line {_line(c.span)})" for c in core)
-        return text, core
-
-    def check_guard(
-        self, guard: Block, g: list[tuple[Condition, Any]], out: list[Diagnostic]
-    ) -> bool:
-        if not g:
-            return True
-        s, labels = self.tracked(g, "g")
-        result = s.check()
-        if result == z3.sat:
-            return True
-        if result == z3.unknown:
-            out.append(self.unknown(guard, "whether the guard can hold"))
-            return False
-        text, core = self.core_text(s, labels)
-        span = core[0].span if core else guard.keyword_span
-        if len(core) == 1:
-            reason = f"{text} is false for every value"
-        else:
-            reason = f"{text} contradict each other"
-        out.append(
-            _diag(
-                span,
-                f"vacuous guard: the guard of intent `{self.intent.display_name}` can never "
-                f"hold ({reason}; unsat core from z3), so the intent can never run and "
-                'anything would be "proved" about it',
-                "vacuous-guard",
-            )
-        )
-        return False
-
-    def check_consistency(
-        self,
-        verify: Block,
-        g: list[tuple[Condition, Any]],
-        v: list[tuple[Condition, Any]],
-        out: list[Diagnostic],
-    ) -> None:
-        if not v:
-            return
-        s, labels = self.tracked([*g, *v], "c")
-        result = s.check()
-        if result == z3.sat:
-            return
-        if result == z3.unknown:
-            out.append(self.unknown(verify, "whether guard and verify can hold together"))
-            return
-        text, core = self.core_text(s, labels)
-        verify_core = [c for c in core if any(c is cv for cv, _ in v)]
-        span = verify_core[0].span if verify_core else verify.keyword_span
-        who = "verify conditions" if len(verify_core) == len(core) else "guard and verify"
-        out.append(
-            _diag(
-                span,
-                f"inconsistent: the {who} of intent `{self.intent.display_name}` can never "
-                f"hold together ({text} contradict each other; unsat core from z3)",
-                "inconsistent",
-            )
-        )
-
-    # -- conservation
-
-    def balance_changes(self, verify: Block) -> list[_BalanceChange]:
-        changes: list[_BalanceChange] = []
-        for cond in verify.conditions:
-            body = cond.body
-            if not isinstance(body, Comparison) or body.op != "==":
-                continue
-            change = _balance_change(body.left, body.right, cond) or _balance_change(
-                body.right, body.left, cond
-            )
-            if change is not None:
-                changes.append(change)
-        return changes
-
-    def check_conservation(
-        self, verify: Block, g: list[tuple[Condition, Any]], out: list[Diagnostic]
-    ) -> None:
-        changes = self.balance_changes(verify)
-        if not changes or all(not ch.terms for ch in changes):
-            return
-        total = z3.IntVal(0, self.ctx) if not self.real else z3.RealVal(0, self.ctx)
-        try:
-            for ch in changes:
-                for sign, term in ch.terms:
-                    value = self.expr(term, post=True)
-                    total = total + value if sign > 0 else total - value
-        except _Unsupported:
-            return
-        summary = ", ".join(_describe_change(ch) for ch in changes)
-        simplified = z3.simplify(total)
-        if z3.is_int_value(simplified) or z3.is_rational_value(simplified):
-            net = _z3_number(simplified)
-            if net != "0":
-                verb = "destroyed" if net.startswith("-") else "created"
-                out.append(
-                    _diag(
-                        verify.keyword_span,
-                        f"conservation violated in intent `{self.intent.display_name}`: the "
-                        f"balance changes sum to {_signed(net)}, not 0, for every input "
-                        f"({summary}); value is {verb}",
-                        "conservation",
-                    )
-                )
-            return
-        s = self.solver()
-        for _, formula in g:
-            s.add(formula)
-        s.add(total != 0)
-        result = s.check()
-        if result == z3.unsat:
-            return
-        if result == z3.unknown:
-            out.append(self.unknown(verify, "whether the balance changes sum to zero"))
-            return
-        model = s.model()
-        net = _z3_number(model.eval(total, model_completion=True))
-        shown = sorted({str(d) for d in _free_consts(total)}, key=lambda n: (n.endswith("'"), n))
-        assignment = ", ".join(
-            f"{name.rstrip(chr(39))} = {_z3_number(model.eval(self.vars[name], True))}"
-            for name in shown
-            if name in self.vars
-        )
-        out.append(
-            _diag(
-                verify.keyword_span,
-                f"conservation violated in intent `{self.intent.display_name}`: the balance "
-                f"changes ({summary}) do not always sum to 0; counterexample allowed by the "
-                f"guard: {assignment} gives a net change of {_signed(net)}",
-                "conservation",
-            )
-        )
-
-
-def _leaves(expr: Expr) -> list[Name | Number]:
-    return walk_expr(expr)
-
-
-def _additive_terms(expr: Expr) -> list[tuple[int, Expr]]:
-    """Flatten a +/- chain (not entering parentheses) into signed terms."""
-    terms: list[tuple[int, Expr]] = []
-    while isinstance(expr, BinOp) and expr.op in ("+", "-"):
-        terms.append((1 if expr.op == "+" else -1, expr.right))
-        expr = expr.left
-    terms.append((1, expr))
-    terms.reverse()
-    return terms
-
-
-def _balance_change(target: Expr, value: Expr, cond: Condition) -> _BalanceChange | None:
-    """`x == old_x ± e ...` → the signed terms of the change; None if not that shape."""
-    if not isinstance(target, Name) or isinstance(value, MissingExpr):
-        return None
-    terms = _additive_terms(value)
-    head_sign, head = terms[0]
-    if head_sign != 1 or not isinstance(head, Name) or head.name != f"old_{target.name}":
-        return None
-    return _BalanceChange(target.name, 1, terms[1:], cond)
-
-
-def _describe_change(ch: _BalanceChange) -> str:
-    if not ch.terms:
-        return f"{ch.target}: 0"
-    parts = []
-    for n, (sign, term) in enumerate(ch.terms):
-        text = render_expr(term)
-        if n == 0:
-            parts.append(("+" if sign > 0 else "-") + text)
-        else:
-            parts.append((" + " if sign > 0 else " - ") + text)
-    return f"{ch.target}: {''.join(parts)}"
-
-
-def _z3_number(value: Any) -> str:
-    if z3.is_int_value(value):
-        return str(value.as_long())
-    if z3.is_rational_value(value):
-        frac = Fraction(value.numerator_as_long(), value.denominator_as_long())
-        return _fmt(frac)
-    return str(value)
-
-
-def _signed(net: str) -> str:
-    return net if net.startswith("-") else f"+{net}"
-
-
-def _free_consts(expr: Any) -> list[Any]:
-    out: dict[str, Any] = {}
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            out[str(e)] = e
-        else:
-            stack.extend(e.children())
-    return list(out.values())
+        return Fraction(integer_divide(left.numerator, right.numerator))
+    return Fraction(integer_remainder(left.numerator, right.numerator))

@@ -51,7 +51,9 @@ def test_symbolic_conservation_violation_has_a_counterexample() -> None:
     )
     ((_, _, message),) = findings(text, "conservation")
     assert "counterexample allowed by the guard" in message
-    assert "fee = " in message and "amount = " in message
+    # the net change is normalised to `-fee`: amount cancels, so only fee is shown
+    assert "(s: -amount, r: +amount - fee)" in message
+    assert "fee = " in message and "amount = " not in message
     assert "net change of -" in message
 
 
@@ -147,7 +149,7 @@ def test_unknown_and_empty_blocks() -> None:
     assert "did you mean `verify`?" in got[1][2]
 
 
-def test_decimal_numbers_use_real_arithmetic() -> None:
+def test_decimal_literals_are_exact_rationals() -> None:
     text = intent("price >= 0.5;", "price <= 0.4;")
     assert findings(text, "inconsistent")
 
