@@ -2,7 +2,9 @@
 
 Prints `file:line:col: severity: message [code]` (1-based, like compilers, so editors
 and CI annotate them) or, with `--json`, one JSON array of findings.  Exit status 1
-when any file has an error (or cannot be read), else 0: usable as a CI gate.
+when any file has an error (or cannot be read), else 0: usable as a CI gate.  What the
+solver could not decide is "not proven": a warning and a summary line by default, an
+error (exit 1) with `--strict`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from aethel_lsp.language.checker import DEFAULT_TIMEOUT_MS, analyze
+from aethel_lsp.language.check_options import CheckOptions
+from aethel_lsp.language.checker import analyze
 from aethel_lsp.language.diagnostics import Severity
 
 if TYPE_CHECKING:
@@ -26,7 +29,7 @@ def run_check(
     paths: Sequence[str],
     json_output: bool,
     *,
-    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    options: CheckOptions | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -34,6 +37,7 @@ def run_check(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     failed = False
+    not_proven: dict[str, int] = {}
     records: list[dict[str, object]] = []
     files = expand_paths(paths)
     if not files:
@@ -48,7 +52,9 @@ def run_check(
             print(f"error: cannot read {path}: {exc}", file=err)
             failed = True
             continue
-        analysis = analyze(text, timeout_ms=timeout_ms)
+        analysis = analyze(text, options=options)
+        if analysis.not_proven:
+            not_proven[path] = analysis.not_proven
         if analysis.omitted:
             failed = True  # only errors are ever omitted
         for diag in analysis.diagnostics:
@@ -82,7 +88,23 @@ def run_check(
             )
     if json_output:
         print(json.dumps(records, indent=2, ensure_ascii=False), file=out)
+    elif not_proven:
+        print(not_proven_summary(not_proven, strict=bool(options and options.strict)), file=out)
     return 1 if failed else 0
+
+
+def not_proven_summary(counts: dict[str, int], *, strict: bool) -> str:
+    """The last line when something was not decided: it must not read like a pass."""
+    total = sum(counts.values())
+    files = len(counts)
+    what = (
+        f"not proven: {total} check{'s' if total != 1 else ''} in {files} "
+        f"file{'s' if files != 1 else ''} could not be decided (solver-unknown, "
+        "solver-budget or unsupported above)"
+    )
+    if strict:
+        return f"{what}; they fail the check (--strict)"
+    return f"{what}; they do not fail the check unless --strict is given"
 
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
@@ -99,5 +121,13 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     """Adapter for the `aethel-lsp` subcommand table (see cli.py)."""
     del ctx  # no engine needed
-    timeout = args.timeout_ms if args.timeout_ms else DEFAULT_TIMEOUT_MS
-    return run_check(args.files, bool(args.json), timeout_ms=int(timeout))
+    defaults = CheckOptions()
+    options = CheckOptions(
+        timeout_ms=int(args.timeout_ms or defaults.timeout_ms),
+        intent_budget_ms=int(args.intent_budget_ms or defaults.intent_budget_ms),
+        file_budget_ms=int(args.file_budget_ms or defaults.file_budget_ms),
+        strict=bool(args.strict),
+        verify_implied=bool(args.verify_implied),
+        symbolic_overflow=bool(args.symbolic_overflow),
+    )
+    return run_check(args.files, bool(args.json), options=options)

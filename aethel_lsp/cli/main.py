@@ -447,6 +447,21 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         "files", nargs="+", metavar="FILE", help="Aethel files, or directories of .ae files"
     )
     parser.add_argument("--timeout-ms", type=_positive_int, help="time limit per solver query (ms)")
+    parser.add_argument("--intent-budget-ms", type=_positive_int, help="solver time per intent")
+    parser.add_argument("--file-budget-ms", type=_positive_int, help="solver time per file")
+    parser.add_argument(
+        "--strict", action="store_true", help='"not proven" (solver unknown, budget) fails'
+    )
+    parser.add_argument(
+        "--verify-implied",
+        action="store_true",
+        help="also require each verify line that is not a state update to follow from the guard",
+    )
+    parser.add_argument(
+        "--symbolic-overflow",
+        action="store_true",
+        help="also require arithmetic on unknowns to stay within signed 64 bits",
+    )
 
 
 SUBCOMMANDS: list[Subcommand] = [

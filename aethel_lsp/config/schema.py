@@ -204,6 +204,12 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("completion.suffixTokens", 256, p_int(0, 1_000_000), "suffix token budget"),
     Field("completion.otherDocuments", True, p_bool, "snippets from other documents"),
     Field("completion.temperature", 0.1, p_float(0.0, 2.0), "completion temperature"),
+    Field("checker.strict", False, p_bool, "Aethel: a check the solver cannot decide is an error"),
+    Field("checker.timeoutMs", 2000, p_int(1, 600_000), "Aethel: time limit per solver query"),
+    Field("checker.intentBudgetMs", 6000, p_int(1, 3_600_000), "Aethel: solver time per intent"),
+    Field("checker.fileBudgetMs", 30_000, p_int(1, 3_600_000), "Aethel: solver time per file"),
+    Field("checker.verifyImplied", False, p_bool, "Aethel: verify lines follow from the guard"),
+    Field("checker.symbolicOverflow", False, p_bool, "Aethel: symbolic arithmetic fits in 64 bits"),
     Field("inspector.enabled", False, p_bool, "record requests in a ring"),
     Field("inspector.size", 50, p_int(1, 10_000), "inspector ring size"),
     Field("allowRemoteHostFromWorkspace", False, p_bool, "trust hosts from workspace files"),
@@ -281,6 +287,18 @@ class CompletionSettings:
 
 
 @dataclass(frozen=True)
+class CheckerSettings:
+    """The Aethel checker's limits and optional checks (language.check_options mirrors it)."""
+
+    strict: bool = False
+    timeout_ms: int = 2000
+    intent_budget_ms: int = 6000
+    file_budget_ms: int = 30_000
+    verify_implied: bool = False
+    symbolic_overflow: bool = False
+
+
+@dataclass(frozen=True)
 class InspectorSettings:
     enabled: bool = False
     size: int = 50
@@ -304,6 +322,7 @@ class Settings:
     generation: GenerationSettings = GenerationSettings()
     distill: DistillSettings = DistillSettings()
     completion: CompletionSettings = CompletionSettings()
+    checker: CheckerSettings = CheckerSettings()
     inspector: InspectorSettings = InspectorSettings()
     allow_remote_host_from_workspace: bool = False
     log_level: LogLevel = "info"
@@ -369,6 +388,14 @@ def build_settings(values: dict[str, Any]) -> Settings:
             suffix_tokens=v["completion.suffixTokens"],
             other_documents=v["completion.otherDocuments"],
             temperature=v["completion.temperature"],
+        ),
+        checker=CheckerSettings(
+            strict=v["checker.strict"],
+            timeout_ms=v["checker.timeoutMs"],
+            intent_budget_ms=v["checker.intentBudgetMs"],
+            file_budget_ms=v["checker.fileBudgetMs"],
+            verify_implied=v["checker.verifyImplied"],
+            symbolic_overflow=v["checker.symbolicOverflow"],
         ),
         inspector=InspectorSettings(enabled=v["inspector.enabled"], size=v["inspector.size"]),
         allow_remote_host_from_workspace=v["allowRemoteHostFromWorkspace"],

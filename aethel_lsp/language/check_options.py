@@ -38,4 +38,4 @@ class CheckOptions:
     # and the state updates
     verify_implied: bool = False
     # optional: no arithmetic on unknowns can leave the signed 64-bit range
-    int64_overflow: bool = False
+    symbolic_overflow: bool = False

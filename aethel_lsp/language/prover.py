@@ -131,6 +131,7 @@ class _Query:
 
 
 Pair = tuple[Condition, Any]
+_ALWAYS_ZERO = "always zero"  # marker: a literal divisor that is 0
 
 
 class IntentProver:
@@ -273,8 +274,7 @@ class IntentProver:
             return [
                 diag(
                     self.intent.keyword_span,
-                    f"not checked: the solver cannot reason about {exc} in intent "
-                    f"`{self.name}`",
+                    f"not checked: the solver cannot reason about {exc} in intent `{self.name}`",
                     "unsupported",
                     Severity.INFORMATION,
                 )
@@ -288,7 +288,7 @@ class IntentProver:
                 self.check_division(guard, verify, g, v, out)
                 if self.options.verify_implied:
                     self.check_implied(verify, g, v, out)
-                if self.options.int64_overflow:
+                if self.options.symbolic_overflow:
                     self.check_int64(guard, verify, g, v, out)
             self.check_conservation(verify, g, out)
         except BudgetSpent as spent:
@@ -372,16 +372,12 @@ class IntentProver:
             return False
         text, core = self.core_text(q.solver, labels)
         span = core[0].span if core else guard.keyword_span
-        if len(core) == 1:
-            reason = f"{text} is false for every value"
-        else:
-            reason = f"{text} contradict each other"
         out.append(
             diag(
                 span,
-                f"vacuous guard: the guard of intent `{self.name}` can never hold ({reason}; "
-                "unsat core from z3), so the intent can never run and every other check "
-                "about it holds vacuously",
+                f"vacuous guard: the guard of intent `{self.name}` can never hold "
+                f"({_reason(text, core)}; unsat core from z3), so the intent can never run "
+                "and every other check about it holds vacuously",
                 "vacuous-guard",
             )
         )
@@ -404,7 +400,7 @@ class IntentProver:
             diag(
                 span,
                 f"inconsistent: the {who} of intent `{self.name}` can never hold together "
-                f"({text} contradict each other; unsat core from z3)",
+                f"({_reason(text, core)}; unsat core from z3)",
                 "inconsistent",
             )
         )
@@ -430,7 +426,8 @@ class IntentProver:
                         decided[key] = self.zero_divisor(node, post, base, block, where, out)
                     evidence = decided[key]
                     if evidence is not None:
-                        out.append(self.division_finding(node, divisor, evidence))
+                        shown = None if evidence is _ALWAYS_ZERO else evidence
+                        out.append(self.division_finding(node, divisor, shown))
 
     def zero_divisor(
         self,
@@ -446,7 +443,7 @@ class IntentProver:
         if constant is not None and constant.is_constant:
             if constant.constant or not _has_name(node.left):
                 return None  # a non-zero literal, or `1 / 0` (the literal check reports it)
-            return "it is 0 for every input"
+            return _ALWAYS_ZERO
         divisor = self.expr(node.right, post)
         q = self.query(
             f"whether `{render_expr(node.right)}` can be 0",
@@ -455,19 +452,21 @@ class IntentProver:
         )
         if self.decide(q, block, out) != z3.sat:
             return None
-        model = q.solver.model()
-        return f"it can be 0 under {where} of intent `{self.name}` (counterexample: " + (
-            self.assignment(model, [divisor]) + ")"
-        )
+        example = self.assignment(q.solver.model(), [divisor])
+        return f"can be 0 under {where} of intent `{self.name}` (counterexample: {example})"
 
     @staticmethod
-    def division_finding(node: BinOp, divisor: str, evidence: str) -> Diagnostic:
+    def division_finding(node: BinOp, divisor: str, evidence: str | None) -> Diagnostic:
         kind = "division" if node.op == "/" else "remainder (`%`)"
+        if evidence is None:
+            evidence, hint = "is 0 for every input", ""
+        else:
+            hint = f": add a guard such as `{divisor} != 0;`"
         return diag(
             node.span,
-            f"{kind} by zero: the divisor `{divisor}` of `{render_expr(node)}` can be 0 — "
-            f"{evidence}; z3 gives `x {node.op} 0` an arbitrary value, so this line "
-            f"establishes nothing there: add a guard such as `{divisor} != 0;`",
+            f"{kind} by zero: the divisor `{divisor}` of `{render_expr(node)}` {evidence}; "
+            f"z3 gives `x {node.op} 0` an arbitrary value, so this line establishes nothing "
+            f"there{hint}",
             "division-by-zero",
         )
 
@@ -520,9 +519,7 @@ class IntentProver:
                 if not nodes:
                     continue
                 terms = [self.expr(n, post) for n in nodes]
-                bounds = [
-                    z3.And(x >= INT64_MIN, x <= INT64_MAX) for x in list(self.vars.values())
-                ]
+                bounds = [z3.And(x >= INT64_MIN, x <= INT64_MAX) for x in list(self.vars.values())]
                 outside = [z3.Or(t < INT64_MIN, t > INT64_MAX) for t in terms]
                 q = self.query(
                     f"whether `{render_condition(cond)}` stays within 64 bits",
@@ -551,7 +548,7 @@ class IntentProver:
             f"{fraction_text(value) if value is not None else 'an out-of-range value'} under "
             f"{where} of intent `{self.name}` ({self.assignment(model, [term])}), beyond the "
             f"signed 64-bit {bound} {limit}, with every unknown itself within 64 bits "
-            "(optional check checker.int64Overflow)",
+            "(optional check checker.symbolicOverflow)",
             "symbolic-overflow",
         )
 
@@ -570,9 +567,7 @@ class IntentProver:
     def check_conservation(self, verify: Block, g: list[Pair], out: list[Diagnostic]) -> None:
         """The changes' sum (their normal forms added up) must be 0 under the guard."""
         changes = self.balance_changes(verify)
-        if not changes or all(
-            ch.change.is_constant and not ch.change.constant for ch in changes
-        ):
+        if not changes or all(ch.change.is_constant and not ch.change.constant for ch in changes):
             return
         net = LinearForm()
         for ch in changes:
@@ -592,9 +587,7 @@ class IntentProver:
                 )
             return
         total = self.linear_term(net, post=True)
-        q = self.query(
-            "whether the balance changes sum to zero", *(f for _, f in g), total != 0
-        )
+        q = self.query("whether the balance changes sum to zero", *(f for _, f in g), total != 0)
         if self.decide(q, verify, out) != z3.sat:
             return
         model = q.solver.model()
@@ -609,6 +602,24 @@ class IntentProver:
                 "conservation",
             )
         )
+
+
+def _reason(text: str, core: list[Condition]) -> str:
+    """Why the conditions of an unsat core fail; decimals get the integer reading."""
+    if len(core) == 1:
+        reason = f"{text} is false for every value"
+    else:
+        reason = f"{text} contradict each other"
+    if any(
+        isinstance(leaf, Number) and not leaf.is_integer
+        for c in core
+        for comp in comparisons(c)
+        for leaf in (*walk_expr(comp.left), *walk_expr(comp.right))
+    ):
+        reason += (
+            ": every name is an integer, so a decimal can only equal a term whose value is whole"
+        )
+    return reason
 
 
 def _binops(cond: Condition) -> Iterator[BinOp]:

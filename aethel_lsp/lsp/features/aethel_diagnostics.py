@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
-from aethel_lsp.language.checker import DEFAULT_TIMEOUT_MS, CheckCancelled, check
+from aethel_lsp.config.schema import CheckerSettings
+from aethel_lsp.language.checker import CheckCancelled, CheckOptions, check
 from aethel_lsp.language.diagnostics import Diagnostic
 from aethel_lsp.language.parser import ParseResult
 from aethel_lsp.lsp.aethel_documents import (
@@ -135,10 +136,13 @@ class AethelDiagnostics:
         result, published = await run_in_daemon_thread(syntax, idle.set)
         self.publish(snap, published)
         await asyncio.sleep(CHECK_DELAY_S)
+        options = checker_options(self.server.session.settings.checker)
         try:
             async with self.slots:
                 published = await run_in_daemon_thread(
-                    lambda: protocol_diagnostics(snap, result, self.run_check(result, cancel))
+                    lambda: protocol_diagnostics(
+                        snap, result, self.run_check(result, cancel, options)
+                    )
                 )
         except CheckCancelled:
             return
@@ -147,10 +151,12 @@ class AethelDiagnostics:
         self.publish(snap, published)
 
     @staticmethod
-    def run_check(result: ParseResult, cancel: threading.Event) -> list[Diagnostic]:
+    def run_check(
+        result: ParseResult, cancel: threading.Event, options: CheckOptions
+    ) -> list[Diagnostic]:
         return check(
             result.program,
-            timeout_ms=DEFAULT_TIMEOUT_MS,
+            options=options,
             cancel=cancel,
             syntax_errors=result.diagnostics,
             error_offsets=result.error_offsets,
@@ -175,6 +181,18 @@ class AethelDiagnostics:
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
             )
+
+
+def checker_options(settings: CheckerSettings) -> CheckOptions:
+    """The `checker.*` settings as the checker's options (read once per check)."""
+    return CheckOptions(
+        timeout_ms=settings.timeout_ms,
+        intent_budget_ms=settings.intent_budget_ms,
+        file_budget_ms=settings.file_budget_ms,
+        strict=settings.strict,
+        verify_implied=settings.verify_implied,
+        symbolic_overflow=settings.symbolic_overflow,
+    )
 
 
 def register(server: AethelServer) -> None:
