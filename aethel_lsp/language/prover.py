@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 else:
     z3 = lazy_module("z3")  # imported at the first check, not at server start
 
-__all__ = ["CheckCancelled", "IntentProver", "SolverBudget", "diag", "line_of"]
+__all__ = ["BudgetSpent", "CheckCancelled", "IntentProver", "SolverBudget", "diag", "line_of"]
 
 
 class CheckCancelled(Exception):
@@ -82,23 +82,24 @@ class BudgetSpent(Exception):
 class SolverBudget:
     """Wall-clock milliseconds left for the file and for the current intent."""
 
-    def __init__(self, options: CheckOptions) -> None:
+    def __init__(self, options: CheckOptions, clock: Callable[[], float] = time.monotonic) -> None:
         self.options = options
-        now = time.monotonic()
+        self.clock = clock
+        now = clock()
         self.file_deadline = now + options.file_budget_ms / 1000
         self.intent_deadline = now + options.intent_budget_ms / 1000
 
     def start_intent(self) -> None:
-        self.intent_deadline = time.monotonic() + self.options.intent_budget_ms / 1000
+        self.intent_deadline = self.clock() + self.options.intent_budget_ms / 1000
 
     @property
     def file_spent(self) -> bool:
-        return time.monotonic() >= self.file_deadline
+        return self.clock() >= self.file_deadline
 
     def query_ms(self, what: str) -> tuple[int, bool]:
         """(time limit for the next query, whether a budget rather than the per-query
         timeout set it); raises `BudgetSpent` when nothing is left."""
-        now = time.monotonic()
+        now = self.clock()
         file_left = (self.file_deadline - now) * 1000
         intent_left = (self.intent_deadline - now) * 1000
         if file_left < 1:
@@ -591,8 +592,9 @@ class IntentProver:
         if self.decide(q, verify, out) != z3.sat:
             return
         model = q.solver.model()
-        value = _exact(model.eval(total, model_completion=True))
-        shown = _signed(value) if value is not None else str(model.eval(total, True))
+        net = model.eval(total, model_completion=True)
+        value = _exact(net)
+        shown = _signed(value) if value is not None else _z3_number(net)
         out.append(
             diag(
                 verify.keyword_span,

@@ -330,6 +330,25 @@ async def test_utf8_position_encoding(tmp_path: Path) -> None:
         await harness.stop()
 
 
+async def test_checker_strict_setting_makes_not_proven_an_error(tmp_path: Path) -> None:
+    """`checker.strict` (editor setting): a spent solver budget is an error, not a warning."""
+    fake = FakeOllama()
+    fake.start()
+    settings = {"checker": {"strict": True, "fileBudgetMs": 1}}
+    harness = await start_server(tmp_path, fake, editor_settings=settings)
+    try:
+        text = "\n".join(TRANSFER.replace("transfer", f"transfer_{i}") for i in range(40))
+        uri = harness.open("strict.ae", text, "aethel")
+        found = await diagnostics_where(
+            harness, uri, lambda d: any(x.code == "solver-budget" for x in d), timeout=30
+        )
+        spent = [d for d in found if d.code == "solver-budget"]
+        assert all(d.severity == types.DiagnosticSeverity.Error for d in spent)
+        assert "not proven" in spent[0].message
+    finally:
+        await harness.stop()
+
+
 async def test_a_burst_of_changes_ends_with_the_last_version(lsp: Harness) -> None:
     big = "\n".join(TRANSFER.replace("transfer", f"transfer_{i}") for i in range(200))
     uri = lsp.open("burst.ae", big, "aethel")

@@ -78,3 +78,54 @@ def test_a_directory_without_ae_files_fails_loudly(tmp_path: Path) -> None:
     result = run(str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: no .ae files found in {tmp_path}"
+
+
+def _budget_bound_file(tmp_path: Path) -> Path:
+    """40 intents and (with --file-budget-ms 1) no time to check more than the first."""
+    body = (FIXTURES / "examples" / "transfer.ae").read_text(encoding="utf-8")
+    path = tmp_path / "many.ae"
+    path.write_text(
+        "\n".join(body.replace("intent transfer", f"intent transfer_{k}") for k in range(40)),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_not_proven_passes_by_default_but_says_so(tmp_path: Path) -> None:
+    path = _budget_bound_file(tmp_path)
+    result = run(str(path), "--file-budget-ms", "1")
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert any(": warning: not proven:" in line and "[solver-budget]" in line for line in lines)
+    assert lines[-1].startswith("not proven: ")
+    assert lines[-1].endswith("they do not fail the check unless --strict is given")
+
+
+def test_strict_fails_on_not_proven(tmp_path: Path) -> None:
+    path = _budget_bound_file(tmp_path)
+    result = run(str(path), "--file-budget-ms", "1", "--strict")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(": error: not proven:" in line for line in lines)
+    assert lines[-1].endswith("they fail the check (--strict)")
+    valid = run(str(FIXTURES / "examples" / "transfer.ae"), "--strict")
+    assert (valid.returncode, valid.stdout) == (0, "")
+
+
+def test_optional_checks_are_flags(tmp_path: Path) -> None:
+    path = tmp_path / "claim.ae"
+    path.write_text(
+        "intent t(a: A) {\n    guard { a > 0; b > 0; }\n    solve { priority: security; }\n"
+        "    verify { a * b > 1; }\n}\n",
+        encoding="utf-8",
+    )
+    assert run(str(path)).returncode == 0
+    result = run(str(path), "--verify-implied", "--symbolic-overflow")
+    assert result.returncode == 1
+    assert "[not-implied]" in result.stdout and "[symbolic-overflow]" in result.stdout
+
+
+def test_bad_budget_is_a_usage_error() -> None:
+    result = run(str(FIXTURES / "examples" / "transfer.ae"), "--file-budget-ms", "0")
+    assert result.returncode == 2
+    assert "must be a positive number of milliseconds" in result.stderr
