@@ -105,7 +105,7 @@ _STATEMENT_WORDS = {
     "ensures": "`ensures` is not Aethel: write the condition itself, e.g. `x > 0;`, in `verify`",
     "require": "`require` is not Aethel: write the condition itself, e.g. `x > 0;`, in `guard`",
     "requires": "`requires` is not Aethel: write the condition itself, e.g. `x > 0;`, in `guard`",
-    "prove": "`prove` is not Aethel: every `verify` condition is proved; write the condition"
+    "prove": "`prove` is not Aethel: every `verify` condition is checked; write the condition"
     " itself, e.g. `a == b + c;`, in `verify`",
     "assume": "`assume` is not Aethel: preconditions are written as conditions in `guard`",
 }

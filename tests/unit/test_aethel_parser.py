@@ -154,7 +154,7 @@ def block_text(body: str, kind: str = "guard") -> str:
         ("let x = 3;", "foreign-let", "no variables"),
         ("assert a > 0;", "foreign-statement", "write the condition itself"),
         ("ensure a > 0;", "foreign-statement", "write the condition itself"),
-        ("prove a > 0;", "foreign-statement", "every `verify` condition is proved"),
+        ("prove a > 0;", "foreign-statement", "every `verify` condition is checked"),
         ('status == "done";', "foreign-string", "strings are not Aethel"),
         ("balance(a) > 0;", "foreign-call", "function calls are not Aethel"),
         ("a.b > 0;", "foreign-member", "`a_b`"),
