@@ -33,10 +33,11 @@ from aethel_lsp.language.numbers import (
     literal_value,
 )
 
-__all__ = ["BalanceChange", "LinearForm", "balance_change", "linearize"]
+__all__ = ["BalanceChange", "LinearForm", "Rational", "balance_change", "linearize"]
 
-_ZERO = Fraction(0)
-_ONE = Fraction(1)
+# Exact coefficients: plain ints in the common case (Fraction arithmetic costs ~10x more,
+# and the checker normalises every verify line of every intent), Fractions for decimals.
+Rational = int | Fraction
 
 
 @dataclass
@@ -44,22 +45,22 @@ class LinearForm:
     """`constant + Σ coefficients[key]·atoms[key]`; keys in order of first appearance
     (so a change renders in the order the user wrote it), no zero coefficients."""
 
-    coefficients: dict[str, Fraction] = field(default_factory=dict)
+    coefficients: dict[str, Rational] = field(default_factory=dict)
     atoms: dict[str, Expr] = field(default_factory=dict)
-    constant: Fraction = _ZERO
+    constant: Rational = 0
 
     @classmethod
     def of_atom(cls, key: str, atom: Expr) -> LinearForm:
-        return cls({key: _ONE}, {key: atom})
+        return cls({key: 1}, {key: atom})
 
     @property
     def is_constant(self) -> bool:
         return not self.coefficients
 
-    def add(self, other: LinearForm, factor: Fraction | int = 1) -> None:
+    def add(self, other: LinearForm, factor: Rational = 1) -> None:
         """self += factor·other (in place)."""
         for key, coefficient in other.coefficients.items():
-            total = self.coefficients.get(key, _ZERO) + factor * coefficient
+            total = self.coefficients.get(key, 0) + factor * coefficient
             if total:
                 self.coefficients[key] = total
                 self.atoms.setdefault(key, other.atoms[key])
@@ -67,11 +68,11 @@ class LinearForm:
                 self.coefficients.pop(key, None)
         self.constant += factor * other.constant
 
-    def scale(self, factor: Fraction) -> None:
+    def scale(self, factor: Rational) -> None:
         """self *= factor (in place)."""
         if not factor:
             self.coefficients.clear()
-            self.constant = _ZERO
+            self.constant = 0
             return
         for key in self.coefficients:
             self.coefficients[key] *= factor
@@ -92,15 +93,14 @@ class LinearForm:
         """`-amount`, `+amount + 1`, `-0.05 * amount`, `0` (a change as the user reads it)."""
         parts: list[str] = []
         for key, coefficient in self.coefficients.items():
-            magnitude = abs(coefficient)
+            magnitude = abs(Fraction(coefficient))
             text = key if isinstance(self.atoms[key], Name) or magnitude == 1 else f"({key})"
             if magnitude != 1:
                 text = f"{fraction_text(magnitude)} * {text}"
             parts.append(_signed_part(coefficient < 0, text, first=not parts))
         if self.constant or not parts:
-            parts.append(
-                _signed_part(self.constant < 0, fraction_text(abs(self.constant)), not parts)
-            )
+            magnitude = abs(Fraction(self.constant))
+            parts.append(_signed_part(self.constant < 0, fraction_text(magnitude), not parts))
         return "".join(parts)
 
 
@@ -140,8 +140,13 @@ def _operand(expr: Expr) -> LinearForm | None:
     if isinstance(expr, Name):
         return LinearForm.of_atom(expr.name, expr)
     if isinstance(expr, Number):
-        value = literal_value(expr.text)
-        return None if value is None else LinearForm(constant=value)
+        text = expr.text
+        if len(text) < 19 and "." not in text:  # the common case: a small integer
+            return LinearForm(constant=int(text))
+        value = literal_value(text)
+        if value is None:
+            return None
+        return LinearForm(constant=value.numerator if value.denominator == 1 else value)
     if isinstance(expr, Group):
         return linearize(expr.inner)
     if isinstance(expr, BinOp):  # not reached: left_spine unwinds operations
@@ -152,10 +157,17 @@ def _operand(expr: Expr) -> LinearForm | None:
 def _divide(node: BinOp, left: LinearForm, right: LinearForm) -> LinearForm:
     """Integer `/` and `%` are not linear: an atom, unless both sides are integers."""
     a, b = left.constant, right.constant
-    if left.is_constant and right.is_constant and a.denominator == b.denominator == 1 and b:
+    if left.is_constant and right.is_constant and isinstance(a, int) and isinstance(b, int) and b:
         op = integer_divide if node.op == "/" else integer_remainder
-        return LinearForm(constant=Fraction(op(a.numerator, b.numerator)))
+        return LinearForm(constant=op(a, b))
     return LinearForm.of_atom(render_expr(node), node)
+
+
+def _ratio(a: Rational, b: Rational) -> Rational:
+    """a / b exactly: an int when it divides evenly."""
+    if isinstance(a, int) and isinstance(b, int) and a % b == 0:
+        return a // b
+    return Fraction(a) / b
 
 
 @dataclass
@@ -195,9 +207,9 @@ def balance_change(
     rest = left.without(target, old)
     if c is None or {target, old} & rest.names():
         return None
-    d = left.coefficients.get(old, _ZERO)
-    rest.scale(-1 / c)
-    rest.add(LinearForm.of_atom(old, mentioned[old]), -(d / c + 1))
+    d = left.coefficients.get(old, 0)
+    rest.scale(_ratio(-1, c))
+    rest.add(LinearForm.of_atom(old, mentioned[old]), -(_ratio(d, c) + 1))
     return BalanceChange(target, rest, condition)
 
 

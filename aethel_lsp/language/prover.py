@@ -40,7 +40,13 @@ from aethel_lsp.language.check_options import CheckOptions
 from aethel_lsp.language.diagnostics import Diagnostic, Severity
 from aethel_lsp.language.formatter import render_condition, render_expr
 from aethel_lsp.language.lazy_import import lazy_module
-from aethel_lsp.language.linear import BalanceChange, LinearForm, balance_change, linearize
+from aethel_lsp.language.linear import (
+    BalanceChange,
+    LinearForm,
+    Rational,
+    balance_change,
+    linearize,
+)
 from aethel_lsp.language.numbers import (
     INT64_MAX,
     INT64_MIN,
@@ -174,7 +180,9 @@ class IntentProver:
             v = self.vars[key] = z3.Int(key, self.ctx)
         return v
 
-    def number(self, value: Fraction) -> Any:
+    def number(self, value: Rational) -> Any:
+        if isinstance(value, int):
+            return z3.IntVal(str(value), self.ctx)
         if value.denominator == 1:
             return z3.IntVal(str(value.numerator), self.ctx)
         return z3.RealVal(f"{value.numerator}/{value.denominator}", self.ctx)
@@ -651,8 +659,8 @@ def _has_name(expr: Expr) -> bool:
     return any(isinstance(leaf, Name) for leaf in walk_expr(expr))
 
 
-def _signed(value: Fraction) -> str:
-    text = fraction_text(value)
+def _signed(value: Rational) -> str:
+    text = fraction_text(Fraction(value))
     return text if value < 0 else f"+{text}"
 
 
