@@ -310,8 +310,8 @@ class IntentProver:
             exc.operand.span,
             f"decimal operand of `{exc.node.op}`: `{render_expr(exc.operand)}` is not an integer "
             f"term (it contains a decimal number), but `{exc.node.op}` is {what}, which the "
-            "SPEC defines on integers only; scale to integers instead (`amount * 5 / 100`, "
-            "not `amount * 0.05 / 1`) or compare without dividing",
+            "SPEC defines on integers only; scale to integers instead (e.g. `amount * 5 / 100` "
+            "rather than `amount * 0.05`) or compare without dividing",
             "decimal-division",
         )
 
@@ -524,7 +524,7 @@ class IntentProver:
     ) -> None:
         for block, post, base in ((guard, False, g), (verify, True, [*g, *v])):
             for cond in block.conditions:
-                nodes = [n for n in _arithmetic(cond) if _has_name(n)]
+                nodes = [n for n in _binops(cond) if _has_name(n)]
                 if not nodes:
                     continue
                 terms = [self.expr(n, post) for n in nodes]
@@ -649,10 +649,6 @@ def _binops(cond: Condition) -> Iterator[BinOp]:
 
 def _divisions(cond: Condition) -> Iterator[BinOp]:
     return (node for node in _binops(cond) if node.op in ("/", "%"))
-
-
-def _arithmetic(cond: Condition) -> list[BinOp]:
-    return list(_binops(cond))
 
 
 def _has_name(expr: Expr) -> bool:
