@@ -128,4 +128,4 @@ def test_optional_checks_are_flags(tmp_path: Path) -> None:
 def test_bad_budget_is_a_usage_error() -> None:
     result = run(str(FIXTURES / "examples" / "transfer.ae"), "--file-budget-ms", "0")
     assert result.returncode == 2
-    assert "must be a positive number of milliseconds" in result.stderr
+    assert "--file-budget-ms: '0' must be a positive whole number" in result.stderr
