@@ -220,7 +220,9 @@ def _temperature(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0 (0 = deterministic)")
     return value
 
