@@ -12,6 +12,7 @@ from pathlib import Path
 
 APP_NAME = "aethel-lsp"
 STATE_DIR_ENV = "AETHEL_LSP_STATE_DIR"
+USER_CONFIG_DISPLAY = "~/.config/aethel-lsp/config.toml"  # how messages name the user config
 
 
 def state_dir(env: Mapping[str, str] | None = None) -> Path:
