@@ -170,6 +170,9 @@ async def apply_edit(ls: AethelServer, uri: str, rng: types.Range, text: str, la
     """workspace/applyEdit; False when the client cannot or will not apply it."""
     if not ls.session.client.apply_edit:
         return False
+    if uri not in ls.workspace.text_documents:  # closed while the model was answering
+        ls.log(f"Not editing {uri}: it is no longer open in the editor.", types.MessageType.Warning)
+        return False
     edit = types.WorkspaceEdit(changes={uri: [types.TextEdit(range=rng, new_text=text)]})
     try:
         result = await asyncio.wait_for(
@@ -258,7 +261,7 @@ async def rewrite(
     ls: AethelServer, args: Args, how: Rewrite, *, expand: bool = False
 ) -> dict[str, Any]:
     """Generate a replacement for the selection and apply it as an edit."""
-    chosen = documents.selection(ls, args, allow_empty=expand)
+    chosen = documents.selection(ls, args, allow_empty=expand, editable=True)
     if expand and chosen.empty:
         chosen = whole_lines(ls, args)
     result = await generate(ls, title=how.title, prompt=how.build(chosen, args), code=chosen.text)
@@ -403,7 +406,7 @@ class ContractTarget:
 
 
 def contract_target(ls: AethelServer, args: Args) -> ContractTarget:
-    chosen = documents.selection(ls, args, allow_empty=True)
+    chosen = documents.selection(ls, args, allow_empty=True, editable=True)
     description = require_str(args, "description", optional=True).strip()
     fenced = chosen.language != "aethel"
     if not chosen.empty:
