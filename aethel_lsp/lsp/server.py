@@ -26,6 +26,9 @@ from aethel_lsp.lsp.features import (
     models,
 )
 from aethel_lsp.lsp.session import AethelServer
+from aethel_lsp.lsp.tcp import serve_tcp
+
+__all__ = ["FEATURES", "create_server", "serve_tcp"]
 
 # Order matters only for readability; features never depend on each other.
 FEATURES: tuple[ModuleType, ...] = (
@@ -47,7 +50,7 @@ FEATURES: tuple[ModuleType, ...] = (
 
 
 def create_server() -> AethelServer:
-    """A new, unstarted server (`server.start_io()` / `start_tcp(host, port)` to run it)."""
+    """A new, unstarted server (`server.start_io()`, or `serve_tcp(server, ...)` to run it)."""
     server = AethelServer()
     for feature in FEATURES:
         feature.register(server)
