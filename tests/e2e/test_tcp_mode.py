@@ -8,6 +8,7 @@ the first client keeps working; a token, when required, is checked on `initializ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -96,10 +97,8 @@ class RawClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
             await self.writer.wait_closed()
-        except (ConnectionResetError, BrokenPipeError):
-            pass
 
 
 def _free_port() -> int:
@@ -133,13 +132,19 @@ async def fake() -> AsyncIterator[FakeOllama]:
     server.stop()
 
 
-async def _start(tmp_path: Path, fake: FakeOllama, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+def _spawn(tmp_path: Path, fake: FakeOllama, port: int, *extra: str) -> subprocess.Popen[bytes]:
     env = isolated_environ(tmp_path / "env", {"OLLAMA_HOST": fake.url})
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [*SERVER, "--tcp", "--port", str(port), *extra],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+
+
+async def _start(
+    tmp_path: Path, fake: FakeOllama, *extra: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    process = _spawn(tmp_path, fake, port, *extra)
     await _wait_listening(process, port)
     return process, port
 
