@@ -552,7 +552,11 @@ def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.Ar
 def serve(args: argparse.Namespace) -> int:
     """Run the language server until the client exits."""
     try:
-        from aethel_lsp.lsp.server import create_server, serve_tcp  # the one arrow to lsp/
+        from aethel_lsp.lsp.server import (  # the one arrow from cli/ to lsp/
+            create_server,
+            install_stderr_log,
+            serve_tcp,
+        )
     except ImportError as exc:
         print(f"error: the language server is not available ({exc}).", file=sys.stderr)
         return 1
@@ -563,6 +567,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.token_file and token is None:
         return 2
     server = create_server()
+    install_stderr_log(server.redact)
     if args.tcp:
         print(f"aethel-lsp: serving LSP on {args.bind}:{args.port}, one client at a time "
               "(Ctrl-C stops).", file=sys.stderr)
@@ -610,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aethel_lsp.cli.output import Output
 
     out = Output(json_mode=args.json)
+    out.install_excepthook()
     try:
         return asyncio.run(_run(command, args, out))
     except KeyboardInterrupt:

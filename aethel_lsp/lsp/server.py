@@ -26,9 +26,10 @@ from aethel_lsp.lsp.features import (
     models,
 )
 from aethel_lsp.lsp.session import AethelServer
+from aethel_lsp.lsp.stderr_log import install as install_stderr_log
 from aethel_lsp.lsp.tcp import serve_tcp
 
-__all__ = ["FEATURES", "create_server", "serve_tcp"]
+__all__ = ["FEATURES", "create_server", "install_stderr_log", "serve_tcp"]
 
 # Order matters only for readability; features never depend on each other.
 FEATURES: tuple[ModuleType, ...] = (

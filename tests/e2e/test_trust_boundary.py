@@ -8,14 +8,17 @@ API key variable or the model file, command URIs outside the workspace.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pygls.exceptions import JsonRpcException
 
 from aethel_lsp import protocol
+from tests.conftest import isolated_environ
 from tests.e2e.lsp_harness import Harness, start_server
-from tests.fakes.ollama import FakeOllama, Reply
+from tests.fakes.ollama import FakeOllama, Fault, Reply
 
 PY = "def add(a, b):\n    return a + b\n"
 SEL = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}
@@ -186,3 +189,120 @@ async def test_commands_read_only_open_or_workspace_files(tmp_path: Path) -> Non
         assert lsp.applied == [] and len(lsp.fake.chat_requests()) == 1
     finally:
         await lsp.stop()
+
+
+# -- a malicious upstream echoes the key ------------------------------------------------
+
+KEY = "sk-proj-Zq81x7Lr3Wm5Np0Tt4Vb9Kc2"
+
+
+def _upstream_faults() -> list[tuple[Fault, str | None]]:
+    """Every way an upstream answer can carry the key into one of our messages."""
+    return [
+        (Fault.malformed(line=f"oops Authorization: Bearer {KEY} <html>"), None),
+        (Fault.malformed(after_tokens=2, line=f"{'x' * 100} {KEY}"), None),  # cut at 120
+        (Fault.http_error(401, f"invalid key {KEY}"), None),
+        (Fault.http_error(500, f"<pre>{KEY}</pre>"), None),
+        (Fault.error_line(after_tokens=1, message=f"upstream echo {KEY}"), None),
+        (Fault.server_error(f"boom {KEY}"), "/v1/models"),
+    ]
+
+
+def _leaks(texts: list[str]) -> list[str]:
+    return [t for t in texts if KEY in t or KEY[:12] in t]
+
+
+def _client_texts(lsp: Harness) -> list[str]:
+    texts = [m.message for m in lsp.client.log_messages + lsp.client.messages]
+    texts += [repr(reports) for reports in lsp.client.progress_reports.values()]
+    texts += [repr(s) for s in lsp.statuses] + [repr(a) for a in lsp.applied]
+    return texts
+
+
+def _state_files(env: dict[str, str]) -> list[str]:
+    state = Path(env["AETHEL_LSP_STATE_DIR"])
+    return [p.read_bytes().decode(errors="replace") for p in state.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("backend", ["openai", "ollama"])
+async def test_an_echoed_key_appears_nowhere(
+    tmp_path: Path, backend: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fake = _fake(api_key=KEY if backend == "openai" else None)
+    settings = (
+        f'engine = "openai"\n[openai]\nbaseUrl = "{fake.url}/v1"\napiKeyEnv = "MY_KEY"\n'
+        if backend == "openai" else f'engine = "ollama"\nhost = "{fake.url}"\n'
+    )
+    lsp = await start_server(
+        tmp_path,
+        fake,
+        extra_env={"MY_KEY": KEY, "OLLAMA_API_KEY": KEY},
+        user_config='model = "llama3.2"\n[inspector]\nenabled = true\n' + settings,
+    )
+    try:
+        uri = lsp.open("a.py", PY)
+        results: list[str] = []
+        for fault, path in _upstream_faults():
+            fake.inject(fault, path=path or _chat_path(backend), times=3)
+            for command in (protocol.CMD_EXPLAIN_SELECTION, protocol.CMD_IMPROVE_SELECTION):
+                try:
+                    results.append(repr(await lsp.command(command, {"uri": uri, "range": SEL})))
+                except JsonRpcException as exc:
+                    results.append(f"{exc.code} {exc}")
+            results.append(repr(await lsp.command(protocol.CMD_DOCTOR, {})))
+            results.append(repr(await lsp.command(protocol.CMD_MODEL_STATUS)))
+            fake.clear()
+        lsp.fake = None  # keep the fake running for the echo below
+        fake.enqueue(Reply(text=f"here it is: {KEY} enjoy"), Reply(text=f"{KEY}"))
+        for command in (protocol.CMD_EXPLAIN_SELECTION, protocol.CMD_IMPROVE_SELECTION):
+            results.append(repr(await lsp.command(command, {"uri": uri, "range": SEL})))
+        assert any("REDACTED" in r for r in results)
+        assert _leaks(results) == []
+        assert _leaks(_client_texts(lsp)) == []
+        assert _leaks(_state_files(lsp.env)) == []
+        _assert_private(Path(lsp.env["AETHEL_LSP_STATE_DIR"]))
+    finally:
+        await lsp.stop()
+        fake.stop()
+    captured = capfd.readouterr()
+    assert _leaks([captured.out, captured.err]) == []
+
+
+def _assert_private(state: Path) -> None:
+    """Usage statistics, the inspector ring, explanations, doctor reports: the user's only."""
+    paths = [state, *state.rglob("*")]
+    assert any(p.name == "inspector.sqlite3" for p in paths)
+    assert any(p.suffix == ".md" for p in paths)
+    for path in paths:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def _chat_path(backend: str) -> str:
+    return "/v1/chat/completions" if backend == "openai" else "/api/chat"
+
+
+def test_cli_never_prints_an_echoed_key(tmp_path: Path) -> None:
+    fake = _fake(api_key=KEY)
+    env = isolated_environ(tmp_path / "env", {"MY_KEY": KEY})
+    config = Path(env["XDG_CONFIG_HOME"]) / "aethel-lsp" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'engine = "openai"\nmodel = "llama3.2"\n[openai]\nbaseUrl = "{fake.url}/v1"\n'
+        'apiKeyEnv = "MY_KEY"\n', encoding="utf-8")
+    outputs: list[str] = []
+    try:
+        for fault, path in _upstream_faults():
+            for argv in (["generate", "hello"], ["doctor"], ["status"], ["--json", "doctor"]):
+                fake.inject(fault, path=path, times=10)
+                args = argv if argv[0] != "--json" else [argv[1], "--json"]
+                done = subprocess.run(
+                    [sys.executable, "-m", "aethel_lsp", *args], env=env, cwd=tmp_path,
+                    capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                outputs += [done.stdout, done.stderr]
+                fake.clear()
+    finally:
+        fake.stop()
+    assert any("REDACTED" in text for text in outputs)
+    assert _leaks(outputs) == []
+    assert _leaks(_state_files(env)) == []
