@@ -207,7 +207,7 @@ def _user_only_issue(key: str, layer: ConfigLayer) -> ConfigIssue:
     table, _, name = key.rpartition(".")
     how = f"`{name} = ...` under `[{table}]`" if table else f"`{key} = ...`"
     return ConfigIssue(
-        f"Ignored `{key}` from {layer.path or 'the workspace config'}: a repository may not "
+        f"`{key}` in {layer.path or 'the workspace config'} is ignored: a repository may not "
         "choose which secret is sent, which file is loaded or where your code goes. If you "
         f"want it, set {how} in your user config ({USER_CONFIG_DISPLAY}) or in your "
         "editor settings.",
