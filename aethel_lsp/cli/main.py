@@ -571,6 +571,10 @@ def serve(args: argparse.Namespace) -> int:
     if args.tcp:
         print(f"aethel-lsp: serving LSP on {args.bind}:{args.port}, one client at a time "
               "(Ctrl-C stops).", file=sys.stderr)
+        if not _is_loopback_ip(args.bind):
+            print(f"aethel-lsp: warning: {args.bind} is reachable from other machines; "
+                  "anyone who can reach it can read your code through the server.",
+                  file=sys.stderr)
         if token is None:
             print("aethel-lsp: warning: any process on this machine can connect to this port "
                   "and read your code through the server; prefer stdio (the default), or "
@@ -589,6 +593,12 @@ def serve(args: argparse.Namespace) -> int:
                   "(status, generate, demo, ...).", file=sys.stderr)
         server.start_io()
     return 0
+
+
+def _is_loopback_ip(address: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(address).is_loopback  # --bind was checked by _bind_address
 
 
 def _read_token(path: str) -> str | None:

@@ -7,7 +7,8 @@ shuts the server down when any connection closes.  Here:
 - a connection whose header lines are not `Content-Length` / `Content-Type` (e.g. an
   HTTP request line), or whose body is not JSON, is closed, and logged once;
 - while a client is connected, another connection is closed at once, without touching
-  the session;
+  the session; a connection that sends no `initialize` within 10 s is closed, so an idle
+  one cannot keep the editor out;
 - with a token (`--token-file`), the first message must be `initialize` carrying it in
   `initializationOptions.token`, else the connection gets an error and is closed;
 - only the end of a client that got past `initialize` stops the server, as with stdio.
@@ -32,6 +33,7 @@ from aethel_lsp.lsp.session import AethelServer
 log = logging.getLogger(__name__)
 
 MAX_HEADER_LINES = 8
+FIRST_MESSAGE_S = 10.0  # a connection that sends no `initialize` cannot hold the slot
 MAX_BODY_BYTES = 64 * 1024 * 1024
 TOKEN_OPTION = "token"  # initializationOptions.token
 _HEADERS = (b"content-length", b"content-type")
@@ -111,7 +113,13 @@ async def _serve_client(
     protocol = server.protocol
     stop = server._stop_event
     while stop is None or not stop.is_set():
-        body = await read_message(reader)
+        if client.started:
+            body = await read_message(reader)
+        else:
+            try:
+                body = await asyncio.wait_for(read_message(reader), FIRST_MESSAGE_S)
+            except asyncio.TimeoutError:
+                raise NotLsp(f"no `initialize` within {FIRST_MESSAGE_S:g} s.") from None
         if body is None:
             return
         data = _json(body)

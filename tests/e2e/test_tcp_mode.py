@@ -227,6 +227,24 @@ async def test_a_second_client_is_refused_and_cannot_end_the_session(
     assert process.returncode == 0
 
 
+async def test_an_idle_connection_cannot_keep_the_editor_out(
+    tmp_path: Path, fake: FakeOllama
+) -> None:
+    process, port = await _start(tmp_path, fake)
+    try:
+        idle = await RawClient.connect(port)  # connects, says nothing
+        started = time.monotonic()
+        assert await idle.closed_by_server()
+        assert time.monotonic() - started < TIMEOUT
+        editor = await RawClient.connect(port)
+        answer = await editor.initialize()
+        assert answer is not None and "result" in answer
+        await _end(editor)
+    finally:
+        stderr = _finish(process)
+    assert "no `initialize` within" in stderr
+
+
 async def test_token_file(tmp_path: Path, fake: FakeOllama) -> None:
     token = "c0ffee-5ecret-t0ken-for-tests"
     token_file = tmp_path / "token"
