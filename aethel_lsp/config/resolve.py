@@ -207,7 +207,7 @@ def _user_only_issue(key: str, layer: ConfigLayer) -> ConfigIssue:
     table, _, name = key.rpartition(".")
     how = f"`{name} = ...` under `[{table}]`" if table else f"`{key} = ...`"
     return ConfigIssue(
-        f"`{key}` in {layer.path or 'the workspace config'} is ignored: a repository may not "
+        f"`{key}` in {_at(layer, key)} is ignored: a repository may not "
         "choose which secret is sent, which file is loaded or where your code goes. If you "
         f"want it, set {how} in your user config ({USER_CONFIG_DISPLAY}) or in your "
         "editor settings.",
@@ -217,6 +217,13 @@ def _user_only_issue(key: str, layer: ConfigLayer) -> ConfigIssue:
         layer.lines.get(key),
         "warning",
     )
+
+
+def _at(layer: ConfigLayer, key: str) -> str:
+    """`/ws/aethel.toml (line 3)`: the file and line a workspace value was written on."""
+    where = str(layer.path) if layer.path else "the workspace config"
+    line = layer.lines.get(key)
+    return f"{where} (line {line})" if line else where
 
 
 def _layer_label(layer: ConfigLayer) -> str:
@@ -248,7 +255,7 @@ def _enforce_workspace_host(
         values[key] = FIELDS_BY_KEY[key].default
         origins[key] = ConfigSource.DEFAULT
     return ConfigIssue(
-        f"Refused `{key}` = {value!r} from {winner.layer.path or 'the workspace config'}: "
+        f"Refused `{key}` = {value!r} from {_at(winner.layer, key)}: "
         "a workspace file may not send your code to a host that is not on this machine. "
         f"Using {values[key]!r}. If you trust this repository, set "
         f"`allowRemoteHostFromWorkspace = true` in your user config ({USER_CONFIG_DISPLAY}) "
