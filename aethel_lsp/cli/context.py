@@ -59,7 +59,7 @@ class CliContext:
                 from aethel_lsp.engine.inspector import inspecting
 
                 engine = inspecting(engine, self.settings)
-            self._engine = MeteredEngine(engine, UsageStats())
+            self._engine = MeteredEngine(engine, UsageStats(), lambda: self.out.redactor)
         return self._engine
 
     def _embedded_progress(self, progress: Any) -> None:

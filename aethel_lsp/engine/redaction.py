@@ -114,3 +114,34 @@ def _cut_prefixes(text: str, secret: str) -> str:
         start = end
     out.append(text[start:])
     return "".join(out)
+
+
+class StreamRedactor:
+    """`Redactor.known` over a text stream cut into pieces (tokens).
+
+    A key split across pieces would pass a per-piece check, so the end of the text that
+    could be the start of a key is held back until the next piece (or `flush`) shows
+    whether it is one.  Held back only when it matches: normal text flows unchanged.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.pending = ""
+
+    def feed(self, piece: str) -> str:
+        text = self.pending + piece
+        hold = max((_key_start_at_end(text, s) for s in self.redactor.secrets), default=0)
+        self.pending = text[len(text) - hold:] if hold else ""
+        return self.redactor.known(text[: len(text) - hold])
+
+    def flush(self) -> str:
+        text, self.pending = self.pending, ""
+        return self.redactor.known(text)
+
+
+def _key_start_at_end(text: str, secret: str) -> int:
+    """The length of the longest end of `text` that is a proper start of `secret`."""
+    for size in range(min(len(text), len(secret) - 1), 0, -1):
+        if text.endswith(secret[:size]):
+            return size
+    return 0

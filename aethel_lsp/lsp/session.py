@@ -271,7 +271,7 @@ class AethelServer(LanguageServer):
             inner = create_engine(wanted, progress=lambda step: self.log(step.describe()))
             for wrap in self.engine_wrappers:
                 inner = wrap(inner)
-            self._engine = MeteredEngine(inner, self.stats)
+            self._engine = MeteredEngine(inner, self.stats, self.redactor)
             self._engine_config = wanted
             self._note_engine()
             if old is not None:

@@ -214,7 +214,9 @@ def _leaks(texts: list[str]) -> list[str]:
 
 def _client_texts(lsp: Harness) -> list[str]:
     texts = [m.message for m in lsp.client.log_messages + lsp.client.messages]
-    texts += [repr(reports) for reports in lsp.client.progress_reports.values()]
+    for reports in lsp.client.progress_reports.values():
+        texts.append(repr(reports))
+        texts.append("".join(getattr(r, "message", None) or "" for r in reports))  # streamed
     texts += [repr(s) for s in lsp.statuses] + [repr(a) for a in lsp.applied]
     return texts
 
@@ -253,8 +255,10 @@ async def test_an_echoed_key_appears_nowhere(
             results.append(repr(await lsp.command(protocol.CMD_MODEL_STATUS)))
             fake.clear()
         lsp.fake = None  # keep the fake running for the echo below
-        fake.enqueue(Reply(text=f"here it is: {KEY} enjoy"), Reply(text=f"{KEY}"))
-        for command in (protocol.CMD_EXPLAIN_SELECTION, protocol.CMD_IMPROVE_SELECTION):
+        split = ["it is ", KEY[:6], KEY[6:15], KEY[15:], " enjoy"]  # one key, three tokens
+        fake.enqueue(Reply(text=f"here it is: {KEY} enjoy"), Reply(text=f"{KEY}"),
+                     Reply(tokens=split, token_delay=0.08), Reply(tokens=split))
+        for command in (protocol.CMD_EXPLAIN_SELECTION, protocol.CMD_IMPROVE_SELECTION) * 2:
             results.append(repr(await lsp.command(command, {"uri": uri, "range": SEL})))
         assert any("REDACTED" in r for r in results)
         assert _leaks(results) == []

@@ -8,9 +8,12 @@ from pathlib import Path
 
 from aethel_lsp.cli.output import Output
 from aethel_lsp.engine.inspector import Inspector
-from aethel_lsp.engine.redaction import REDACTED, Redactor
+from aethel_lsp.engine.metered import MeteredEngine
+from aethel_lsp.engine.redaction import REDACTED, Redactor, StreamRedactor
 from aethel_lsp.engine.stats import UsageStats
+from aethel_lsp.engine.types import ChatRequest
 from aethel_lsp.paths import private_dir, write_private_text
+from tests.unit.scripted_engine import ScriptedEngine
 
 KEY = "sk-live-0123456789abcdef"
 
@@ -80,3 +83,19 @@ def test_state_databases_are_private(tmp_path: Path) -> None:
         assert _mode(path.parent) == 0o700
         for extra in path.parent.glob(path.name + "-*"):
             assert _mode(extra) == 0o600, extra
+
+
+def test_stream_redactor_finds_a_key_split_across_pieces() -> None:
+    pieces = ["the key ", KEY[:3], KEY[3:11], KEY[11:], " and s", "o on"]
+    stream = StreamRedactor(Redactor([KEY]))
+    out = [stream.feed(p) for p in pieces] + [stream.flush()]
+    assert "".join(out) == f"the key {REDACTED} and so on"
+    assert out[0] == "the key " and out[-2] == "so on"  # only a possible key start waits
+    assert not any(KEY[:4] in piece for piece in out)
+
+
+async def test_metered_engine_streams_without_the_key() -> None:
+    upstream = ScriptedEngine(manual=False, auto_tokens=lambda _r: [KEY[:5], KEY[5:] + " ok"])
+    engine = MeteredEngine(upstream, None, lambda: Redactor([KEY]))
+    texts = [c.text async for c in engine.stream_chat(ChatRequest(model="m", messages=()))]
+    assert "".join(texts) == f"{REDACTED} ok" and not any(KEY[:5] in t for t in texts)
