@@ -1,6 +1,6 @@
-"""Ollama host strings: the `OLLAMA_HOST` forms Ollama accepts, turned into one base URL.
+"""Host strings and base URLs: parsed once into a canonical URL, and "is this this machine?".
 
-The reference is the official Python client's `_parse_host` (its doctests are our
+The Ollama host follows the official Python client's `_parse_host` (its doctests are our
 fixture `host_parsing/python_parse_host_cases.json`): no scheme means `http` on port
 11434, a scheme without a port means 80/443, `:port` alone means 127.0.0.1, a path is
 kept (reverse proxies) without its trailing slash, IPv6 addresses are bracketed.
@@ -11,19 +11,30 @@ point a *client* at Ollama, like the Python client does:
 - bare `ollama.com` -> Go `https://ollama.com:443`; we say `http://ollama.com:11434`.
 - an invalid port -> Go silently falls back to the default; we raise `ValueError` so the
   config layer can tell the user which value is wrong.
-We do take two Go leniencies that cost nothing: surrounding spaces and quotes are
-stripped (`" '1.2.3.4' "`), and an unbracketed IPv6 address (`::1`) is accepted.
+`OLLAMA_HOST` may be wrapped in spaces and one layer of quotes, as Go allows
+(`strip_env_quotes`); settings may not (a quoted value is refused by the config layer).
+
+Security: the same parsed URL is used to connect and to decide whether a host is on this
+machine (`is_this_machine`), so a spelling cannot mean one thing to the check and another
+to the connection.  Anything unclear is refused while parsing: credentials (`a@b`),
+percent-encoding, IPv6 zone ids, non-decimal or shortened IPv4 (`0x7f000001`,
+`2130706433`, `127.1`, `0177.0.0.1`), trailing dots, spaces and quotes inside the host.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from urllib.parse import urlsplit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
+LOCAL_NAME = "localhost"  # the only host *name* taken to be this machine
 _SCHEME_PORTS = {"http": 80, "https": 443}
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
+_NUMERIC_LABEL = re.compile(r"(0[xX][0-9A-Fa-f]*|[0-9]+)")
+_NOT_IN_URLS = frozenset("\\?#%\"'`<>{}|^")
 
 
 def parse_ollama_host(raw: str | None) -> str:
@@ -46,16 +57,35 @@ def parse_ollama_host(raw: str | None) -> str:
     >>> parse_ollama_host(" '1.2.3.4' ")
     'http://1.2.3.4:11434'
     """
-    text = _strip_quotes(raw or "")
+    text = strip_env_quotes(raw or "")
     if not text:
         return f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     scheme, rest = _split_scheme(text)
     hostport, _, path = rest.partition("/")
     default_port = _SCHEME_PORTS[scheme] if "://" in text else DEFAULT_PORT
     host, port = _split_host_port(hostport, default_port=default_port)
-    path = path.rstrip("/")
-    suffix = f"/{path}" if path else ""
-    return f"{scheme}://{host}:{port}{suffix}"
+    return _url(scheme, host, port, _path(path, text))
+
+
+def normalize_openai_base_url(raw: str) -> str:
+    """An OpenAI-compatible base URL: `http://h:8000` -> `http://h:8000/v1`.
+
+    A URL that already has a path keeps it; a missing port stays implicit (80/443).
+
+    >>> normalize_openai_base_url("http://127.0.0.1:8000")
+    'http://127.0.0.1:8000/v1'
+    >>> normalize_openai_base_url("https://api.example.com/v1/")
+    'https://api.example.com/v1'
+    >>> normalize_openai_base_url("127.0.0.1:1234/v1/")
+    'http://127.0.0.1:1234/v1'
+    """
+    text = raw.strip()
+    if not text:
+        raise ValueError("the base URL is empty")
+    scheme, rest = _split_scheme(text)
+    hostport, _, path = rest.partition("/")
+    host, port = _split_host_port(hostport, default_port=None)
+    return _url(scheme, host, port, _path(path, text) or "/v1")
 
 
 def ollama_host_from_env() -> str:
@@ -63,11 +93,48 @@ def ollama_host_from_env() -> str:
     return parse_ollama_host(os.environ.get("OLLAMA_HOST"))
 
 
-def is_loopback(url: str) -> bool:
-    """True when `url` (any host form, with or without scheme) stays on this machine.
+def strip_env_quotes(raw: str) -> str:
+    """Go's envconfig strips spaces and one layer of quotes, possibly nested in spaces."""
+    text = raw.strip()
+    for quote in ('"', "'"):
+        if len(text) >= 2 and text[0] == quote and text[-1] == quote:
+            text = text[1:-1].strip()
+    return text
 
-    The server refuses a non-loopback host that comes from a workspace file, because a
-    repository must not be able to send the user's code elsewhere.
+
+def is_this_machine(url: str) -> bool:
+    """True when a canonical URL (from the parsers above) names this machine.
+
+    Loopback IPv4 and IPv6 addresses, IPv4-mapped IPv6 loopback, and the name
+    `localhost` exactly; nothing else (not `0.0.0.0`, not `LOCALHOST`, not `a.localhost`).
+
+    >>> is_this_machine("http://127.0.0.2:11434"), is_this_machine("http://[::ffff:127.0.0.1]:1")
+    (True, True)
+    >>> is_this_machine("http://localhost.evil.example:11434"), is_this_machine("http://0.0.0.0:1")
+    (False, False)
+    """
+    try:
+        name = urlsplit(url).hostname
+    except ValueError:
+        return False
+    netloc = urlsplit(url).netloc
+    if not name or "@" in netloc:
+        return False
+    if netloc.split(":")[0] == LOCAL_NAME:  # exact spelling: urlsplit lower-cases names
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` (an Ollama host in any form, or a full URL) stays on this machine.
+
+    Parsed with the function the engine connects with; unparsable means "no".
 
     >>> is_loopback("http://127.0.0.1:11434"), is_loopback(":8080"), is_loopback("localhost")
     (True, True, True)
@@ -75,26 +142,47 @@ def is_loopback(url: str) -> bool:
     (True, False)
     """
     try:
-        normalized = url.strip() if "://" in url else parse_ollama_host(url)
-        hostname = urlsplit(normalized).hostname or ""
+        return is_this_machine(parse_ollama_host(url))
     except ValueError:
         return False
-    hostname = hostname.rstrip(".").lower()
-    if hostname == "localhost" or hostname.endswith(".localhost"):
-        return True
+
+
+def is_loopback_base_url(url: str) -> bool:
+    """`is_loopback` for an OpenAI-compatible base URL (parsed as the engine parses it)."""
     try:
-        return ipaddress.ip_address(hostname).is_loopback
+        return is_this_machine(normalize_openai_base_url(url))
     except ValueError:
         return False
 
 
-def _strip_quotes(raw: str) -> str:
-    """Go's envconfig strips spaces and one layer of quotes, possibly nested in spaces."""
-    text = raw.strip()
-    for quote in ('"', "'"):
-        if len(text) >= 2 and text[0] == quote and text[-1] == quote:
-            text = text[1:-1].strip()
-    return text
+def host_name(value: str) -> str:
+    """The bare host name of an Ollama host, lower-cased ("" when it cannot be parsed).
+
+    >>> host_name(":11434"), host_name("Example.com:80"), host_name("http://[::1]:8000/v1")
+    ('127.0.0.1', 'example.com', '::1')
+    """
+    try:
+        return (urlsplit(parse_ollama_host(value)).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def is_loopback_host(value: str) -> bool:
+    """Kept for callers that display "local" vs "remote": the same rule as `is_loopback`."""
+    return is_loopback(value)
+
+
+def _url(scheme: str, host: str, port: int | None, path: str) -> str:
+    authority = host if port is None else f"{host}:{port}"
+    return f"{scheme}://{authority}{path}"
+
+
+def _path(path: str, context: str) -> str:
+    """`/path` without its trailing slash ("" for none); odd characters are refused."""
+    path = path.rstrip("/")
+    if any(c.isspace() or c in _NOT_IN_URLS or not c.isprintable() for c in path):
+        raise ValueError(f"unexpected character in the path of {context!r}")
+    return f"/{path}" if path else ""
 
 
 def _split_scheme(text: str) -> tuple[str, str]:
@@ -107,84 +195,65 @@ def _split_scheme(text: str) -> tuple[str, str]:
     return scheme, rest
 
 
-def _split_host_port(hostport: str, *, default_port: int) -> tuple[str, int]:
+def _split_host_port(hostport: str, *, default_port: int | None) -> tuple[str, int | None]:
     """Split `host[:port]`, `[v6][:port]`, bare `v6` or `:port` into a URL host and a port."""
     if "@" in hostport:
-        raise ValueError(f"credentials in the Ollama host are not supported ({hostport!r}); "
+        raise ValueError(f"credentials in the host are not supported ({hostport!r}); "
                          "give host and port only")
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
-            raise ValueError(f"unclosed '[' in Ollama host {hostport!r}")
-        host, after = hostport[: end + 1], hostport[end + 1 :]
-        _ipv6(host[1:-1], hostport)
+            raise ValueError(f"unclosed '[' in host {hostport!r}")
+        after = hostport[end + 1 :]
+        host = f"[{_ipv6(hostport[1:end], hostport)}]"
         if after and not after.startswith(":"):
-            raise ValueError(f"unexpected {after!r} after ']' in Ollama host {hostport!r}")
-        port_text = after[1:] if after.startswith(":") else ""
-        return host, _port(port_text, default_port, hostport)
+            raise ValueError(f"unexpected {after!r} after ']' in host {hostport!r}")
+        return host, _port(after[1:] if after else "", default_port, hostport)
     if hostport.count(":") >= 2:  # an IPv6 address without brackets has no port
-        _ipv6(hostport, hostport)
-        return f"[{hostport}]", default_port
+        return f"[{_ipv6(hostport, hostport)}]", default_port or DEFAULT_PORT
     host, _, port_text = hostport.partition(":")
-    if any(c.isspace() or c in _NOT_IN_HOSTS or not c.isprintable() for c in host):
-        raise ValueError(f"{host!r} is not a host name (Ollama host {hostport!r})")
-    return host or DEFAULT_HOST, _port(port_text, default_port, hostport)
+    return _host(host, hostport), _port(port_text, default_port, hostport)
 
 
-_NOT_IN_HOSTS = frozenset("@?#\\[]{}<>|^`\"'")
+def _host(host: str, context: str) -> str:
+    """A host name or a dotted-quad IPv4 address, exactly as written ("" -> 127.0.0.1)."""
+    if not host:
+        return DEFAULT_HOST
+    labels = host.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{host!r} is not a host name (host {context!r}): use letters, digits, "
+                         "'-' and dots between names, without a trailing dot")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # resolvers read this as an IPv4 address
+        try:
+            address = ipaddress.IPv4Address(host)
+        except ValueError:
+            address = None
+        if address is None or str(address) != host:
+            raise ValueError(f"{host!r} is not an IPv4 address (host {context!r}): write it as "
+                             "four decimal numbers, e.g. 127.0.0.1")
+    return host
 
 
-def _ipv6(text: str, context: str) -> None:
-    """Refuse what is not an IPv6 address, so httpx never sees an invalid URL.
+def _ipv6(text: str, context: str) -> str:
+    """An IPv6 address as written (the Python client keeps it so); anything else is refused.
 
     `::1:11434` is the common mistake (an IPv6 address with a port needs brackets).
     """
     try:
+        if "%" in text:
+            raise ValueError("zone ids are not supported")
         ipaddress.IPv6Address(text)
+        return text
     except ValueError:
         raise ValueError(
-            f"{text!r} is not an IPv6 address (Ollama host {context!r}); write an IPv6 "
+            f"{text!r} is not an IPv6 address (host {context!r}); write an IPv6 "
             "address with a port as [addr]:port, e.g. [::1]:11434"
         ) from None
 
 
-def _port(text: str, default: int, context: str) -> int:
+def _port(text: str, default: int | None, context: str) -> int | None:
     if not text:
         return default
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(f"invalid port {text!r} in Ollama host {context!r} (0-65535)")
+        raise ValueError(f"invalid port {text!r} in host {context!r} (0-65535)")
     return int(text)
-
-
-# Is a configured host on this machine?  (The workspace-host security rule needs it.)
-def host_name(value: str) -> str:
-    """The bare host name of `value`, lower-cased ("" when only a port is given).
-
-    >>> host_name(":11434"), host_name("Example.com:80"), host_name("http://[::1]:8000/v1")
-    ('', 'example.com', '::1')
-    """
-    text = value.strip()
-    if "://" not in text:
-        text = "http://" + text
-    try:
-        return (urlsplit(text).hostname or "").lower()
-    except ValueError:
-        return text.lower()
-
-
-def is_loopback_host(value: str) -> bool:
-    """True when `value` points at this machine (loopback, localhost, or unspecified).
-
-    >>> is_loopback_host("http://127.0.0.1:11434"), is_loopback_host("localhost:1")
-    (True, True)
-    >>> is_loopback_host("https://ollama.example.com"), is_loopback_host("10.0.0.5:11434")
-    (False, False)
-    """
-    name = host_name(value)
-    if name in ("", "localhost") or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified

@@ -12,6 +12,7 @@ from pathlib import Path
 
 APP_NAME = "aethel-lsp"
 STATE_DIR_ENV = "AETHEL_LSP_STATE_DIR"
+USER_CONFIG_DISPLAY = "~/.config/aethel-lsp/config.toml"  # how messages name the user config
 
 
 def state_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -69,3 +70,51 @@ def models_dir(env: Mapping[str, str] | None = None) -> Path:
     xdg = environ.get("XDG_DATA_HOME", "")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / APP_NAME / "models"
+
+
+# State files hold prompts (the user's code), usage and reports: only the user may read them.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed; `path` itself ends up 0700 whoever made it."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    _chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make sure `path` exists as a 0600 file (created so, or narrowed if it was wider).
+
+    Call before handing the path to SQLite: its journal and WAL files copy these modes.
+    """
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    _chmod(path, PRIVATE_FILE_MODE)
+    return path
+
+
+def private_sqlite(path: Path) -> Path:
+    """`private_file` for a SQLite database, and its WAL files left by older versions."""
+    private_file(path)
+    for extra in ("-wal", "-shm", "-journal"):
+        sibling = path.with_name(path.name + extra)
+        if sibling.exists():
+            _chmod(sibling, PRIVATE_FILE_MODE)
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write `text` to a 0600 file (the folder 0700)."""
+    private_file(path)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if (path.stat().st_mode & 0o777) != mode:
+            path.chmod(mode)
+    except OSError:  # not ours (a shared dir): leave it, the files inside are still 0600
+        pass

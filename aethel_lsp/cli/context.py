@@ -29,6 +29,7 @@ class CliContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.out)
+            self.out.know_key_env(self._settings.openai.api_key_env)
         return self._settings
 
     @property
@@ -58,7 +59,7 @@ class CliContext:
                 from aethel_lsp.engine.inspector import inspecting
 
                 engine = inspecting(engine, self.settings)
-            self._engine = MeteredEngine(engine, UsageStats())
+            self._engine = MeteredEngine(engine, UsageStats(), lambda: self.out.redactor)
         return self._engine
 
     def _embedded_progress(self, progress: Any) -> None:

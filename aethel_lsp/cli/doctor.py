@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 INSPECT_DEFAULT = 5
 
 
-def _config(args: argparse.Namespace) -> ResolvedConfig:
-    """The settings as the server would resolve them in the workspace `--workspace` (cwd)."""
+def _config(args: argparse.Namespace, ctx: CliContext) -> ResolvedConfig:
+    """The settings as the server would resolve them in the workspace `--workspace` (cwd);
+    the output learns the configured key variable, so the key never shows."""
     root = Path(getattr(args, "workspace", None) or Path.cwd())
-    return load_config(roots=[root], env=os.environ)
+    config = load_config(roots=[root], env=os.environ)
+    ctx.out.know_key_env(config.settings.openai.api_key_env)
+    return config
 
 
 def _host(args: argparse.Namespace) -> str | None:
@@ -63,7 +66,7 @@ def engine_config(args: argparse.Namespace, settings: Settings) -> EngineConfig:
 async def doctor(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine.recommend import pick_model
 
-    config = _config(args)
+    config = _config(args, ctx)
     host = _host(args)
     engine = create_engine(engine_config(args, config.settings))
     stats = UsageStats()
@@ -87,7 +90,7 @@ async def doctor(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def inspect(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = _config(args)
+    config = _config(args, ctx)
     inspector = inspector_for(config.settings)
     if getattr(args, "clear", False):
         from aethel_lsp.cli.context import CliError
@@ -172,7 +175,7 @@ def record_lines(record: JsonDict) -> list[str]:
 async def recommend_measured(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.output import rows_table
 
-    config = _config(args)
+    config = _config(args, ctx)
     settings = config.settings
     engine = create_engine(engine_config(args, settings))
     stats = UsageStats()

@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from aethel_lsp import __version__
@@ -535,6 +536,11 @@ def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.Ar
     parser.add_argument("--bind", default="127.0.0.1", type=_bind_address,
                         help="IP address for --tcp")
     parser.add_argument("--port", type=_port, default=2087, help="port for --tcp")
+    parser.add_argument(
+        "--token-file",
+        help="with --tcp: a file holding a secret the client must send as "
+        "initializationOptions.token",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options()
     for command in subcommands if subcommands is not None else SUBCOMMANDS:
@@ -548,16 +554,35 @@ def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.Ar
 def serve(args: argparse.Namespace) -> int:
     """Run the language server until the client exits."""
     try:
-        from aethel_lsp.lsp.server import create_server  # the one arrow from cli/ to lsp/
+        from aethel_lsp.lsp.server import (  # the one arrow from cli/ to lsp/
+            create_server,
+            install_stderr_log,
+            serve_tcp,
+        )
     except ImportError as exc:
         print(f"error: the language server is not available ({exc}).", file=sys.stderr)
         return 1
+    if args.token_file and not args.tcp:
+        print("error: --token-file only applies to --tcp.", file=sys.stderr)
+        return 2
+    token = _read_token(args.token_file) if args.token_file else None
+    if args.token_file and token is None:
+        return 2
     server = create_server()
+    install_stderr_log(server.redact)
     if args.tcp:
-        print(f"aethel-lsp: serving LSP on {args.bind}:{args.port} (Ctrl-C stops).",
-              file=sys.stderr)
+        print(f"aethel-lsp: serving LSP on {args.bind}:{args.port}, one client at a time "
+              "(Ctrl-C stops).", file=sys.stderr)
+        if not _is_loopback_ip(args.bind):
+            print(f"aethel-lsp: warning: {args.bind} is reachable from other machines; "
+                  "anyone who can reach it can read your code through the server.",
+                  file=sys.stderr)
+        if token is None:
+            print("aethel-lsp: warning: any process on this machine can connect to this port "
+                  "and read your code through the server; prefer stdio (the default), or "
+                  "pass --token-file.", file=sys.stderr)
         try:
-            server.start_tcp(args.bind, args.port)
+            return serve_tcp(server, args.bind, args.port, token)
         except OSError as exc:  # port busy, address not on this machine, no permission
             reason = exc.strerror or str(exc)
             print(f"error: cannot serve LSP on {args.bind}:{args.port}: {reason}.",
@@ -572,6 +597,28 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback_ip(address: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(address).is_loopback  # --bind was checked by _bind_address
+
+
+def _read_token(path: str) -> str | None:
+    """The shared secret of `--token-file` (surrounding whitespace ignored), or None + error."""
+    try:
+        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read --token-file {path}: {exc.__class__.__name__}.",
+              file=sys.stderr)
+        return None
+    if len(token) < 16:
+        print(f"error: the token in {path} is too short: use at least 16 characters, e.g. "
+              "`python -c 'import secrets; print(secrets.token_hex(24))' > FILE`.",
+              file=sys.stderr)
+        return None
+    return token
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: Subcommand | None = getattr(args, "_subcommand", None)
@@ -580,6 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aethel_lsp.cli.output import Output
 
     out = Output(json_mode=args.json)
+    out.install_excepthook()
     try:
         return asyncio.run(_run(command, args, out))
     except KeyboardInterrupt:

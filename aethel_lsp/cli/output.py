@@ -9,9 +9,12 @@ the engine types (camelCase), the same the LSP commands return.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TextIO, cast
 
 from rich.console import Console
 from rich.progress import (
@@ -26,13 +29,33 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from aethel_lsp.engine.redaction import Redactor
 from aethel_lsp.engine.types import EngineStatus, Metrics, ModelInfo, PullProgress, RunningModel
 
 PIPE_WIDTH = 160
 
 
+class RedactingStream:
+    """A text stream whose every write loses the known key values (see engine/redaction)."""
+
+    def __init__(self, stream: TextIO, redactor: Callable[[], Redactor]) -> None:
+        self.stream = stream
+        self.redactor = redactor
+
+    def write(self, text: str) -> int:
+        self.stream.write(self.redactor().known(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, getvalue...
+        return getattr(self.stream, name)
+
+
 class Output:
-    """Where a command writes; `json_mode` switches every helper to machine output."""
+    """Where a command writes; `json_mode` switches every helper to machine output.
+
+    Both streams pass `redactor` (the configured key variable is added once the settings
+    are read: `CliContext.settings`), so no output, table or error can show a key.
+    """
 
     def __init__(
         self,
@@ -42,10 +65,25 @@ class Output:
         stderr: TextIO | None = None,
     ) -> None:
         self.json_mode = json_mode
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
+        self.redactor = Redactor.from_env(os.environ)
+        self.stdout = cast(TextIO, RedactingStream(stdout or sys.stdout, lambda: self.redactor))
+        self.stderr = cast(TextIO, RedactingStream(stderr or sys.stderr, lambda: self.redactor))
         self.console = _console(self.stdout)
         self.err_console = _console(self.stderr)
+
+    def know_key_env(self, *names: str) -> None:
+        """Also hide the values of these key variables (the configured `apiKeyEnv`)."""
+        self.redactor = Redactor.from_env(os.environ, *names)
+
+    def install_excepthook(self) -> None:
+        """An uncaught exception's traceback goes to stderr through the redactor too."""
+
+        def excepthook(
+            kind: type[BaseException], value: BaseException, tb: TracebackType | None
+        ) -> None:
+            self.stderr.write("".join(traceback.format_exception(kind, value, tb)))
+
+        sys.excepthook = excepthook
 
     # -- primitives -------------------------------------------------------------------
     def json(self, value: Any) -> None:

@@ -22,6 +22,7 @@ from aethel_lsp.config.resolve import (
     flatten,
     resolve,
 )
+from aethel_lsp.hosts import strip_env_quotes
 from aethel_lsp.paths import user_config_path
 
 if sys.version_info >= (3, 11):
@@ -41,7 +42,7 @@ def user_config_file(env: Mapping[str, str] | None = None) -> Path:
 
 def env_layer(env: Mapping[str, str] | None = None) -> ConfigLayer | None:
     env = os.environ if env is None else env
-    host = env.get("OLLAMA_HOST", "").strip()
+    host = strip_env_quotes(env.get("OLLAMA_HOST", ""))  # Go's envconfig allows quotes
     return ConfigLayer(ConfigSource.ENV, {"host": host}) if host else None
 
 

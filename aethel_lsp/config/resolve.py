@@ -20,14 +20,15 @@ from typing import Any, Literal
 from aethel_lsp.config.schema import (
     FIELDS_BY_KEY,
     HOST_KEYS,
+    IS_LOCAL,
     TABLES,
-    USER_ONLY_KEYS,
     InvalidValue,
     Settings,
     build_settings,
     default_values,
+    is_user_only,
 )
-from aethel_lsp.hosts import is_loopback_host
+from aethel_lsp.paths import USER_CONFIG_DISPLAY
 
 
 class ConfigSource(str, enum.Enum):
@@ -167,18 +168,8 @@ def resolve(layers: list[ConfigLayer]) -> ResolvedConfig:
     for layer in layers:
         issues.extend(layer.issues)
         for key, raw in layer.values.items():
-            if key in USER_ONLY_KEYS and layer.source.is_workspace:
-                issues.append(
-                    ConfigIssue(
-                        f"`{key}` is ignored in {layer.path or 'a workspace file'}: "
-                        "only your own settings (user config file, editor settings) may set it.",
-                        layer.source,
-                        key,
-                        layer.path,
-                        layer.lines.get(key),
-                        "warning",
-                    )
-                )
+            if layer.source.is_workspace and is_user_only(key):
+                issues.append(_user_only_issue(key, layer))
                 continue
             try:
                 parsed = FIELDS_BY_KEY[key].parse(raw)
@@ -211,6 +202,30 @@ def resolve(layers: list[ConfigLayer]) -> ResolvedConfig:
     return ResolvedConfig(build_settings(values), tuple(issues), origins, files)
 
 
+def _user_only_issue(key: str, layer: ConfigLayer) -> ConfigIssue:
+    """A workspace file tried to set a machine-scoped key: say so, and where it belongs."""
+    table, _, name = key.rpartition(".")
+    how = f"`{name} = ...` under `[{table}]`" if table else f"`{key} = ...`"
+    return ConfigIssue(
+        f"`{key}` in {_at(layer, key)} is ignored: a repository may not "
+        "choose which secret is sent, which file is loaded or where your code goes. If you "
+        f"want it, set {how} in your user config ({USER_CONFIG_DISPLAY}) or in your "
+        "editor settings.",
+        layer.source,
+        key,
+        layer.path,
+        layer.lines.get(key),
+        "warning",
+    )
+
+
+def _at(layer: ConfigLayer, key: str) -> str:
+    """`/ws/aethel.toml (line 3)`: the file and line a workspace value was written on."""
+    where = str(layer.path) if layer.path else "the workspace config"
+    line = layer.lines.get(key)
+    return f"{where} (line {line})" if line else where
+
+
 def _layer_label(layer: ConfigLayer) -> str:
     return str(layer.path) if layer.path else _SOURCE_LABEL[layer.source]
 
@@ -228,7 +243,7 @@ def _enforce_workspace_host(
     The refused value is replaced by the best value from the user's own sources.
     """
     value = values[key]
-    if not origins[key].is_workspace or not value or allow_remote or is_loopback_host(value):
+    if not origins[key].is_workspace or not value or allow_remote or IS_LOCAL[key](value):
         return None
     candidates = history.get(key, [])
     winner = candidates[-1]
@@ -240,11 +255,11 @@ def _enforce_workspace_host(
         values[key] = FIELDS_BY_KEY[key].default
         origins[key] = ConfigSource.DEFAULT
     return ConfigIssue(
-        f"Refused `{key}` = {value!r} from {winner.layer.path or 'the workspace config'}: "
+        f"Refused `{key}` = {value!r} from {_at(winner.layer, key)}: "
         "a workspace file may not send your code to a host that is not on this machine. "
         f"Using {values[key]!r}. If you trust this repository, set "
-        "`allowRemoteHostFromWorkspace = true` in your user config "
-        "(~/.config/aethel-lsp/config.toml) or your editor settings.",
+        f"`allowRemoteHostFromWorkspace = true` in your user config ({USER_CONFIG_DISPLAY}) "
+        "or your editor settings.",
         ConfigSource.WORKSPACE_FILE,
         key,
         winner.layer.path,

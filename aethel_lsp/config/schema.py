@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from aethel_lsp.hosts import parse_ollama_host
+from aethel_lsp.hosts import (
+    is_loopback,
+    is_loopback_base_url,
+    normalize_openai_base_url,
+    parse_ollama_host,
+    strip_env_quotes,
+)
 
 EngineSetting = Literal["auto", "ollama", "openai", "embedded"]
 LogLevel = Literal["error", "warning", "info", "debug"]
@@ -106,10 +112,10 @@ def p_host(value: Any) -> str:
     own (pure) parser, so a host the engine could not use is a config issue, not a
     server left without an engine."""
     text = p_str(value)
-    if not text or any(ch.isspace() for ch in text):
+    if not text or any(ch.isspace() for ch in text) or strip_env_quotes(text) != text:
         raise InvalidValue(
-            f"expected a host such as http://127.0.0.1:11434, 127.0.0.1:11434 or :11434, "
-            f"got {_describe(value)}"
+            f"expected a host such as http://127.0.0.1:11434, 127.0.0.1:11434 or :11434 "
+            f"(no quotes or spaces inside the string), got {_describe(value)}"
         )
     try:
         parse_ollama_host(text)
@@ -119,11 +125,17 @@ def p_host(value: Any) -> str:
 
 
 def p_url_or_empty(value: Any) -> str:
+    """A base URL, checked with the parser the OpenAI engine connects with."""
     text = p_str(value)
     if text and not re.match(r"^https?://[^\s/]+", text):
         raise InvalidValue(
             f"expected an http(s) URL such as http://127.0.0.1:8000/v1, got {text!r}"
         )
+    if text:
+        try:
+            normalize_openai_base_url(text)
+        except ValueError as exc:
+            raise InvalidValue(str(exc)) from exc
     return text
 
 
@@ -219,10 +231,31 @@ FIELDS: Final[tuple[Field, ...]] = (
 FIELDS_BY_KEY: Final[dict[str, Field]] = {f.key: f for f in FIELDS}
 # Prefixes of nested tables ("completion", "timeouts", ...), used to flatten raw input.
 TABLES: Final[frozenset[str]] = frozenset(k.rsplit(".", 1)[0] for k in FIELDS_BY_KEY if "." in k)
-# Keys whose value decides where the user's code is sent (the workspace-host rule).
+# Keys whose value decides where the user's code is sent (the workspace-host rule), each
+# with its "is this this machine?" test, made on the URL the engine itself connects to.
 HOST_KEYS: Final = ("host", "openai.baseUrl")
-# Keys a workspace file may not set (they would let a repository lift the host rule).
-USER_ONLY_KEYS: Final = ("allowRemoteHostFromWorkspace",)
+IS_LOCAL: Final[dict[str, Callable[[str], bool]]] = {
+    "host": is_loopback,
+    "openai.baseUrl": is_loopback_base_url,
+}
+# Machine-scoped keys a workspace file may never set, not even with the remote-host opt-in:
+# which secret is sent, which file is loaded, the opt-in itself, and every provider /
+# endpoint / key / budget table (a key equal to a prefix or under it: `providers.x.apiKeyEnv`).
+USER_ONLY_KEYS: Final = ("openai.apiKeyEnv", "embedded.modelPath", "allowRemoteHostFromWorkspace")
+USER_ONLY_PREFIXES: Final = ("providers", "fallback", "budget")
+
+
+def is_user_only(key: str) -> bool:
+    """True for a machine-scoped key: only the user's own sources may set it.
+
+    >>> is_user_only("openai.apiKeyEnv"), is_user_only("providers.vllm.baseUrl")
+    (True, True)
+    >>> is_user_only("host"), is_user_only("model"), is_user_only("budgetary")
+    (False, False, False)
+    """
+    return key in USER_ONLY_KEYS or any(
+        key == prefix or key.startswith(prefix + ".") for prefix in USER_ONLY_PREFIXES
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ timeout, one short transaction per write), so several editors and the CLI can wr
 once; the oldest rows beyond `inspector.size` are deleted on each insert.  A corrupt
 file is moved aside and the ring starts fresh.
 
-Secrets are never recorded: every string is passed through `Redactor` before it is
+Secrets are never recorded: every string is passed through `Redactor` (engine/redaction.py,
+re-exported here) before it is
 written — the values of the configured API-key variable, `Authorization` / bearer
 tokens, `api_key = ...`-style assignments, and well-known key shapes (`sk-...`,
 `ghp_...`, `AKIA...`, `xox?-...`, `hf_...`), and credentials inside URLs.
@@ -34,19 +35,20 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aethel_lsp.config import InspectorSettings, Settings
 from aethel_lsp.engine.base import Engine, closing_stream
 from aethel_lsp.engine.delegating import DelegatingEngine
 from aethel_lsp.engine.errors import EngineError
+from aethel_lsp.engine.redaction import REDACTED as REDACTED
+from aethel_lsp.engine.redaction import SECRET_ENV_NAMES as SECRET_ENV_NAMES
+from aethel_lsp.engine.redaction import Redactor as Redactor
 from aethel_lsp.engine.types import (
     ChatRequest,
     Chunk,
@@ -56,17 +58,12 @@ from aethel_lsp.engine.types import (
     SendObserver,
     WireRequest,
 )
-from aethel_lsp.paths import state_dir
+from aethel_lsp.paths import private_dir, private_sqlite, state_dir
 
 log = logging.getLogger(__name__)
 
 INSPECTOR_FILE = "inspector.sqlite3"
 BUSY_TIMEOUT_S = 5.0
-REDACTED = "[REDACTED]"
-# Environment variables whose values are always secrets when set.
-SECRET_ENV_NAMES = ("OPENAI_API_KEY", "OLLAMA_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN",
-                    "GITHUB_TOKEN", "AETHEL_API_KEY")
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,60 +71,6 @@ CREATE TABLE IF NOT EXISTS requests (
     body TEXT NOT NULL
 );
 """
-
-# Shapes of keys that must never be stored even if nobody told us they are secrets.
-_KEY_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
-    (re.compile(r"(?i)(authorization\s*[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+(\s+[^\s\"',}]+)?"),
-     rf"\1{REDACTED}"),
-    (re.compile(r"(?i)((?:api[_-]?key|apikey|secret|password|passwd|access[_-]?token"
-                r"|auth[_-]?token|token)[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]{4,})"),
-     rf"\1{REDACTED}"),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), REDACTED),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), REDACTED),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), REDACTED),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), REDACTED),
-    (re.compile(r"\bhf_[A-Za-z0-9]{20,}"), REDACTED),
-    (re.compile(r"(?i)\b(https?://)[^/\s:@]+:[^/\s@]+@"), rf"\1{REDACTED}@"),
-)
-
-
-class Redactor:
-    """Removes secrets from text: known values first, then well-known key shapes."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret that contains another is removed whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], api_key_env: str = "") -> Redactor:
-        names = {*SECRET_ENV_NAMES, *([api_key_env] if api_key_env else [])}
-        return cls(env.get(name, "") for name in names)
-
-    def text(self, value: str) -> str:
-        for secret in self.secrets:
-            value = value.replace(secret, REDACTED)
-        for pattern, replacement in _KEY_PATTERNS:
-            value = pattern.sub(replacement, value)
-        return value
-
-    def value(self, value: Any) -> Any:
-        """Redact every string inside a JSON-like value (keys named like secrets too)."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: REDACTED if _secret_key(k) and v else self.value(v)
-                    for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.value(v) for v in value]
-        return value
-
-
-def _secret_key(key: object) -> bool:
-    return isinstance(key, str) and bool(
-        re.fullmatch(r"(?i)(authorization|api[_-]?key|apikey|password|secret|token)", key))
-
 
 # -- the record -------------------------------------------------------------------------
 
@@ -305,7 +248,7 @@ class Inspector:
                 raise
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -314,6 +257,7 @@ class Inspector:
             self._recover(exc)
 
     def _connect(self) -> sqlite3.Connection:
+        private_sqlite(self.path)  # full prompts: 0600, and SQLite's WAL files alike
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")

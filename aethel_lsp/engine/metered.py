@@ -1,6 +1,7 @@
 """An `Engine` wrapper that records every generation's outcome: ok, error or cancelled.
 
-The server always talks to a `MeteredEngine`, so `aethel.throughput`, the status bar and
+It is also where streamed text loses any known key value (`redacted_chunks`), for both
+faces.  The server always talks to a `MeteredEngine`, so `aethel.throughput`, the status bar and
 `aethel-lsp stats` all read the same numbers, measured once, where generations happen.
 A stream closed before its final line (`aclose()`, `break`, or its task cancelled)
 counts as cancelled; an engine error counts as an error; the final chunk's metrics
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from aethel_lsp.engine.base import Engine, closing_stream
 from aethel_lsp.engine.delegating import DelegatingEngine
@@ -26,6 +28,7 @@ from aethel_lsp.engine.errors import (
     ModelNotFound,
     NoEngineAvailable,
 )
+from aethel_lsp.engine.redaction import Redactor, StreamRedactor
 from aethel_lsp.engine.stats import Outcome, UsageStats
 from aethel_lsp.engine.types import (
     ChatRequest,
@@ -38,16 +41,26 @@ from aethel_lsp.engine.types import (
 class MeteredEngine(DelegatingEngine):
     """Delegates everything to `inner` and meters generations into `stats` (if any)."""
 
-    def __init__(self, inner: Engine, stats: UsageStats | None = None) -> None:
+    def __init__(
+        self,
+        inner: Engine,
+        stats: UsageStats | None = None,
+        redactor: Callable[[], Redactor] | None = None,
+    ) -> None:
         super().__init__(inner)
         self.stats = stats
+        self.redactor = redactor  # the current key values: none reaches a caller's text
         self.last_metrics: Metrics | None = None
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        return self._metered(self.inner.stream_generate(request), request.model)
+        return self._redacted(self._metered(self.inner.stream_generate(request), request.model))
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        return self._metered(self.inner.stream_chat(request), request.model)
+        return self._redacted(self._metered(self.inner.stream_chat(request), request.model))
+
+    def _redacted(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+        redactor = self.redactor() if self.redactor is not None else None
+        return redacted_chunks(chunks, redactor) if redactor else chunks
 
     async def _metered(self, chunks: AsyncIterator[Chunk], model: str) -> AsyncIterator[Chunk]:
         """Pass chunks through; record exactly one outcome however the stream ends."""
@@ -79,6 +92,20 @@ class MeteredEngine(DelegatingEngine):
                 error: str | None = None) -> None:
         if self.stats is not None:
             self.stats.record(model, outcome, metrics, error)
+
+
+async def redacted_chunks(chunks: AsyncIterator[Chunk], redactor: Redactor) -> AsyncIterator[Chunk]:
+    """`chunks` with every known key value removed from text and thinking, even when an
+    upstream (which was sent the key) splits it across tokens."""
+    text, thinking = StreamRedactor(redactor), StreamRedactor(redactor)
+    async with contextlib.aclosing(closing_stream(chunks)) as stream:
+        async for chunk in stream:
+            if chunk.done:
+                yield replace(chunk, text=text.feed(chunk.text) + text.flush(),
+                              thinking=thinking.feed(chunk.thinking) + thinking.flush())
+            else:
+                yield replace(chunk, text=text.feed(chunk.text),
+                              thinking=thinking.feed(chunk.thinking))
 
 
 # Failures before any model ran: no such model, no engine, a refused request. Counting

@@ -75,6 +75,7 @@ from aethel_lsp.engine.types import (
     RunningModel,
     WireRequest,
 )
+from aethel_lsp.hosts import normalize_openai_base_url
 
 DONE_SENTINEL = "[DONE]"
 TOKENIZE_TIMEOUT_S = 2.0  # an optional count must not hold the answer back for long
@@ -83,19 +84,17 @@ SERVES_LOADED_MODELS = frozenset({"llamacpp", "vllm"})
 
 
 def normalize_base_url(raw: str) -> str:
-    """`http://h:8000` -> `http://h:8000/v1`; a URL that already has a path is kept as is.
+    """`http://h:8000` -> `http://h:8000/v1`; the one parser, shared with the config check.
 
     >>> normalize_base_url("http://127.0.0.1:8000")
     'http://127.0.0.1:8000/v1'
     >>> normalize_base_url("https://api.example.com/v1/")
     'https://api.example.com/v1'
     """
-    text = raw.strip().rstrip("/")
-    if "://" not in text:
-        text = f"http://{text}"
-    if not urlsplit(text).path:
-        text = f"{text}/v1"
-    return text
+    try:
+        return normalize_openai_base_url(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"`openai.baseUrl` {raw!r} is not usable: {exc}.") from exc
 
 
 class OpenAIEngine(Engine):

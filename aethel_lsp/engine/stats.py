@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from aethel_lsp.engine.types import JsonDict, Metrics
-from aethel_lsp.paths import state_dir
+from aethel_lsp.paths import private_dir, private_sqlite, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ class UsageStats:
                 self._db = None
 
     def _open_or_recover(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         try:
             self._initialize()
         except sqlite3.DatabaseError as exc:
@@ -355,6 +355,7 @@ class UsageStats:
         self._initialize()
 
     def _initialize(self) -> None:
+        private_sqlite(self.path)  # 0600 before SQLite creates its WAL files alike
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -40,7 +40,7 @@ from aethel_lsp.lsp import documents
 from aethel_lsp.lsp.handlers import Args, UserError, require_str
 from aethel_lsp.lsp.progress import Progress, stream_into
 from aethel_lsp.lsp.session import AethelServer, Task
-from aethel_lsp.paths import state_dir
+from aethel_lsp.paths import private_dir, state_dir, write_private_text
 from aethel_lsp.prompts import actions as prompts
 from aethel_lsp.prompts.context import estimate_tokens
 
@@ -170,6 +170,9 @@ async def apply_edit(ls: AethelServer, uri: str, rng: types.Range, text: str, la
     """workspace/applyEdit; False when the client cannot or will not apply it."""
     if not ls.session.client.apply_edit:
         return False
+    if uri not in ls.workspace.text_documents:  # closed while the model was answering
+        ls.log(f"Not editing {uri}: it is no longer open in the editor.", types.MessageType.Warning)
+        return False
     edit = types.WorkspaceEdit(changes={uri: [types.TextEdit(range=rng, new_text=text)]})
     try:
         result = await asyncio.wait_for(
@@ -211,7 +214,7 @@ async def show_explanation(
 ) -> str | None:
     """A Markdown document where the client can show one, else a message."""
     if ls.session.client.show_document:
-        path = write_explanation(chosen, result)
+        path = write_explanation(chosen, result, ls.redact)
         try:
             shown = await asyncio.wait_for(
                 ls.window_show_document_async(
@@ -228,17 +231,17 @@ async def show_explanation(
     return None
 
 
-def write_explanation(chosen: documents.Selection, result: GenerateResult) -> Path:
-    folder = state_dir() / "explanations"
-    folder.mkdir(parents=True, exist_ok=True)
+def write_explanation(
+    chosen: documents.Selection, result: GenerateResult, redact: Callable[[str], str]
+) -> Path:
+    folder = private_dir(state_dir() / "explanations")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"explain-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
     where = f"{chosen.uri} lines {chosen.range.start.line + 1}-{chosen.range.end.line + 1}"
-    path.write_text(
+    write_private_text(path, redact(
         f"# Explanation\n\n_{where}_\n\n{result.text.strip()}\n\n---\n"
-        f"_{result.metrics.model} · {result.metrics.summary()}_\n",
-        encoding="utf-8",
-    )
+        f"_{result.metrics.model} · {result.metrics.summary()}_\n"
+    ))
     for old in sorted(folder.glob("explain-*.md"))[:-EXPLANATIONS_KEPT]:
         old.unlink(missing_ok=True)
     return path
@@ -258,7 +261,7 @@ async def rewrite(
     ls: AethelServer, args: Args, how: Rewrite, *, expand: bool = False
 ) -> dict[str, Any]:
     """Generate a replacement for the selection and apply it as an edit."""
-    chosen = documents.selection(ls, args, allow_empty=expand)
+    chosen = documents.selection(ls, args, allow_empty=expand, editable=True)
     if expand and chosen.empty:
         chosen = whole_lines(ls, args)
     result = await generate(ls, title=how.title, prompt=how.build(chosen, args), code=chosen.text)
@@ -403,7 +406,7 @@ class ContractTarget:
 
 
 def contract_target(ls: AethelServer, args: Args) -> ContractTarget:
-    chosen = documents.selection(ls, args, allow_empty=True)
+    chosen = documents.selection(ls, args, allow_empty=True, editable=True)
     description = require_str(args, "description", optional=True).strip()
     fenced = chosen.language != "aethel"
     if not chosen.empty:

@@ -58,17 +58,60 @@ def language_of(document: TextDocument) -> str:
     return _LANGUAGE_BY_SUFFIX.get(Path(document.path or "").suffix.lower(), "text")
 
 
+# Never read from these, even through a workspace symlink: they are the kernel's view of
+# processes and devices (`/proc/self/environ` holds the server's secrets).
+_FORBIDDEN_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
 def get_document(ls: AethelServer, uri: str) -> TextDocument:
-    """An open document, or a file on disk; otherwise a clear error."""
+    """An open document, or a file inside a workspace folder; otherwise a clear error.
+
+    Commands send the text to the model, so a URI (which anyone who can send a request
+    chooses) must not reach `/etc/...`, `/proc/self/environ` or a file a workspace symlink
+    points outside: only what the editor opened or what lies in a workspace folder.
+    """
     if uri in ls.workspace.text_documents:
         return ls.workspace.get_text_document(uri)
-    path = to_fs_path(uri)
+    path = to_fs_path(uri) if uri.startswith("file:") else None
     if path is None or not Path(path).is_file():
         raise UserError(
             f"Unknown document {uri}: open it in the editor first (the server only knows "
-            "documents the editor has opened, or files that exist on disk)."
+            "documents the editor has opened, or files that exist in a workspace folder)."
+        )
+    if not readable_path(Path(path), ls.session.roots):
+        raise UserError(
+            f"Refused to read {uri}: it is not open in the editor and not inside a workspace "
+            "folder (after following symlinks), so it is not sent to the model. Open it in "
+            "the editor to use it."
         )
     return ls.workspace.get_text_document(uri)
+
+
+def readable_path(path: Path, roots: list[Path]) -> bool:
+    """True when `path`, symlinks resolved, lies inside one of `roots` and not in /proc etc."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if any(real.is_relative_to(forbidden) for forbidden in _FORBIDDEN_ROOTS):
+        return False
+    for root in roots:
+        try:
+            real_root = root.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real_root != Path(real_root.anchor) and real.is_relative_to(real_root):
+            return True
+    return False
+
+
+def require_open(ls: AethelServer, uri: str) -> None:
+    """Edits are proposed only for documents the editor has open (it shows and owns them)."""
+    if uri not in ls.workspace.text_documents:
+        raise UserError(
+            f"{uri} is not open in the editor: open it first, then run the action again "
+            "(aethel-lsp only proposes edits to documents you can see)."
+        )
 
 
 def _position(raw: Any, what: str) -> types.Position:
@@ -94,11 +137,18 @@ def parse_range(raw: Any) -> types.Range:
     return types.Range(start=start, end=end)
 
 
-def selection(ls: AethelServer, args: Args, *, allow_empty: bool = False) -> Selection:
-    """The validated selection named by `args["uri"]` and `args["range"]`."""
+def selection(
+    ls: AethelServer, args: Args, *, allow_empty: bool = False, editable: bool = False
+) -> Selection:
+    """The validated selection named by `args["uri"]` and `args["range"]`.
+
+    `editable`: the action will propose an edit, so the document must be open.
+    """
     uri = args.get("uri")
     if not isinstance(uri, str) or not uri:
         raise UserError("Argument `uri` must be the document's URI, e.g. file:///path/a.py.")
+    if editable:
+        require_open(ls, uri)
     document = get_document(ls, uri)
     lines = document.lines
     rng = parse_range(args.get("range"))

@@ -12,14 +12,19 @@ It also keeps expected failures quiet: a handler's `JsonRpcException` (a bad sel
 Ollama not running) is our own sentence for the user, answered as an error response and
 logged in one line; pygls would log a 40-line traceback and report it as a server error.
 
+Every outgoing message also passes the server's redactor (`_send_data`), so no key
+value leaves in any message, whichever code path wrote the text.
+
 Uses pygls private members (`_send_response`, `_shutdown`, `_send_handler_result`,
-`_request_futures`), all only here;
+`_request_futures`, `_send_data`), all only here;
 `tests/unit/test_rpc.py` fails if a pygls release renames them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
@@ -30,6 +35,8 @@ from pygls.exceptions import (
     JsonRpcMethodNotFound,
 )
 from pygls.protocol import LanguageServerProtocol
+
+from aethel_lsp.engine.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,18 @@ def _is_request(data: Any) -> bool:
 
 
 class AethelProtocol(LanguageServerProtocol):
+    # Set by the server: the redactor that knows the current key values.
+    redactor_source: Callable[[], Redactor] | None = None
+
+    def _send_data(self, data: Any) -> None:
+        """Every outgoing message (results, errors, progress, messages, logs) loses any
+        known key value here, whatever path produced the text (pygls private API)."""
+        redactor = self.redactor_source() if self.redactor_source and data else None
+        if redactor:
+            plain = json.loads(json.dumps(data, default=self._serialize_message))
+            data = redactor.known_value(plain)
+        super()._send_data(data)
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
             return super().structure_message(data)

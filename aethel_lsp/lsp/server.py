@@ -26,6 +26,10 @@ from aethel_lsp.lsp.features import (
     models,
 )
 from aethel_lsp.lsp.session import AethelServer
+from aethel_lsp.lsp.stderr_log import install as install_stderr_log
+from aethel_lsp.lsp.tcp import serve_tcp
+
+__all__ = ["FEATURES", "create_server", "install_stderr_log", "serve_tcp"]
 
 # Order matters only for readability; features never depend on each other.
 FEATURES: tuple[ModuleType, ...] = (
@@ -47,7 +51,7 @@ FEATURES: tuple[ModuleType, ...] = (
 
 
 def create_server() -> AethelServer:
-    """A new, unstarted server (`server.start_io()` / `start_tcp(host, port)` to run it)."""
+    """A new, unstarted server (`server.start_io()`, or `serve_tcp(server, ...)` to run it)."""
     server = AethelServer()
     for feature in FEATURES:
         feature.register(server)

@@ -35,6 +35,7 @@ from aethel_lsp.engine import (
     create_engine,
 )
 from aethel_lsp.engine.metered import MeteredEngine
+from aethel_lsp.engine.redaction import Redactor
 from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.lsp.rpc import AethelProtocol
 from aethel_lsp.protocol import NOTIFY_STATUS, SERVER_NAME
@@ -189,6 +190,9 @@ class AethelServer(LanguageServer):
         # Features may wrap the engine (e.g. the request inspector): applied innermost first,
         # below the metering, each time the engine is (re)built.
         self.engine_wrappers: list[Callable[[Engine], Engine]] = []
+        self._redactor: tuple[tuple[str, ...], Redactor] | None = None
+        if isinstance(self.protocol, AethelProtocol):
+            self.protocol.redactor_source = self.redactor
 
     # -- configuration ------------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class AethelServer(LanguageServer):
             inner = create_engine(wanted, progress=lambda step: self.log(step.describe()))
             for wrap in self.engine_wrappers:
                 inner = wrap(inner)
-            self._engine = MeteredEngine(inner, self.stats)
+            self._engine = MeteredEngine(inner, self.stats, self.redactor)
             self._engine_config = wanted
             self._note_engine()
             if old is not None:
@@ -329,11 +333,20 @@ class AethelServer(LanguageServer):
 
     # -- messages to the user ---------------------------------------------------------
 
+    def redactor(self) -> Redactor:
+        """Knows the current key values: the configured key variable and the well-known ones.
+
+        Every message the protocol sends passes it (`rpc.AethelProtocol`), so a key an
+        upstream echoes can reach no progress, message, log or error.
+        """
+        names = (self.session.settings.openai.api_key_env,)
+        if self._redactor is None or self._redactor[0] != names:
+            self._redactor = (names, Redactor.from_env(self.session.env, *names))
+        return self._redactor[1]
+
     def redact(self, text: str) -> str:
-        """Remove the API key (if one is configured) from any text we send or log."""
-        name = self.session.settings.openai.api_key_env
-        secret = self.session.env.get(name, "") if name else ""
-        return text.replace(secret, "***") if len(secret) >= 4 else text
+        """Remove every known key value from `text` (for what does not go over LSP)."""
+        return self.redactor().known(text)
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         """window/logMessage, filtered by the `logLevel` setting."""

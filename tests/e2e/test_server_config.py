@@ -159,7 +159,9 @@ async def test_bad_value_message_diagnostic_and_default(tmp_path: Path) -> None:
 
 async def test_workspace_host_rule(tmp_path: Path) -> None:
     fake = _fake()
-    remote = "http://10.11.12.13:11434"
+    # Not loopback, yet it never leaves this machine (0.0.0.0 connects locally; port 9 is
+    # closed): the remote-host rule is exercised without sending traffic anywhere.
+    remote = "http://0.0.0.0:9"
     lsp = await start_server(
         tmp_path / "refused",
         fake,
@@ -188,7 +190,7 @@ async def test_workspace_host_rule(tmp_path: Path) -> None:
     )
     try:
         assert not any("Refused" in m.message for m in lsp.client.messages)
-        await lsp.wait_for(lambda: lsp.statuses[-1]["host"].startswith("http://10.11.12.13"))
+        await lsp.wait_for(lambda: lsp.statuses[-1]["host"].startswith("http://0.0.0.0:9"))
     finally:
         await lsp.stop()
 

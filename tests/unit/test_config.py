@@ -175,7 +175,7 @@ def test_workspace_host_rule() -> None:
         ("127.0.0.1:11434", True),
         ("http://[::1]:8000/v1", True),
         ("localhost", True),
-        ("0.0.0.0", True),
+        ("0.0.0.0", False),
         ("http://10.0.0.5:11434", False),
         ("https://ollama.example.com", False),
         ("evil.localhost.example.com", False),
@@ -258,3 +258,67 @@ def test_load_config_reads_every_source(tmp_path: Path) -> None:
         "1h",
     )
     assert set(config.files) == {cfg / "config.toml", root / "aethel.toml"}
+
+
+# Every spelling a repository might use to send code elsewhere while looking local.
+@pytest.mark.parametrize(
+    "host",
+    [
+        "'http://192.0.2.1:11434'",
+        "[::ffff:10.0.0.1]",
+        "http://[::ffff:10.0.0.1]:11434",
+        "0x7f000001",
+        "2130706433",
+        "0177.0.0.1",
+        "127.0.0.1@evil:11434",
+        "localhost.evil.example",
+        "localhost.",
+        "127.0.0.1.",
+        "LOCALHOST",
+        " http://192.0.2.1:11434",
+        "http://127.0.0.%31:11434",
+        "0.0.0.0",
+    ],
+)
+def test_workspace_host_spellings_are_refused(host: str) -> None:
+    config = resolve([_layer(ConfigSource.WORKSPACE_FILE, host=host)])
+    assert config.settings.host == "http://127.0.0.1:11434"
+    (issue,) = config.issues
+    assert issue.key == "host" and issue.source is ConfigSource.WORKSPACE_FILE
+
+    as_base_url = resolve(
+        [_layer(ConfigSource.WORKSPACE_FILE, openai={"baseUrl": "http://" + host.strip("'")})]
+    )
+    assert as_base_url.settings.openai.base_url == ""
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("openai", "apiKeyEnv", "AWS_SECRET_ACCESS_KEY"),
+        ("embedded", "modelPath", "/etc/shadow"),
+    ],
+)
+def test_workspace_may_not_choose_secrets_or_files(table: str, key: str, value: str) -> None:
+    config = resolve(
+        [
+            _layer(ConfigSource.USER_FILE, allowRemoteHostFromWorkspace=True),
+            _layer(ConfigSource.WORKSPACE_FILE, **{table: {key: value}}),
+        ]
+    )
+    assert config.settings.openai.api_key_env == ""
+    assert config.settings.embedded.model_path == ""
+    (issue,) = config.issues
+    assert issue.key == f"{table}.{key}" and issue.severity == "warning"
+    assert f"`{key} = ...` under `[{table}]`" in issue.message
+    assert "user config" in issue.message
+
+    user = resolve([_layer(ConfigSource.USER_FILE, **{table: {key: value}})])
+    assert user.issues == ()
+
+
+def test_machine_scoped_prefixes() -> None:
+    from aethel_lsp.config.schema import is_user_only
+
+    assert is_user_only("providers.local.apiKeyEnv") and is_user_only("fallback")
+    assert not is_user_only("completion.model")

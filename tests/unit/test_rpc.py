@@ -30,6 +30,32 @@ def test_private_members_still_exist() -> None:
     protocol = _protocol()
     assert callable(protocol._send_response)
     assert protocol._shutdown is False
+    assert callable(protocol._send_data)
+
+
+def test_every_outgoing_message_loses_known_key_values() -> None:
+    server = create_server()
+    server.session.env = {"OPENAI_API_KEY": "sk-secret-value-12345"}
+    sent: list[str] = []
+    server.protocol.set_writer(_Collect(sent))
+    server.window_log_message(
+        types.LogMessageParams(type=types.MessageType.Error, message="echo sk-secret-value-12")
+    )
+    server.protocol.notify(types.PROGRESS, types.ProgressParams(
+        token="t", value=types.WorkDoneProgressEnd(message="Failed: 'sk-secret-value-12345'")))
+    assert sent and not any("sk-secret-value" in text for text in sent)
+    assert all("[REDACTED]" in text for text in sent)
+
+
+class _Collect:
+    def __init__(self, sink: list[str]) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        self.sink.append(data.decode())
+
+    def close(self) -> None:
+        pass
 
 
 def test_request_with_bad_params_becomes_a_marker_with_its_id() -> None:

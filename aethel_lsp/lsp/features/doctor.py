@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from aethel_lsp.engine.recommend import pick_model
 from aethel_lsp.lsp.handlers import Args, UserError, command
 from aethel_lsp.lsp.progress import Progress
 from aethel_lsp.lsp.session import AethelServer
-from aethel_lsp.paths import state_dir
+from aethel_lsp.paths import private_dir, state_dir, write_private_text
 from aethel_lsp.protocol import CMD_DOCTOR, CMD_INSPECT_LAST, CMD_RECOMMEND_MODELS
 
 # The doctor, the measurements and the inspector are imported when first used (the engine
@@ -116,7 +117,7 @@ async def _show_report(ls: AethelServer, report: DoctorReport) -> str | None:
     kind = types.MessageType.Error if not report.ok else (
         types.MessageType.Warning if report.counts()["warning"] else types.MessageType.Info)
     if ls.session.client.show_document:
-        path = _write_report(report)
+        path = _write_report(report, ls.redact)
         try:
             shown = await asyncio.wait_for(
                 ls.window_show_document_async(
@@ -141,12 +142,11 @@ def _message(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-def _write_report(report: DoctorReport) -> Path:
-    folder = state_dir() / "doctor"
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_report(report: DoctorReport, redact: Callable[[str], str]) -> Path:
+    folder = private_dir(state_dir() / "doctor")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"doctor-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
-    path.write_text(report.to_markdown(), encoding="utf-8")
+    write_private_text(path, redact(report.to_markdown()))
     for old in sorted(folder.glob("doctor-*.md"))[:-REPORTS_KEPT]:
         old.unlink(missing_ok=True)
     return path
