@@ -30,12 +30,14 @@ REASONS = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    413: "Request Entity Too Large",
     405: "Method Not Allowed",
     429: "Too Many Requests",
     499: "Client Closed Request",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    529: "Site Overloaded",
 }
 
 POLL_INTERVAL = 0.005  # seconds between checks for a client that went away
