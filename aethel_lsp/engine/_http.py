@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import email.utils
 import json
 import socket
 import sys
@@ -279,13 +280,48 @@ async def send_once_more_if_stale(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retry of a busy engine (HTTP 503/429): `attempts` tries in all, backoff doubling."""
+    """Bounded retry of a busy engine (HTTP 503/429): `attempts` tries in all, backoff doubling.
+
+    Providers use `attempts=1`: their own layer retries, honouring `retry-after` and
+    reporting the wait, and can fail over to another endpoint instead.
+    """
 
     attempts: int = 3
     backoff_s: float = 0.5
+    busy_statuses: tuple[int, ...] = BUSY_STATUSES
 
     def delay(self, attempt: int) -> float:
         return float(self.backoff_s * 2.0**attempt)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`retry-after` in seconds: a number of seconds or an HTTP date (RFC 9110 §10.2.3).
+
+    >>> retry_after_seconds("2"), retry_after_seconds("0.5"), retry_after_seconds("soon")
+    (2.0, 0.5, None)
+    """
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0 if seconds == seconds else None
+    return seconds
+
+
+def with_retry_after(error: EngineError, response: httpx.Response) -> EngineError:
+    """Attach the response's `retry-after` to the translated error (see `EngineError`)."""
+    error.retry_after_s = retry_after_seconds(response.headers.get("retry-after"))
+    return error
 
 
 class StatusTranslator(Protocol):
@@ -330,12 +366,14 @@ class HttpSession:
                 response = await send_once_more_if_stale(
                     self.client, self.build(method, path, body)
                 )
-            if response.status_code in BUSY_STATUSES and attempt + 1 < self.retry.attempts:
+            busy = response.status_code in self.retry.busy_statuses
+            if busy and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
             if response.status_code >= 400:
-                raise self.errors.from_status(response.status_code, response.text, model=model,
-                                              attempts=attempt + 1, path=path)
+                raise with_retry_after(
+                    self.errors.from_status(response.status_code, response.text, model=model,
+                                            attempts=attempt + 1, path=path), response)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -430,11 +468,13 @@ class HttpSession:
                 return response
             text = (await response.aread()).decode("utf-8", "replace")
             await response.aclose()
-            if response.status_code in BUSY_STATUSES and attempt + 1 < self.retry.attempts:
+            busy = response.status_code in self.retry.busy_statuses
+            if busy and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
-            raise self.errors.from_status(response.status_code, text, model=model,
-                                          attempts=attempt + 1, path=path)
+            raise with_retry_after(
+                self.errors.from_status(response.status_code, text, model=model,
+                                        attempts=attempt + 1, path=path), response)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def first_deadline(self, model: str, clock: StreamClock, idle_s: float | None) -> Deadline:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base of every engine failure; `host` says where we were talking to."""
+    """Base of every engine failure; `host` says where we were talking to.
+
+    `retry_after_s` is the server's own `retry-after` (HTTP 429/503/529), when it sent one:
+    the provider layer waits that long instead of guessing.
+    """
+
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, *, host: str | None = None, status: int | None = None):
         super().__init__(message)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EngineKind = Literal["ollama", "openai", "embedded"]
+EngineKind = Literal["ollama", "openai", "anthropic", "embedded"]
 Capability = str  # "completion", "insert", "tools", "thinking", "vision", "embedding", ...
 JsonDict = dict[str, Any]
 
