@@ -10,6 +10,7 @@ workspace-host rule is applied last, because it depends on the merged
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aethel_lsp.config.provider_settings import ProviderConfig
+from aethel_lsp.config.providers import MACHINE_KEYS, parse_provider_config
 from aethel_lsp.config.schema import (
     FIELDS_BY_KEY,
     HOST_KEYS,
@@ -86,6 +89,8 @@ class ConfigLayer:
     path: Path | None = None
     lines: Mapping[str, int] = field(default_factory=dict)  # key -> 1-based line
     issues: tuple[ConfigIssue, ...] = ()  # problems found while reading (syntax, unknown keys)
+    # providers / fallback / budget, raw; only a user config file may carry them
+    machine: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,13 +113,21 @@ def flatten(
 ) -> ConfigLayer:
     """Nested tables / dotted keys -> a layer; unknown keys become warnings with a hint."""
     values: dict[str, Any] = {}
+    machine: dict[str, Any] = {}
     issues: list[ConfigIssue] = []
     line_of = dict(lines or {})
 
     def walk(table: Mapping[str, Any], prefix: str) -> None:
         for name, value in table.items():
             key = f"{prefix}{name}"
-            if key in FIELDS_BY_KEY:
+            if not prefix and key in MACHINE_KEYS:
+                if source is ConfigSource.USER_FILE:
+                    machine[key] = value
+                elif value is not None:
+                    line = line_of.get(key) or next(
+                        (n for k, n in line_of.items() if k.startswith(key + ".")), None)
+                    issues.append(_machine_scoped(key, source, path, line))
+            elif key in FIELDS_BY_KEY:
                 values[key] = value
             elif key in TABLES and isinstance(value, Mapping):
                 walk(value, key + ".")
@@ -132,7 +145,40 @@ def flatten(
     walk(raw, "")
     # Editors send `null` for settings the user did not set: those mean "not set here".
     values = {k: v for k, v in values.items() if v is not None}
-    return ConfigLayer(source, values, path, line_of, tuple(issues))
+    return ConfigLayer(source, values, path, line_of, tuple(issues), machine)
+
+
+def _machine_scoped(key: str, source: ConfigSource, path: Path | None,
+                    line: int | None) -> ConfigIssue:
+    where = str(path) if path else _SOURCE_LABEL[source]
+    return ConfigIssue(
+        f"`{key}` is ignored in {where}: providers, the fallback chain and the budget decide "
+        "where your code is sent and what it costs, so only your user config "
+        "(~/.config/aethel-lsp/config.toml) may set them.",
+        source, key, path, line, "warning")
+
+
+def _provider_config(layers: list[ConfigLayer]) -> tuple[ProviderConfig, list[ConfigIssue]]:
+    """The machine-scoped settings of the (last) user config file that has any."""
+    carrying = [layer for layer in layers if layer.machine]
+    if not carrying:
+        return ProviderConfig(), []
+    layer = carrying[-1]
+    config, problems = parse_provider_config(layer.machine)
+    issues = [ConfigIssue(f"`{p.key}`: {p.message}.", layer.source,
+                          p.key, layer.path, _line_near(layer.lines, p.key), p.severity)
+              for p in problems]
+    return config, issues
+
+
+def _line_near(lines: Mapping[str, int], key: str) -> int | None:
+    """The line of `key`, else of its closest enclosing table."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        line = lines.get(".".join(parts[:end]))
+        if line is not None:
+            return line
+    return None
 
 
 def _unknown_key(
@@ -198,8 +244,11 @@ def resolve(layers: list[ConfigLayer]) -> ResolvedConfig:
             )
         )
 
+    providers, provider_issues = _provider_config(layers)
+    issues.extend(provider_issues)
     files = tuple(layer.path for layer in layers if layer.path is not None)
-    return ResolvedConfig(build_settings(values), tuple(issues), origins, files)
+    settings = dataclasses.replace(build_settings(values), providers=providers)
+    return ResolvedConfig(settings, tuple(issues), origins, files)
 
 
 def _user_only_issue(key: str, layer: ConfigLayer) -> ConfigIssue:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from aethel_lsp.config.provider_settings import ProviderConfig
 from aethel_lsp.hosts import (
     is_loopback,
     is_loopback_base_url,
@@ -359,6 +360,8 @@ class Settings:
     inspector: InspectorSettings = InspectorSettings()
     allow_remote_host_from_workspace: bool = False
     log_level: LogLevel = "info"
+    # Machine-scoped (user config file only): see config/providers.py.
+    providers: ProviderConfig = field(default_factory=ProviderConfig)
 
     @property
     def completion_model(self) -> str:
