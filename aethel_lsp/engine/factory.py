@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from aethel_lsp.config.provider_settings import ProviderConfig
 from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest
 from aethel_lsp.engine.types import EngineTimeouts
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import httpx
 
     from aethel_lsp.engine.base import Engine
+    from aethel_lsp.engine.stats import UsageStats
 
 EngineChoice = Literal["auto", "ollama", "openai", "embedded"]
 
@@ -36,6 +38,8 @@ class EngineConfig:
     embedded_model_path: str | None = None
     embedded_threads: int = 0
     timeouts: EngineTimeouts = field(default_factory=EngineTimeouts)
+    # Named providers, fallback chain and budget (user config only); empty = one engine.
+    providers: ProviderConfig = field(default_factory=ProviderConfig)
 
 
 def create_engine(
@@ -43,12 +47,26 @@ def create_engine(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[Any], None] | None = None,
+    stats: UsageStats | None = None,
 ) -> Engine:
     """Build the engine `config.kind` names (`transport` is the test seam for HTTP backends).
 
     `progress` hears the embedded engine's long first steps (`EmbeddedProgress`: model
-    load, first prompt), for a command line that wants to show them.
+    load, first prompt), for a command line that wants to show them.  With providers
+    configured, that engine becomes the "local" one of a `ProviderRouter` (`stats`, when
+    given, is where the daily budget reads today's spend).
     """
+    local = _local_engine(config, transport, progress)
+    if not config.providers.providers:
+        return local
+    from aethel_lsp.engine.providers.build import build_router
+
+    return build_router(local, config.providers, config.timeouts, transport=transport,
+                        stats=stats)
+
+
+def _local_engine(config: EngineConfig, transport: httpx.AsyncBaseTransport | None,
+                  progress: Callable[[Any], None] | None) -> Engine:
     from aethel_lsp.engine.auto import AutoEngine, load_embedded_engine
     from aethel_lsp.engine.ollama import OllamaEngine
     from aethel_lsp.engine.openai_compat import OpenAIEngine

@@ -72,7 +72,9 @@ class MeteredEngine(DelegatingEngine):
                         finished = True
                         if not is_load_reply(chunk.metrics):
                             self.last_metrics = chunk.metrics
-                            self._record(model, "ok", chunk.metrics)
+                            # a provider router names who really served
+                            served = chunk.metrics.model if chunk.metrics.provider else model
+                            self._record(served, "ok", chunk.metrics)
                     yield chunk
         except EngineError as exc:
             if not finished:

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS generations (
     ttft_ms REAL,
     tokens_per_second REAL,
     latency_ms REAL,
-    error TEXT
+    error TEXT,
+    cost_usd REAL
 );
 CREATE INDEX IF NOT EXISTS generations_model ON generations(model);
 CREATE TABLE IF NOT EXISTS probes (
@@ -115,6 +116,7 @@ class ModelUsage:
     ttft_ms_mean: float | None = None
     ttft_ms_p50: float | None = None
     ttft_ms_p95: float | None = None
+    cost_usd: float | None = None  # None: no generation of this model had a known price
 
     def to_json(self) -> JsonDict:
         """The per-model object of `aethel.throughput` and `aethel-lsp stats --json`."""
@@ -131,6 +133,7 @@ class ModelUsage:
             "timeToFirstTokenMs": _round(self.ttft_ms_mean),
             "timeToFirstTokenMsP50": _round(self.ttft_ms_p50),
             "timeToFirstTokenMsP95": _round(self.ttft_ms_p95),
+            "costUsd": None if self.cost_usd is None else round(self.cost_usd, 6),
         }
 
 
@@ -177,10 +180,11 @@ class UsageStats:
         """One generation's outcome; never raises (statistics must not break a request)."""
         m = metrics or Metrics(model=model)
         row = (time.time(), model, outcome, m.prompt_tokens, m.tokens_generated,
-               m.time_to_first_token_ms, m.tokens_per_second, m.latency_ms, error)
+               m.time_to_first_token_ms, m.tokens_per_second, m.latency_ms, error, m.cost_usd)
         self._submit(
             "INSERT INTO generations (at, model, outcome, prompt_tokens, tokens_generated, "
-            "ttft_ms, tokens_per_second, latency_ms, error) VALUES (?,?,?,?,?,?,?,?,?)",
+            "ttft_ms, tokens_per_second, latency_ms, error, cost_usd) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             row, "generations")
 
     def record_probe(self, model: str, load_ms: float | None, ttft_ms: float | None,
@@ -269,13 +273,25 @@ class UsageStats:
         """Aggregates per model, most used first."""
         rows = self._read(
             "SELECT model, outcome, prompt_tokens, tokens_generated, ttft_ms, "
-            "tokens_per_second FROM generations ORDER BY id", ())
+            "tokens_per_second, cost_usd FROM generations ORDER BY id", ())
         grouped: dict[str, list[tuple[object, ...]]] = {}
         for row in rows:
             grouped.setdefault(str(row[0]), []).append(row)
         usages = [_aggregate(model, model_rows) for model, model_rows in grouped.items()]
         usages.sort(key=lambda usage: -usage.requests)
         return {usage.model: usage for usage in usages}
+
+    def total_cost_usd(self) -> float | None:
+        """The known cost of every recorded generation; None when none had a price."""
+        rows = self._read("SELECT SUM(cost_usd), COUNT(cost_usd) FROM generations", ())
+        total, counted = rows[0] if rows else (None, 0)
+        return float(total) if counted and isinstance(total, (int, float)) else None
+
+    def cost_since(self, epoch: float) -> float:
+        """What generations recorded since `epoch` cost (the daily budget's spend)."""
+        rows = self._read("SELECT SUM(cost_usd) FROM generations WHERE at >= ?", (epoch,))
+        total = rows[0][0] if rows else None
+        return float(total) if isinstance(total, (int, float)) else 0.0
 
     def usage(self, model: str) -> ModelUsage:
         return self.models().get(model, ModelUsage(model=model))
@@ -360,6 +376,10 @@ class UsageStats:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
+            if "cost_usd" not in columns:  # a file written before costs were recorded
+                db.execute("ALTER TABLE generations ADD COLUMN cost_usd REAL")
+                db.commit()
             db.execute("SELECT COUNT(*) FROM generations").fetchone()
         finally:
             db.close()
@@ -410,6 +430,7 @@ def _aggregate(model: str, rows: list[tuple[object, ...]]) -> ModelUsage:
     ok_rows = [row for row in rows if row[1] == "ok"]
     rates = [float(r[5]) for r in ok_rows if isinstance(r[5], (int, float))]
     ttfts = [float(r[4]) for r in ok_rows if isinstance(r[4], (int, float))]
+    costs = [float(r[6]) for r in rows if isinstance(r[6], (int, float))]
     return ModelUsage(
         model=model,
         requests=len(rows),
@@ -424,4 +445,5 @@ def _aggregate(model: str, rows: list[tuple[object, ...]]) -> ModelUsage:
         ttft_ms_mean=_mean(ttfts),
         ttft_ms_p50=percentile(ttfts, 0.5),
         ttft_ms_p95=percentile(ttfts, 0.95),
+        cost_usd=sum(costs) if costs else None,
     )

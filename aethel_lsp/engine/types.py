@@ -163,6 +163,9 @@ class GenerateRequest:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     keep_alive: KeepAlive = None
     think: bool | None = False  # code tasks do not want hidden reasoning tokens
+    # Which document asks (a URI), so a provider with several endpoints keeps sending it
+    # to the same one while healthy (prompt-cache locality); never sent upstream.
+    affinity: str | None = None
     # Told what was actually sent (the inspector); not part of the request's identity.
     on_send: SendObserver | None = field(default=None, compare=False, repr=False)
 
@@ -187,6 +190,7 @@ class ChatRequest:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     keep_alive: KeepAlive = None
     think: bool | None = False
+    affinity: str | None = None  # see GenerateRequest
     on_send: SendObserver | None = field(default=None, compare=False, repr=False)
 
     def sent(self, wire: WireRequest) -> None:
@@ -196,8 +200,24 @@ class ChatRequest:
 
 
 @dataclass(frozen=True)
+class FallbackNote:
+    """A provider of the fallback chain that did not serve, and why (a sentence)."""
+
+    provider: str
+    reason: str
+
+    def to_json(self) -> JsonDict:
+        return {"provider": self.provider, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Metrics:
-    """What one generation cost, from the engine's own numbers plus client-measured TTFT."""
+    """What one generation cost, from the engine's own numbers plus client-measured TTFT.
+
+    `provider` names who served ("local" = the configured engine), `cost_usd` is the
+    price of the engine's own token counts (None: no price known, or counts unknown), and
+    `fallback_from` lists the providers of the fallback chain tried before, with reasons.
+    """
 
     model: str
     prompt_tokens: int | None = None
@@ -212,6 +232,9 @@ class Metrics:
     # prompt tokens the engine reused from its prompt cache (llama.cpp's `cache_n`);
     # not part of the JSON shapes
     cached_prompt_tokens: int | None = None
+    provider: str | None = None
+    cost_usd: float | None = None
+    fallback_from: tuple[FallbackNote, ...] = ()
 
     def to_json(self, text: str | None = None) -> JsonDict:
         """The CLI's generate shape; `text` is included when given."""
@@ -228,6 +251,9 @@ class Metrics:
                 "loadMs": _round(self.load_ms),
                 "tokensPerSecond": _round(self.tokens_per_second),
                 "doneReason": self.done_reason,
+                "provider": self.provider or "local",
+                "costUsd": None if self.cost_usd is None else round(self.cost_usd, 6),
+                "fallbackFrom": [note.to_json() for note in self.fallback_from],
             }
         )
         return out
@@ -242,7 +268,25 @@ class Metrics:
         seconds = (self.latency_ms or 0.0) / 1000.0
         rate = (f"{self.tokens_per_second:.1f}" if self.tokens_per_second is not None
                 else "unknown")
-        return f"{tokens} tokens · {seconds:.1f} s · {rate} tok/s"
+        line = f"{tokens} tokens · {seconds:.1f} s · {rate} tok/s"
+        if self.cost_usd is not None:
+            line += f" · {format_usd(self.cost_usd)}"
+        if self.provider and self.provider != "local":
+            line += f" · via {self.provider}"
+        return line
+
+
+def format_usd(amount: float) -> str:
+    """A cost a person can read: cents for cents, more digits for fractions of a cent.
+
+    >>> format_usd(0.0), format_usd(0.000123), format_usd(0.0421), format_usd(2.5)
+    ('$0.00', '$0.000123', '$0.042', '$2.50')
+    """
+    if amount == 0 or amount >= 1:
+        return f"${amount:.2f}"
+    if amount >= 0.01:
+        return f"${amount:.3f}"
+    return f"${amount:.3g}" if amount >= 0.001 else f"${amount:.6f}"
 
 
 def _round(value: float | None) -> float | None:

@@ -41,9 +41,41 @@ def test_aggregates_and_json_shape(tmp_path: Path) -> None:
         "uncountedRequests": 0, "tokensPerSecond": 25.0, "tokensPerSecondP50": 25.0,
         "tokensPerSecondP95": 38.5,
         "timeToFirstTokenMs": 250.0, "timeToFirstTokenMsP50": 250.0,
-        "timeToFirstTokenMsP95": 385.0,
+        "timeToFirstTokenMsP95": 385.0, "costUsd": None,
     }
     assert stats.usage("unknown").requests == 0
+
+
+def test_costs_per_model_in_total_and_since(tmp_path: Path) -> None:
+    import dataclasses
+    import time
+
+    stats = UsageStats(tmp_path / "u.sqlite3")
+    paid = dataclasses.replace(metrics("claude/h", 10.0, 100.0), cost_usd=0.25)
+    stats.record("claude/h", "ok", paid)
+    stats.record("claude/h", "ok", dataclasses.replace(paid, cost_usd=0.5))
+    stats.record("local-model", "ok", metrics("local-model", 10.0, 100.0))
+    assert stats.usage("claude/h").to_json()["costUsd"] == 0.75
+    assert stats.usage("local-model").cost_usd is None
+    assert stats.total_cost_usd() == 0.75
+    assert stats.cost_since(time.time() - 60) == 0.75
+    assert stats.cost_since(time.time() + 60) == 0.0
+
+
+def test_a_file_from_before_costs_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE generations (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL, "
+                     "model TEXT, outcome TEXT, prompt_tokens INTEGER, tokens_generated INTEGER, "
+                     "ttft_ms REAL, tokens_per_second REAL, latency_ms REAL, error TEXT);"
+                     "INSERT INTO generations (at, model, outcome) VALUES (1, 'old', 'ok');")
+    db.close()
+    stats = UsageStats(path)
+    stats.record("new", "ok", metrics("new", 10.0, 100.0))
+    assert set(stats.models()) == {"old", "new"} and stats.notice is None
+    assert stats.total_cost_usd() is None
 
 
 def test_persists_across_instances(tmp_path: Path) -> None:
