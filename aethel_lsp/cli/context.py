@@ -29,7 +29,8 @@ class CliContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.out)
-            self.out.know_key_env(self._settings.openai.api_key_env)
+            self.out.know_key_env(self._settings.openai.api_key_env,
+                                  *(p.api_key_env for p in self._settings.providers.providers))
         return self._settings
 
     @property
@@ -54,18 +55,37 @@ class CliContext:
             from aethel_lsp.engine.metered import MeteredEngine
             from aethel_lsp.engine.stats import UsageStats
 
-            engine = create_engine(self.engine_config(), progress=self._embedded_progress)
+            stats = UsageStats()
+            engine = create_engine(self.engine_config(), progress=self._embedded_progress,
+                                   stats=stats)
             if self.settings.inspector.enabled:  # record what the CLI sends (aethel-lsp inspect)
                 from aethel_lsp.engine.inspector import inspecting
 
                 engine = inspecting(engine, self.settings)
-            self._engine = MeteredEngine(engine, UsageStats(), lambda: self.out.redactor)
+            self._engine = MeteredEngine(engine, stats, lambda: self.out.redactor)
         return self._engine
 
     def _embedded_progress(self, progress: Any) -> None:
         """The embedded engine's long first steps (model load, first long prompt)."""
         if not self.out.json_mode:
             self.out.note(str(progress.describe()))
+
+    def provider_engine(self, name: str) -> Engine:
+        """`--provider NAME`: that provider's engine ("local" = the configured engine)."""
+        from aethel_lsp.engine import EngineError
+        from aethel_lsp.engine.providers.router import router_of
+
+        router = router_of(self.engine)
+        if router is None:
+            if name == "local":
+                return self.engine
+            raise CliError(f"There is no provider named {name!r}: no providers are configured "
+                           "(define them under [providers.NAME] in "
+                           "~/.config/aethel-lsp/config.toml).")
+        try:
+            return router.provider(name)
+        except EngineError as exc:
+            raise CliError(str(exc)) from exc
 
     async def aclose(self) -> None:
         if self._engine is not None:
@@ -115,6 +135,7 @@ def cli_engine_config(
         embedded_model_path=settings.embedded.model_path or None,
         embedded_threads=settings.embedded.threads,
         timeouts=timeouts,
+        providers=settings.providers,
     )
 
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aethel_lsp import __version__
 from aethel_lsp.cli.context import CliContext, CliError, CliUsageError
@@ -67,12 +67,22 @@ def lazy(module: str, attribute: str = "run") -> Runner:
 # ---------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------
-async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
-    from aethel_lsp.cli.output import installed_table, status_summary
+def _provider_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", help="a provider of the config ([providers.NAME]); "
+                                           "'local' is the configured engine")
 
-    status = await _status_with_details(ctx.engine)
+
+async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
+    from aethel_lsp.cli.output import installed_table, providers_lines, status_summary
+
+    engine = ctx.provider_engine(args.provider) if args.provider else ctx.engine
+    status = await _status_with_details(engine)
+    providers = await _providers_json(ctx, args.provider)
     if args.json:
-        ctx.out.json(status.to_json())
+        ctx.out.json({**status.to_json(), "providers": providers})
+    if not args.json:
+        for line in providers_lines(providers):
+            ctx.out.note(line)
     if not status.available:
         ctx.out.error(status.error or _offline_message(status.host))
         return 1
@@ -83,6 +93,17 @@ async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
         if status.models:
             ctx.out.table(installed_table(status.models))
     return 0
+
+
+async def _providers_json(ctx: CliContext, only: str | None) -> list[dict[str, Any]]:
+    """Each configured provider with its endpoints' health (checked now)."""
+    from aethel_lsp.engine.providers.router import router_of
+
+    router = router_of(ctx.engine)
+    if router is None:
+        return []
+    entries = await router.providers_json()
+    return [e for e in entries if only in (None, "local") or e["name"] == only]
 
 
 async def _status_with_details(engine: Engine) -> EngineStatus:
@@ -111,9 +132,15 @@ def _offline_message(host: str) -> str:
 
 
 async def _models(args: argparse.Namespace, ctx: CliContext) -> int:
+    import dataclasses
+
     from aethel_lsp.cli.output import models_table
 
-    models = await ctx.engine.list_models_detailed()
+    if args.provider and args.provider != "local":  # named as they are chosen: provider/model
+        listed = await ctx.provider_engine(args.provider).list_models_detailed()
+        models = [dataclasses.replace(m, name=f"{args.provider}/{m.name}") for m in listed]
+    else:
+        models = await ctx.engine.list_models_detailed()
     if args.json:
         ctx.out.json([m.to_json() for m in models])
     elif models:
@@ -211,6 +238,7 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=_temperature, help="sampling temperature (>= 0)")
     parser.add_argument("--max-tokens", type=_positive_int, help="stop after this many tokens")
     parser.add_argument("--no-stream", action="store_true", help="print the answer when complete")
+    _provider_argument(parser)
 
 
 def _temperature(text: str) -> float:
@@ -278,18 +306,24 @@ def _read_prompt(source: str) -> str:
 async def _generate(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.pull import fetch_embedded_model_if_needed
     from aethel_lsp.engine import GenerateRequest, GenerationOptions, collect
+    from aethel_lsp.engine.providers.limits import report_waits
 
     prompt = _read_prompt(args.prompt)
-    await fetch_embedded_model_if_needed(ctx)
-    model = await _choose_model(ctx, args.model)
+    if args.provider and args.provider != "local":
+        model = _provider_model(ctx, args.provider, args.model)
+    else:
+        await fetch_embedded_model_if_needed(ctx)
+        model = await _choose_model(ctx, args.model)
     options = GenerationOptions(temperature=args.temperature, num_predict=args.max_tokens)
     request = GenerateRequest(model=model, prompt=prompt, system=args.system, options=options)
-    if args.json or args.no_stream:
-        result = await ctx.engine.generate(request)
-    else:
-        async with contextlib.aclosing(_echo(ctx, ctx.engine.stream_generate(request))) as chunks:
-            result = await collect(chunks, model)
-        ctx.out.write_text("\n")
+    with report_waits(ctx.out.note):  # "waiting for rate limit (n s)", on stderr
+        if args.json or args.no_stream:
+            result = await ctx.engine.generate(request)
+        else:
+            stream = _echo(ctx, ctx.engine.stream_generate(request))
+            async with contextlib.aclosing(stream) as chunks:
+                result = await collect(chunks, model)
+            ctx.out.write_text("\n")
     _print_result(ctx, result, streamed=not (args.json or args.no_stream))
     return 0
 
@@ -314,6 +348,18 @@ def _print_result(ctx: CliContext, result: GenerateResult, *, streamed: bool) ->
     if not streamed:
         ctx.out.write_text(result.text.rstrip("\n") + "\n")
     ctx.out.note(f"{result.metrics.model} · {metrics_line(result.metrics)}")
+
+
+def _provider_model(ctx: CliContext, provider: str, explicit: str | None) -> str:
+    """`--provider NAME [--model M]` as the `NAME/M` the router routes."""
+    ctx.provider_engine(provider)  # an unknown provider is a clear error here
+    if explicit:
+        return explicit if explicit.startswith(f"{provider}/") else f"{provider}/{explicit}"
+    settings = ctx.settings.providers.get(provider)
+    if settings is not None and settings.model:
+        return f"{provider}/{settings.model}"
+    raise CliError(f"Which model of provider {provider!r}? Pass --model (see `aethel-lsp models "
+                   f"--provider {provider}`) or set `model` under [providers.{provider}].")
 
 
 async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
@@ -376,17 +422,21 @@ async def _recommend(args: argparse.Namespace, ctx: CliContext) -> int:
 def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.output import usage_table
     from aethel_lsp.engine.stats import UsageStats
+    from aethel_lsp.engine.types import format_usd
 
     stats = UsageStats()
     if args.clear:
         return _clear_stats(ctx, stats, args.model)
     usage = stats.to_json()
+    total = stats.total_cost_usd()
     if stats.notice:
         ctx.out.warning(stats.notice)
     if args.json:
-        ctx.out.json(usage)
+        ctx.out.json({**usage, "totalCostUsd": None if total is None else round(total, 6)})
     elif usage:
         ctx.out.table(usage_table(usage))
+        if total is not None:
+            ctx.out.line(f"Total cost: {format_usd(total)}")
         ctx.out.note(f"from {stats.path}")
     else:
         ctx.out.line(f"No generations recorded yet ({stats.path}).")
@@ -468,8 +518,10 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 SUBCOMMANDS: list[Subcommand] = [
-    Subcommand("status", "is the engine running? version, models, loaded models", _status),
-    Subcommand("models", "installed models with parameters, context and capabilities", _models),
+    Subcommand("status", "is the engine running? version, models, loaded models, providers",
+               _status, _provider_argument),
+    Subcommand("models", "installed models with parameters, context and capabilities", _models,
+               _provider_argument),
     Subcommand("show", "details of one model", _show, _show_arguments),
     Subcommand("ps", "models loaded in memory", _ps),
     Subcommand("pull", "download a model, with a progress bar", _pull, _pull_arguments),

@@ -256,6 +256,15 @@ def status_summary(status: EngineStatus) -> str:
     return f"{what} is running {where}: {count} model{plural} installed{loaded}."
 
 
+def providers_lines(providers: list[dict[str, Any]]) -> list[str]:
+    """`provider team (openai): http://gpu1:8000/v1 healthy, http://gpu2:8000/v1 unhealthy`."""
+    lines = []
+    for entry in providers:
+        endpoints = ", ".join(f"{e['url']} {e['health']}" for e in entry["endpoints"])
+        lines.append(f"provider {entry['name']} ({entry['kind']}): {endpoints}")
+    return lines
+
+
 def metrics_line(metrics: Metrics) -> str:
     """`8 tokens · 0.2 s · 50.0 tok/s · first token 12 ms · load 5 ms · stop`."""
     parts = [metrics.summary()]

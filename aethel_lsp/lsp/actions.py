@@ -158,7 +158,7 @@ async def generate(
         raise
     ls.session.busy -= 1
     ls.session.last_metrics = result.metrics
-    ls.engine_succeeded(result.metrics.tokens_per_second)
+    ls.engine_succeeded(result.metrics.tokens_per_second, result.metrics)
     ls.log(f"{title}: {result.metrics.summary()} ({model})")
     return result
 

@@ -25,6 +25,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from aethel_lsp.engine.errors import MalformedResponse
+from aethel_lsp.engine.providers.limits import report_waits
 from aethel_lsp.engine.types import Chunk, GenerateResult, Metrics
 from aethel_lsp.lsp.cancellation import cancel_task_when_cancelled
 
@@ -207,13 +208,14 @@ async def stream_into(
     stream = chunks
     aclose = getattr(stream, "aclose", None)
     try:
-        async for chunk in stream:
-            if chunk.text:
-                parts.append(chunk.text)
-                progress.add(chunk.text)
-            if chunk.done:
-                metrics = chunk.metrics
-                break
+        with report_waits(progress.status):  # "waiting for rate limit (n s)" from providers
+            async for chunk in stream:
+                if chunk.text:
+                    parts.append(chunk.text)
+                    progress.add(chunk.text)
+                if chunk.done:
+                    metrics = chunk.metrics
+                    break
     finally:
         if aclose is not None:
             await aclose()

@@ -108,6 +108,8 @@ class StatusSnapshot:
     model: str
     tokens_per_second: float | None
     message: str
+    cost_usd: float | None = None  # the last generation's cost (None: free or unknown)
+    provider: str = "local"  # who served the last generation
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +119,8 @@ class StatusSnapshot:
             "model": self.model,
             "tokensPerSecond": self.tokens_per_second,
             "message": self.message,
+            "costUsd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            "provider": self.provider,
         }
 
 
@@ -137,6 +141,8 @@ class Session:
     engine_state: State = "ready"  # last known: ready / offline / error
     engine_message: str = ""
     last_tokens_per_second: float | None = None
+    last_cost_usd: float | None = None
+    last_provider: str = "local"
     last_metrics: Metrics | None = None
     ready_message: str = ""  # what aethel/status says while the engine serves
     serving_engine: str = ""  # the backend actually serving (auto may switch)
@@ -173,6 +179,8 @@ class Session:
             model=self.model_for("chat"),
             tokens_per_second=self.last_tokens_per_second,
             message=self.engine_message if state != "busy" else "Generating…",
+            cost_usd=self.last_cost_usd,
+            provider=self.last_provider,
         )
 
 
@@ -268,7 +276,8 @@ class AethelServer(LanguageServer):
         if self._engine is None or wanted != self._engine_config:
             old = self._engine
             # The embedded engine's model load and long first prompts, in the server's log.
-            inner = create_engine(wanted, progress=lambda step: self.log(step.describe()))
+            inner = create_engine(wanted, progress=lambda step: self.log(step.describe()),
+                                  stats=self.stats)
             for wrap in self.engine_wrappers:
                 inner = wrap(inner)
             self._engine = MeteredEngine(inner, self.stats, self.redactor)
@@ -325,9 +334,13 @@ class AethelServer(LanguageServer):
         self.set_engine_state("offline" if offline else "error", str(exc))
         self.log(str(exc), types.MessageType.Warning)
 
-    def engine_succeeded(self, tokens_per_second: float | None = None) -> None:
+    def engine_succeeded(self, tokens_per_second: float | None = None,
+                         metrics: Metrics | None = None) -> None:
         if tokens_per_second:
             self.session.last_tokens_per_second = tokens_per_second
+        if metrics is not None:
+            self.session.last_cost_usd = metrics.cost_usd
+            self.session.last_provider = metrics.provider or "local"
         self._note_engine()
         self.set_engine_state("ready", self.session.ready_message)
 
@@ -339,7 +352,9 @@ class AethelServer(LanguageServer):
         Every message the protocol sends passes it (`rpc.AethelProtocol`), so a key an
         upstream echoes can reach no progress, message, log or error.
         """
-        names = (self.session.settings.openai.api_key_env,)
+        settings = self.session.settings
+        names = (settings.openai.api_key_env,
+                 *(p.api_key_env for p in settings.providers.providers))
         if self._redactor is None or self._redactor[0] != names:
             self._redactor = (names, Redactor.from_env(self.session.env, *names))
         return self._redactor[1]
@@ -419,6 +434,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             first_token_s=settings.timeouts.first_token_ms / 1000,
             between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
         ),
+        providers=settings.providers,
     )
 
 

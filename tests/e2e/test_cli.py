@@ -38,6 +38,9 @@ GENERATE_KEYS = {
     "loadMs",
     "tokensPerSecond",
     "doneReason",
+    "provider",  # issue 19: who served, what it cost, who did not and why
+    "costUsd",
+    "fallbackFrom",
 }
 
 
@@ -316,7 +319,7 @@ def test_recommend_json(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -
 
 
 def test_stats_persist_across_runs(fake_ollama: FakeOllama, isolated_env: dict[str, str]) -> None:
-    assert ok_json(run_cli(isolated_env, "stats", "--json")) == {}
+    assert ok_json(run_cli(isolated_env, "stats", "--json")) == {"totalCostUsd": None}
     for _ in range(2):
         run_cli(isolated_env, "generate", "x", "--model", CHAT, "--host", fake_ollama.url)
     stats = ok_json(run_cli(isolated_env, "stats", "--json"))
@@ -402,7 +405,7 @@ def test_stats_survives_a_corrupt_file(isolated_env: dict[str, str]) -> None:
     path = Path(isolated_env["AETHEL_LSP_STATE_DIR"], "usage.sqlite3")
     path.write_bytes(b"this is not a database" * 100)
     result = run_cli(isolated_env, "stats", "--json")
-    assert ok_json(result) == {}
+    assert ok_json(result) == {"totalCostUsd": None}
     assert "warning:" in result.stderr and "corrupt" in result.stderr
 
 

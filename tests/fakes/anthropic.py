@@ -288,7 +288,7 @@ class FakeAnthropic(FakeHostedApi):
             "model": body["model"], "content": [{"type": "text", "text": "".join(tokens)}],
             "stop_reason": stop, "stop_sequence": None,
             "usage": {"input_tokens": self._usage_in(body, reply),
-                      "output_tokens": reply.output_tokens or len(tokens)},
+                      "output_tokens": _output(reply, tokens)},
         }
         await self._json(ex, out)
 
@@ -323,7 +323,7 @@ class FakeAnthropic(FakeHostedApi):
             await self.send_event(ex, record, sse_event("message_delta", {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": reply.output_tokens or len(tokens)}}))
+                "usage": {"output_tokens": _output(reply, tokens)}}))
             await self.send_event(ex, record, sse_event("message_stop",
                                                         {"type": "message_stop"}))
             record.completed = True
@@ -351,6 +351,10 @@ class FakeAnthropic(FakeHostedApi):
             ex.abort()
             raise Abort
         await self.pause(ex, fault.seconds)
+
+
+def _output(reply: Reply, tokens: list[str]) -> int:
+    return len(tokens) if reply.output_tokens is None else reply.output_tokens
 
 
 def main(argv: Sequence[str] | None = None) -> int:

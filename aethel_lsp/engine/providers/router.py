@@ -167,3 +167,14 @@ class ProviderRouter(DelegatingEngine):
         await self.inner.aclose()
         for engine in self.providers.values():
             await engine.aclose()
+
+
+def router_of(engine: Engine) -> ProviderRouter | None:
+    """The `ProviderRouter` under any wrappers (metering, inspection), if there is one."""
+    current: Engine | None = engine
+    while current is not None:
+        if isinstance(current, ProviderRouter):
+            return current
+        inner = getattr(current, "inner", None)
+        current = inner if isinstance(inner, Engine) else None
+    return None

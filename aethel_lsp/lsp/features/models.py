@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from aethel_lsp.config.providers import split_model
 from aethel_lsp.engine import EngineError
+from aethel_lsp.engine.providers.router import router_of
 from aethel_lsp.engine.recommend import install_advice
 from aethel_lsp.engine.types import EngineKind
 from aethel_lsp.lsp.handlers import Args, UserError, command, require_str
@@ -32,6 +34,8 @@ def register(server: AethelServer) -> None:
             with contextlib.suppress(EngineError):
                 detailed = await ls.engine.list_models_detailed()
                 out["models"] = [m.to_json() for m in detailed]
+        router = router_of(ls.engine)
+        out["providers"] = await router.providers_json(check=False) if router else []
         out["activeModel"] = ls.session.model_for("chat") or None
         out["activeModels"] = {task: ls.session.model_for(task) or None for task in TASKS}
         return out
@@ -40,7 +44,9 @@ def register(server: AethelServer) -> None:
     async def throughput(ls: AethelServer, args: Args) -> dict[str, Any]:
         last = ls.session.last_metrics or ls.engine.last_metrics
         models = {name: usage.to_json() for name, usage in ls.stats.models().items()}
-        return {"last": last.to_json() if last else None, "models": models}
+        total = ls.stats.total_cost_usd()
+        return {"last": last.to_json() if last else None, "models": models,
+                "totalCostUsd": None if total is None else round(total, 6)}
 
     @command(server, CMD_LIST_MODELS)
     async def list_models(ls: AethelServer, args: Args) -> list[dict[str, Any]]:
@@ -52,6 +58,13 @@ def register(server: AethelServer) -> None:
     async def select_model(ls: AethelServer, args: Args) -> dict[str, Any]:
         model = require_str(args, "model").strip()
         task = _task(args)
+        provider, _ = split_model(model, ls.session.settings.providers)
+        if provider is not None:  # `provider/model`: the provider must serve it
+            await ls.engine.show(model)
+            ls.session.selected_models[task] = model
+            ls.publish_status()
+            ls.log(f"Model for {task}: {model} (provider {provider}).")
+            return {"activeModel": model, "task": task}
         installed = [m.name for m in await ls.engine.list_models()]
         name = _match(model, installed)
         if name is None:
