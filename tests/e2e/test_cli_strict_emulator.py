@@ -21,7 +21,8 @@ from tests.fakes.ollama_strict import StrictOllama
 MODEL_KEYS = {"name", "sizeBytes", "parameters", "contextLength", "family", "quantization",
               "capabilities"}
 GENERATE_KEYS = {"text", "model", "promptTokens", "tokensGenerated", "timeToFirstTokenMs",
-                 "latencyMs", "loadMs", "tokensPerSecond", "doneReason"}
+                 "latencyMs", "loadMs", "tokensPerSecond", "doneReason",
+                 "provider", "costUsd", "fallbackFrom"}  # issue 19
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PY = "def add(a, b):\n    return a + b\n"
 SEL = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}
-STATUS_KEYS = {"state", "engine", "host", "model", "tokensPerSecond", "message"}
+STATUS_KEYS = {"state", "engine", "host", "model", "tokensPerSecond", "message",
+               "costUsd", "provider"}  # issue 19: the last generation's cost and server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
