@@ -30,7 +30,14 @@ from rich.table import Table
 from rich.text import Text
 
 from aethel_lsp.engine.redaction import Redactor
-from aethel_lsp.engine.types import EngineStatus, Metrics, ModelInfo, PullProgress, RunningModel
+from aethel_lsp.engine.types import (
+    EngineStatus,
+    Metrics,
+    ModelInfo,
+    PullProgress,
+    RunningModel,
+    format_usd,
+)
 
 PIPE_WIDTH = 160
 
@@ -281,7 +288,8 @@ def metrics_line(metrics: Metrics) -> str:
 
 def usage_table(stats: dict[str, dict[str, Any]]) -> Table:
     table = PlainTable(box=None, pad_edge=False, header_style="bold")
-    columns = ("MODEL", "REQUESTS", "ERRORS", "CANCELLED", "TOKENS", "TOK/S p50", "TTFT p50 ms")
+    columns = ("MODEL", "REQUESTS", "ERRORS", "CANCELLED", "TOKENS", "TOK/S p50", "TTFT p50 ms",
+               "COST")
     for column in columns:
         table.add_column(column, no_wrap=column == "MODEL")
     for name, usage in sorted(stats.items()):
@@ -293,6 +301,7 @@ def usage_table(stats: dict[str, dict[str, Any]]) -> Table:
             _tokens_cell(usage),
             _or_dash(usage.get("tokensPerSecondP50")),
             _or_dash(usage.get("timeToFirstTokenMsP50")),
+            "–" if usage.get("costUsd") is None else format_usd(float(usage["costUsd"])),
         )
     return table
 

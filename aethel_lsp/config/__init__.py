@@ -16,6 +16,12 @@ from aethel_lsp.config.loader import (
     user_config_file,
     workspace_layer,
 )
+from aethel_lsp.config.provider_settings import (
+    BudgetSettings,
+    Price,
+    ProviderConfig,
+    ProviderSettings,
+)
 from aethel_lsp.config.resolve import (
     ConfigIssue,
     ConfigLayer,
@@ -47,6 +53,7 @@ __all__ = [
     "FIELDS",
     "FIELDS_BY_KEY",
     "ActionSettings",
+    "BudgetSettings",
     "CompletionSettings",
     "ConfigIssue",
     "ConfigLayer",
@@ -56,6 +63,9 @@ __all__ = [
     "InspectorSettings",
     "InvalidValue",
     "OpenAISettings",
+    "Price",
+    "ProviderConfig",
+    "ProviderSettings",
     "ResolvedConfig",
     "Settings",
     "TimeoutSettings",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aethel_lsp.engine._http import RetryPolicy
+    from aethel_lsp.engine.anthropic import AnthropicEngine
     from aethel_lsp.engine.auto import AutoEngine
     from aethel_lsp.engine.base import Engine, closing_stream, collect
     from aethel_lsp.engine.errors import (
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from aethel_lsp.engine.metered import MeteredEngine
     from aethel_lsp.engine.ollama import OllamaEngine
     from aethel_lsp.engine.openai_compat import OpenAIEngine
+    from aethel_lsp.engine.providers.limits import BudgetExceeded, RateLimited
+    from aethel_lsp.engine.providers.router import ProviderRouter
     from aethel_lsp.engine.recommend import (
         USE_CASES,
         Recommendation,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
         Chunk,
         EngineStatus,
         EngineTimeouts,
+        FallbackNote,
         GenerateRequest,
         GenerateResult,
         GenerationOptions,
@@ -70,6 +74,11 @@ if TYPE_CHECKING:
 
 # public name -> submodule of aethel_lsp.engine that defines it
 _SOURCES: dict[str, str] = {
+    "AnthropicEngine": "anthropic",
+    "BudgetExceeded": "aethel_lsp.engine.providers.limits",
+    "FallbackNote": "types",
+    "ProviderRouter": "aethel_lsp.engine.providers.router",
+    "RateLimited": "aethel_lsp.engine.providers.limits",
     "AuthenticationFailed": "errors",
     "AutoEngine": "auto",
     "CapabilityMissing": "errors",
@@ -141,8 +150,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "USE_CASES",
+    "AnthropicEngine",
     "AuthenticationFailed",
     "AutoEngine",
+    "BudgetExceeded",
     "CapabilityMissing",
     "ChatMessage",
     "ChatRequest",
@@ -157,6 +168,7 @@ __all__ = [
     "EngineStatus",
     "EngineTimeout",
     "EngineTimeouts",
+    "FallbackNote",
     "GenerateRequest",
     "GenerateResult",
     "GenerationOptions",
@@ -175,7 +187,9 @@ __all__ = [
     "OllamaModel",
     "OpenAIEngine",
     "ProbeResult",
+    "ProviderRouter",
     "PullProgress",
+    "RateLimited",
     "Recommendation",
     "RetryPolicy",
     "RunningModel",

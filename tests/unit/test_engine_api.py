@@ -18,6 +18,8 @@ PUBLIC_API = [
     "ServerError", "StreamError", "UsageStats", "UseCase", "closing_stream", "collect",
     "create_engine", "is_loopback", "ollama_host_from_env", "parse_ollama_host",
     "recommend_all", "recommend_installed",
+    # issue 19: providers
+    "AnthropicEngine", "BudgetExceeded", "FallbackNote", "ProviderRouter", "RateLimited",
 ]
 
 
@@ -34,7 +36,8 @@ def test_error_tree() -> None:
     errors = [engine.EngineOffline, engine.ModelNotFound, engine.CapabilityMissing,
               engine.InvalidRequest, engine.AuthenticationFailed, engine.EngineBusy,
               engine.ServerError, engine.StreamError, engine.MalformedResponse,
-              engine.EngineTimeout, engine.EngineNotInstalled, engine.NoEngineAvailable]
+              engine.EngineTimeout, engine.EngineNotInstalled, engine.NoEngineAvailable,
+              engine.BudgetExceeded, engine.RateLimited]
     assert all(issubclass(error, engine.EngineError) for error in errors)
 
 
