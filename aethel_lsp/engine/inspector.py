@@ -55,6 +55,7 @@ from aethel_lsp.engine.types import (
     GenerateRequest,
     GenerationOptions,
     JsonDict,
+    Metrics,
     SendObserver,
     WireRequest,
 )
@@ -403,6 +404,7 @@ class InspectingEngine(DelegatingEngine):
                     thinking.append(chunk.thinking)
                     if chunk.done and chunk.metrics is not None:
                         record.metrics = chunk.metrics.to_json()
+                        _served_by(record, chunk.metrics)
                         record.outcome = "ok"
                     yield chunk
         except EngineError as exc:
@@ -416,6 +418,14 @@ class InspectingEngine(DelegatingEngine):
             record.thinking = "".join(thinking)
             record.elapsed_ms = (time.perf_counter() - record.started) * 1000.0
             inspector.write(record)
+
+
+def _served_by(record: InspectionRecord, metrics: Metrics) -> None:
+    """A provider's request: the endpoint that served it, and why others did not."""
+    if metrics.endpoint:
+        record.host = metrics.endpoint
+    if metrics.endpoint_failures and record.metrics is not None:
+        record.metrics["endpointFailures"] = list(metrics.endpoint_failures)
 
 
 def _chain(first: SendObserver, then: SendObserver | None) -> SendObserver:
@@ -435,7 +445,8 @@ def inspector_for(settings: Settings, env: Mapping[str, str] | None = None) -> I
     environ = os.environ if env is None else env
     return Inspector(
         size=settings.inspector.size,
-        redactor=Redactor.from_env(environ, settings.openai.api_key_env),
+        redactor=Redactor.from_env(environ, settings.openai.api_key_env,
+                                   *(p.api_key_env for p in settings.providers.providers)),
     )
 
 

@@ -235,6 +235,10 @@ class Metrics:
     provider: str | None = None
     cost_usd: float | None = None
     fallback_from: tuple[FallbackNote, ...] = ()
+    # Where a provider's request was served, and the endpoints that failed before it
+    # (for the request inspector and logs; not part of the `generate` JSON shape).
+    endpoint: str | None = None
+    endpoint_failures: tuple[str, ...] = ()
 
     def to_json(self, text: str | None = None) -> JsonDict:
         """The CLI's generate shape; `text` is included when given."""

@@ -279,3 +279,21 @@ async def test_status_lists_providers_with_endpoint_health(
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ProviderSettings("x", "openai").name = "y"  # type: ignore[misc]
+
+
+async def test_the_inspector_shows_the_serving_endpoint_and_failovers(
+        gpus: tuple[FakeOpenAI, FakeOpenAI], tmp_path: object) -> None:
+    from pathlib import Path
+
+    from aethel_lsp.engine.inspector import InspectingEngine, Inspector, Redactor
+
+    gpu1, gpu2 = gpus
+    ring = Inspector(path=Path(str(tmp_path)) / "i.sqlite3", size=10, redactor=Redactor())
+    engine = InspectingEngine(router(team(gpu1, gpu2)), lambda: ring)
+    gpu1.go_offline()
+    await engine.generate(GenerateRequest("team/coder", "hi"))
+    [record] = ring.last(1)
+    assert record["host"] == f"{gpu2.url}/v1"
+    assert record["metrics"]["provider"] == "team"
+    assert record["metrics"]["endpointFailures"][0].startswith(f"{gpu1.url}/v1: Nothing answers")
+    await engine.aclose()

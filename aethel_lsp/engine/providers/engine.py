@@ -165,7 +165,8 @@ class ProviderEngine(Engine):
             for endpoint in self.pool.order(affinity):
                 outcome = _Attempt()
                 try:
-                    async for chunk in self._through(endpoint, start, model, outcome):
+                    async for chunk in self._through(endpoint, start, model, outcome,
+                                                     tuple(reasons)):
                         if chunk.done:  # before yielding: the reader may stop right here
                             self.pool.succeeded(endpoint, affinity)
                             self.limiter.settle(estimate, outcome.tokens)
@@ -189,7 +190,8 @@ class ProviderEngine(Engine):
         raise self._gave_up(reasons, busy)
 
     async def _through(self, endpoint: Endpoint, start: Callable[[Engine], AsyncIterator[Chunk]],
-                       model: str, outcome: _Attempt) -> AsyncIterator[Chunk]:
+                       model: str, outcome: _Attempt,
+                       failures: tuple[str, ...]) -> AsyncIterator[Chunk]:
         """One endpoint's stream, counted as outstanding; the final metrics get cost."""
         endpoint.outstanding += 1
         try:
@@ -199,8 +201,9 @@ class ProviderEngine(Engine):
                         outcome.started = True
                     if chunk.done and chunk.metrics is not None:
                         outcome.started = True
-                        chunk = dataclasses.replace(chunk, metrics=self._priced(chunk.metrics,
-                                                                                model))
+                        metrics = dataclasses.replace(chunk.metrics, endpoint=endpoint.url,
+                                                      endpoint_failures=failures)
+                        chunk = dataclasses.replace(chunk, metrics=self._priced(metrics, model))
                         outcome.tokens = _total_tokens(chunk.metrics)
                     yield chunk
         finally:

@@ -49,7 +49,8 @@ def register(server: AethelServer) -> None:
         from aethel_lsp.engine.inspector import Inspector, Redactor
 
         settings = server.session.settings
-        redactor = Redactor.from_env(server.session.env, settings.openai.api_key_env)
+        redactor = Redactor.from_env(server.session.env, settings.openai.api_key_env,
+                                     *(p.api_key_env for p in settings.providers.providers))
         if not ring:
             ring.append(Inspector(size=settings.inspector.size, redactor=redactor))
         else:
