@@ -347,6 +347,8 @@ def _print_result(ctx: CliContext, result: GenerateResult, *, streamed: bool) ->
         return
     if not streamed:
         ctx.out.write_text(result.text.rstrip("\n") + "\n")
+    for note in result.metrics.fallback_from:
+        ctx.out.note(f"{note.provider} did not serve: {note.reason}")
     ctx.out.note(f"{result.metrics.model} · {metrics_line(result.metrics)}")
 
 

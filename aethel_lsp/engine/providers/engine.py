@@ -176,7 +176,7 @@ class ProviderEngine(Engine):
                     if outcome.started:
                         raise
                     reason = f"{endpoint.url}: {exc}"
-                    log.warning("provider %s: %s", self.name, reason)
+                    log.info("provider %s: %s", self.name, reason)
                     reasons.append(reason)
                     if isinstance(exc, EngineBusy):
                         busy = exc

@@ -121,7 +121,7 @@ class ProviderRouter(DelegatingEngine):
                     index > 0 and isinstance(exc, ModelNotFound))
                 if started or not skippable:
                     raise
-                log.warning("fallback: %s did not serve: %s", leg.provider, exc)
+                log.info("fallback: %s did not serve: %s", leg.provider, exc)
                 notes.append(FallbackNote(leg.provider, str(exc)))
                 first_error = first_error or exc
         assert first_error is not None
