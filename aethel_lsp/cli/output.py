@@ -254,7 +254,8 @@ def status_summary(status: EngineStatus) -> str:
         version = ""  # such servers report no version; the backend says only what it is
     elif status.engine == "embedded" and version:
         version = f"(llama.cpp via xllamacpp {version})"  # the library's version, not ours
-    name = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "Embedded engine"}
+    name = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "Embedded engine",
+            "anthropic": "Anthropic Messages API"}
     what = name.get(status.engine, status.engine) + (f" {version}" if version else "")
     loaded = f", {len(status.running)} loaded" if status.running else ""
     count = len(status.models)
