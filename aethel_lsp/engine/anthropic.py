@@ -54,6 +54,7 @@ from aethel_lsp.engine.types import (
     ModelInfo,
     PullProgress,
     RunningModel,
+    WireRequest,
 )
 
 CURRENT_API_VERSION = "2026-10-21"
@@ -162,7 +163,7 @@ class AnthropicEngine(Engine):
         body = messages_body(request.model, request.system,
                              [{"role": "user", "content": request.prompt}], request.options,
                              self.api_version)
-        return self._generation(body, request.model)
+        return self._generation(request, body)
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
@@ -170,7 +171,7 @@ class AnthropicEngine(Engine):
                   "content": m.content} for m in request.messages if m.role != "system"]
         body = messages_body(request.model, system or None, turns, request.options,
                              self.api_version)
-        return self._generation(body, request.model)
+        return self._generation(request, body)
 
     async def pull(self, model: str) -> AsyncIterator[PullProgress]:
         """Raises on first use: hosted models are not downloaded."""
@@ -180,7 +181,10 @@ class AnthropicEngine(Engine):
         raise InvalidRequest(f"'{model}' is a hosted model at {self.host}: there is nothing "
                              "to download.", host=self.host)
 
-    async def _generation(self, body: JsonDict, model: str) -> AsyncIterator[Chunk]:
+    async def _generation(self, request: GenerateRequest | ChatRequest,
+                          body: JsonDict) -> AsyncIterator[Chunk]:
+        model = request.model
+        request.sent(WireRequest("messages", "/v1/messages", body))
         clock = StreamClock()
         state = _StreamState()
         async with contextlib.aclosing(self._http.stream_lines(

@@ -78,7 +78,8 @@ def test_local_offline_falls_back_and_says_why(
     env = configure(isolated_env, fake_ollama.url, cluster, claude)
     fake_ollama.go_offline()
     cluster[0].go_offline()
-    cluster[1].inject(Fault.http(503, message="queue full"), times=10)
+    cluster[1].inject(Fault.http(503, message="queue full"), path="/v1/chat/completions",
+                      times=10)
     out = ok_json(run_cli(env, "generate", "hi", "--model", CHAT, "--json"))
     assert out["provider"] == "claude" and out["model"] == "claude/claude-haiku-5-5"
     assert [f["provider"] for f in out["fallbackFrom"]] == ["local", "team"]

@@ -173,3 +173,14 @@ async def test_closing_the_stream_closes_the_response(fake: FakeAnthropic) -> No
     ended = fake.wait_for_stream_end()
     await claude.aclose()
     assert ended.closed_early and not ended.completed
+
+
+async def test_the_wire_request_is_reported(fake: FakeAnthropic) -> None:
+    from aethel_lsp.engine.types import WireRequest
+
+    seen: list[WireRequest] = []
+    claude = engine(fake)
+    await claude.generate(GenerateRequest("claude-haiku-5-5", "hi", on_send=seen.append))
+    await claude.aclose()
+    assert [(w.endpoint, w.path) for w in seen] == [("messages", "/v1/messages")]
+    assert seen[0].body == fake.bodies("/v1/messages")[0]

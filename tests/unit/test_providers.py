@@ -31,6 +31,7 @@ from tests.fakes.openai import FakeOpenAI
 
 TIMEOUTS = EngineTimeouts(connect_s=2.0, first_token_s=8.0, between_tokens_s=8.0)
 CLAUDE_KEY = "sk-ant-test"
+CHAT_PATH = "/v1/chat/completions"
 
 
 @pytest.fixture
@@ -101,11 +102,11 @@ async def test_5xx_before_the_first_token_fails_over_but_not_after(
         gpus: tuple[FakeOpenAI, FakeOpenAI]) -> None:
     gpu1, gpu2 = gpus
     engine = router(team(gpu1, gpu2))
-    gpu1.inject(Fault.http(500))
+    gpu1.inject(Fault.http(500), path=CHAT_PATH)
     assert (await generate(engine, "team/coder")).text == "Hello from the fake."
     assert len(gpu2.requests_to("/v1/chat/completions")) == 1
-    gpu2.inject(Fault.error_event(after_tokens=2))
-    gpu1.inject(Fault.error_event(after_tokens=2))
+    gpu2.inject(Fault.error_event(after_tokens=2), path=CHAT_PATH)
+    gpu1.inject(Fault.error_event(after_tokens=2), path=CHAT_PATH)
     with pytest.raises(StreamError):  # text was already shown: no second try
         await generate(engine, "team/coder")
     assert len(gpu1.requests_to("/v1/chat/completions")) + len(
@@ -202,13 +203,20 @@ async def test_cost_from_the_builtin_table_and_user_prices(claude: FakeAnthropic
     await engine.aclose()
 
 
-async def test_unknown_counts_or_price_mean_unknown_cost() -> None:
-    with FakeOpenAI(flavor="llamacpp") as llama:
-        engine = router(team(llama, prices=(("coder", Price(1.0, 1.0)),)))
-        result = await generate(engine, "team/coder")
-        assert result.metrics.tokens_generated is None and result.metrics.cost_usd is None
-        assert result.to_json()["costUsd"] is None
-        await engine.aclose()
+async def test_llamacpp_timings_count_and_no_price_means_unknown_cost(
+        gpus: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    with FakeOpenAI(flavor="llamacpp") as llama:  # no `usage`: its `timings` count
+        priced = router(team(llama, prices=(("coder", Price(1.0, 1.0)),)))
+        result = await generate(priced, "team/coder")
+        assert result.metrics.tokens_generated is not None
+        assert result.metrics.cost_usd == pytest.approx(
+            (result.metrics.prompt_tokens + result.metrics.tokens_generated) / 1e6)
+        await priced.aclose()
+    unpriced = router(team(gpus[0]))
+    result = await generate(unpriced, "team/coder")
+    assert result.metrics.tokens_generated is not None and result.metrics.cost_usd is None
+    assert result.to_json()["costUsd"] is None
+    await unpriced.aclose()
 
 
 async def test_daily_budget_refuses_paid_requests_and_falls_back(
