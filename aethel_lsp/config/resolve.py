@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from aethel_lsp.config.provider_settings import ProviderConfig
-from aethel_lsp.config.providers import MACHINE_KEYS, parse_provider_config
+from aethel_lsp.config.providers import MACHINE_KEYS, parse_provider_config, split_model
 from aethel_lsp.config.schema import (
     FIELDS_BY_KEY,
     HOST_KEYS,
@@ -226,9 +226,16 @@ def resolve(layers: list[ConfigLayer]) -> ResolvedConfig:
             origins[key] = layer.source
             history.setdefault(key, []).append(_Candidate(parsed, layer))
 
+    providers, provider_issues = _provider_config(layers)
     allow_remote = bool(values["allowRemoteHostFromWorkspace"])
     for key in HOST_KEYS:
-        issue = _enforce_workspace_host(key, values, origins, history, allow_remote)
+        issue = _enforce_workspace_host(key, values, origins, history, allow_remote,
+                                        IS_LOCAL[key])
+        if issue is not None:
+            issues.append(issue)
+    for key in MODEL_KEYS:  # `provider/model` names where the code goes, like a host
+        issue = _enforce_workspace_host(key, values, origins, history, allow_remote,
+                                        lambda model: _stays_local(model, providers))
         if issue is not None:
             issues.append(issue)
 
@@ -244,7 +251,6 @@ def resolve(layers: list[ConfigLayer]) -> ResolvedConfig:
             )
         )
 
-    providers, provider_issues = _provider_config(layers)
     issues.extend(provider_issues)
     files = tuple(layer.path for layer in layers if layer.path is not None)
     settings = dataclasses.replace(build_settings(values), providers=providers)
@@ -275,6 +281,23 @@ def _at(layer: ConfigLayer, key: str) -> str:
     return f"{where} (line {line})" if line else where
 
 
+MODEL_KEYS = ("model", "completion.model")
+
+
+def _stays_local(model: str, providers: ProviderConfig) -> bool:
+    """A bare model name runs on the local engine; `provider/model` where that provider
+    answers on this machine only."""
+    name, _ = split_model(model, providers)
+    provider = providers.get(name) if name else None
+    return provider is None or all(_host_is_local(provider.kind, host)
+                                   for host in provider.hosts)
+
+
+def _host_is_local(kind: str, host: str) -> bool:
+    """The same "this machine" rule as the `host` / `openai.baseUrl` settings."""
+    return IS_LOCAL["host" if kind == "ollama" else "openai.baseUrl"](host)
+
+
 def _layer_label(layer: ConfigLayer) -> str:
     return str(layer.path) if layer.path else _SOURCE_LABEL[layer.source]
 
@@ -285,14 +308,16 @@ def _enforce_workspace_host(
     origins: dict[str, ConfigSource],
     history: dict[str, list[_Candidate]],
     allow_remote: bool,
+    stays_local: Callable[[str], bool],
 ) -> ConfigIssue | None:
-    """Refuse a non-loopback host set by a workspace file, unless the user allowed it.
+    """Refuse a non-loopback host (or a model of a hosted provider) set by a workspace file,
+    unless the user allowed it.
 
     A repository's `aethel.toml` must not be able to send the user's code elsewhere.
     The refused value is replaced by the best value from the user's own sources.
     """
     value = values[key]
-    if not origins[key].is_workspace or not value or allow_remote or IS_LOCAL[key](value):
+    if not origins[key].is_workspace or not value or allow_remote or stays_local(value):
         return None
     candidates = history.get(key, [])
     winner = candidates[-1]

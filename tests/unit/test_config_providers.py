@@ -114,3 +114,15 @@ def test_split_model_names_only_known_providers() -> None:
     assert split_model("claude/claude-haiku-5-5", config) == ("claude", "claude-haiku-5-5")
     assert split_model("other/x", config) == (None, "other/x")
     assert split_model("qwen2.5-coder:1.5b", config) == (None, "qwen2.5-coder:1.5b")
+
+
+def test_a_workspace_cannot_choose_a_hosted_providers_model(tmp_path: Path) -> None:
+    user = 'model = "qwen2.5-coder:1.5b"\n' + ISSUE_EXAMPLE
+    workspace = 'model = "claude/claude-opus-5-5"\n[completion]\nmodel = "team/coder"\n'
+    resolved = load(tmp_path, user, workspace)
+    assert resolved.settings.model == "qwen2.5-coder:1.5b"
+    assert resolved.settings.completion.model == ""
+    refused = {i.key for i in resolved.issues if i.message.startswith("Refused")}
+    assert refused == {"model", "completion.model"}
+    local = load(tmp_path / "2", user, 'model = "deepseek-coder:6.7b"\n')
+    assert local.settings.model == "deepseek-coder:6.7b"  # bare names stay local
