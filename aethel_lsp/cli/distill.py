@@ -46,6 +46,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.context import CliUsageError
+    from aethel_lsp.config.providers import provider_name
     from aethel_lsp.distill.run import DistillOptions, candidates_text, distill
     from aethel_lsp.engine.recommend import pick_model
 
@@ -70,7 +71,8 @@ async def run(args: argparse.Namespace, ctx: CliContext) -> int:
         if not ctx.out.json_mode:
             ctx.out.note(event.message)
 
-    result = await distill(ctx.engine, description, options, on_event=progress)
+    result = await distill(ctx.engine, description, options, on_event=progress,
+                           provider_of=lambda model: provider_name(model, settings.providers))
     if args.json:
         ctx.out.json(result.to_json())
     else:

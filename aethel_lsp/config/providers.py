@@ -273,3 +273,12 @@ def split_model(name: str, providers: ProviderConfig) -> tuple[str | None, str]:
     if slash and rest and providers.get(prefix) is not None:
         return prefix, rest
     return None, name
+
+
+def provider_name(model: str, providers: ProviderConfig) -> str:
+    """Who serves `model`: its provider's name, or "local".
+
+    >>> provider_name("qwen2.5-coder:1.5b", ProviderConfig())
+    'local'
+    """
+    return split_model(model, providers)[0] or LOCAL

@@ -99,8 +99,8 @@ def local_provider(_model: str) -> str:
 
 
 def _no_cost(result: GenerateResult) -> float | None:
-    value = getattr(result, "cost_usd", None)
-    return float(value) if isinstance(value, (int, float)) else None
+    """The provider's price of the generation (issue 19), None when unknown."""
+    return result.metrics.cost_usd
 
 
 @dataclass

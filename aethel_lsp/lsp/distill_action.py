@@ -12,6 +12,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from aethel_lsp.config.providers import provider_name
 from aethel_lsp.distill.candidate import Candidate
 from aethel_lsp.distill.run import DistillOptions, DistillResult, distill
 from aethel_lsp.lsp import actions
@@ -77,8 +78,10 @@ async def _run(
     try:
         title = TITLE_DISTILL_CONTRACT.format(n=options.candidates)
         async with Progress(ls, title, enabled=ls.session.client.work_done_progress) as progress:
+            providers = ls.session.settings.providers
             result = await distill(
                 ls.engine, description, options, draft=draft,
+                provider_of=lambda model: provider_name(model, providers),
                 on_event=lambda event: progress.status(event.message, event.percentage),
             )
             valid = sum(c.valid for c in result.candidates)

@@ -305,3 +305,20 @@ async def test_the_inspector_shows_the_serving_endpoint_and_failovers(
     assert record["metrics"]["provider"] == "team"
     assert record["metrics"]["endpointFailures"][0].startswith(f"{gpu1.url}/v1: Nothing answers")
     await engine.aclose()
+
+
+async def test_the_distiller_sees_providers_and_costs(claude: FakeAnthropic) -> None:
+    from aethel_lsp.config.providers import provider_name
+    from aethel_lsp.distill.run import DistillOptions, distill
+    from tests.fakes.ollama_models import AETHEL_ANSWER
+
+    engine = router(claude_provider(claude))
+    claude.enqueue(Reply(text=AETHEL_ANSWER, input_tokens=1000, output_tokens=100))
+    result = await distill(
+        engine, "move an amount between two accounts",
+        DistillOptions(models=("claude/claude-haiku-5-5",), candidates=1, repair_rounds=0),
+        provider_of=lambda model: provider_name(model, engine.config))
+    [candidate] = result.candidates
+    assert candidate.provider == "claude" and candidate.valid
+    assert candidate.cost_usd == pytest.approx((1000 * 0.10 + 100 * 0.50) / 1e6)
+    await engine.aclose()
