@@ -125,7 +125,8 @@ async def collect(chunks: AsyncIterator[Chunk], model: str) -> GenerateResult:
             if chunk.done:
                 if chunk.metrics is None:
                     break
-                return GenerateResult("".join(parts), chunk.metrics, "".join(thinking))
+                return GenerateResult("".join(parts), chunk.metrics, "".join(thinking),
+                                      chunk.context)
     raise MalformedResponse(f"The stream from model {model} ended before its final line.")
 
 

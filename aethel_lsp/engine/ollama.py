@@ -194,7 +194,8 @@ class OllamaEngine(Engine):
                 if data.get("done") is True:
                     metrics = metrics_from_final(data, model, clock)
                     await drain(lines)  # so that httpx can reuse the connection
-                    yield Chunk(text=text, thinking=thinking, done=True, metrics=metrics)
+                    yield Chunk(text=text, thinking=thinking, done=True, metrics=metrics,
+                                context=_context(data))
                     return
                 if text or thinking:
                     yield Chunk(text=text, thinking=thinking)
@@ -357,6 +358,8 @@ def generate_body(request: GenerateRequest) -> JsonDict:
         body["suffix"] = request.suffix
     if request.raw:
         body["raw"] = True
+    if request.context:
+        body["context"] = list(request.context)
     _common_fields(body, request.options.to_ollama(), request.keep_alive, request.think)
     return body
 
@@ -467,6 +470,14 @@ def progress_from_line(data: JsonDict) -> PullProgress:
         total=_int(data.get("total")),
         completed=_int(data.get("completed")),
     )
+
+
+def _context(data: JsonDict) -> tuple[int, ...]:
+    """The final line's `context` (token ids); anything else in that field is ignored."""
+    value = data.get("context")
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, int) and not isinstance(item, bool))
 
 
 def _object_list(data: JsonDict, key: str) -> list[JsonDict]:

@@ -168,6 +168,9 @@ class GenerateRequest:
     affinity: str | None = None
     # Told what was actually sent (the inspector); not part of the request's identity.
     on_send: SendObserver | None = field(default=None, compare=False, repr=False)
+    # Ollama's (deprecated) token state of an earlier reply, to continue from; sent only
+    # by the Ollama backend and only when not empty.  The other backends have no such field.
+    context: tuple[int, ...] = ()
 
     def sent(self, wire: WireRequest) -> None:
         """Backends call this once per request they put on the wire."""
@@ -305,6 +308,7 @@ class Chunk:
     thinking: str = ""
     done: bool = False
     metrics: Metrics | None = None
+    context: tuple[int, ...] = ()  # final chunk of an Ollama generate: see GenerateResult
 
 
 @dataclass(frozen=True)
@@ -312,6 +316,9 @@ class GenerateResult:
     text: str
     metrics: Metrics
     thinking: str = ""
+    # Ollama's token state after this reply (`/api/generate` without `raw`), which a later
+    # request can send back as `GenerateRequest.context`; empty where there is none.
+    context: tuple[int, ...] = ()
 
     def to_json(self) -> JsonDict:
         return self.metrics.to_json(self.text)
