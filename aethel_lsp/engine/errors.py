@@ -3,6 +3,12 @@
 Every backend translates its low-level failures (httpx errors, HTTP statuses, error
 lines inside a stream, llama.cpp exceptions) into these, in one place per backend.
 `str(error)` is always a complete sentence that says what happened and what to do.
+
+Two branches matter to a caller deciding what to do next: `EngineUnavailable` (the
+engine could not answer: start it, wait, or fix it; the request may be fine) and the
+request errors (`ModelNotFound`, `CapabilityMissing`, `InvalidRequest`,
+`AuthenticationFailed`: change the request or the configuration).  The earlier
+`LocalEngine`'s exception names are aliases at the end of this module.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ class EngineError(Exception):
         return self.message
 
 
-class EngineOffline(EngineError):
+class EngineUnavailable(EngineError):
+    """The engine could not answer: nothing listens, no answer in time, queue full, it
+    failed or broke off, or no backend is there to ask.  Retrying later, or starting or
+    fixing the engine, helps; changing the request does not."""
+
+
+class EngineOffline(EngineUnavailable):
     """Nothing answers at the host (connection refused, DNS failure, unreachable)."""
 
 
@@ -72,23 +84,23 @@ class AuthenticationFailed(EngineError):
     """HTTP 401/403 from an OpenAI-compatible server: the API key is missing or wrong."""
 
 
-class EngineBusy(EngineError):
+class EngineBusy(EngineUnavailable):
     """HTTP 503 / 429: the engine's queue is full; retried with backoff before surfacing."""
 
 
-class ServerError(EngineError):
+class ServerError(EngineUnavailable):
     """HTTP 5xx from the engine."""
 
 
-class StreamError(EngineError):
+class StreamError(EngineUnavailable):
     """The engine reported an error inside a stream that had already started (HTTP 200)."""
 
 
-class MalformedResponse(EngineError):
+class MalformedResponse(EngineUnavailable):
     """A line or body that is not what the protocol promises (bad JSON, truncated stream)."""
 
 
-class EngineTimeout(EngineError):
+class EngineTimeout(EngineUnavailable):
     """No answer in time: `phase` is "connect", "first_token", "between_tokens", or "read"
     (a non-streamed request such as `/api/tags` whose answer did not come in time)."""
 
@@ -97,9 +109,18 @@ class EngineTimeout(EngineError):
         self.phase = phase
 
 
-class EngineNotInstalled(EngineError):
+class EngineNotInstalled(EngineUnavailable):
     """The selected backend's optional dependency (e.g. xllamacpp) is missing."""
 
 
-class NoEngineAvailable(EngineError):
+class NoEngineAvailable(EngineUnavailable):
     """`engine = "auto"` found neither a running Ollama nor an installed embedded engine."""
+
+
+# -- the earlier LocalEngine's names (Aethel's `aethel/ai/local_engine.py`) -------------------
+# Aliases, not subclasses, so that `except OllamaNotAvailableError` and `except
+# EngineUnavailable` are the same clause.  The earlier engine raised OllamaNotAvailableError
+# for every HTTP failure, 4xx included; here a bad request is not "unavailable" (it is
+# InvalidRequest / CapabilityMissing / AuthenticationFailed; catch EngineError for all).
+OllamaNotAvailableError = EngineUnavailable
+ModelNotFoundError = ModelNotFound

@@ -134,6 +134,9 @@ class Reply:
     token_delay: float | None = None  # None: the fake's `token_delay`
     first_token_delay: float = 0.0  # "model load": nothing is sent for this long
     model: str | None = None  # in the queue: only for this model
+    # False: /v1 sends no `usage` even when asked (`stream_options.include_usage`), like
+    # the OpenAI-compatible servers that ignore it.
+    openai_usage: bool = True
 
     def token_list(self, default_text: str) -> list[str]:
         if self.tokens is not None:
@@ -1429,7 +1432,7 @@ class FakeOllama:
                 frames.append(_completion_chunk(ident, name, token, None))
             frames.append(_completion_chunk(ident, name, "", finish))
             usage_frame = {**_completion_chunk(ident, name, "", None), "choices": []}
-        if include_usage:
+        if include_usage and reply.openai_usage:
             usage_frame["usage"] = plan.openai_usage()
             frames.append(usage_frame)
         for index, frame in enumerate(frames):
@@ -1494,6 +1497,8 @@ class FakeOllama:
                 "choices": [{"text": text, "index": 0, "finish_reason": finish}],
                 "usage": plan.openai_usage(),
             }
+        if not reply.openai_usage:
+            del out["usage"]
         record.completed = True
         await self._json(ex, out)
 

@@ -20,6 +20,8 @@ PUBLIC_API = [
     "recommend_all", "recommend_installed",
     # issue 19: providers
     "AnthropicEngine", "BudgetExceeded", "FallbackNote", "ProviderRouter", "RateLimited",
+    # issue 20: the earlier LocalEngine's names, and the branch they alias
+    "EngineUnavailable", "ModelNotFoundError", "OllamaNotAvailableError", "get_local_engine",
 ]
 
 
@@ -39,6 +41,21 @@ def test_error_tree() -> None:
               engine.EngineTimeout, engine.EngineNotInstalled, engine.NoEngineAvailable,
               engine.BudgetExceeded, engine.RateLimited]
     assert all(issubclass(error, engine.EngineError) for error in errors)
+
+
+def test_unavailable_is_every_failure_of_the_engine_and_no_failure_of_the_request() -> None:
+    unavailable = [engine.EngineOffline, engine.EngineTimeout, engine.EngineBusy,
+                   engine.ServerError, engine.StreamError, engine.MalformedResponse,
+                   engine.EngineNotInstalled, engine.NoEngineAvailable]
+    request_errors = [engine.ModelNotFound, engine.CapabilityMissing, engine.InvalidRequest,
+                      engine.AuthenticationFailed]
+    assert all(issubclass(error, engine.EngineUnavailable) for error in unavailable)
+    assert not any(issubclass(error, engine.EngineUnavailable) for error in request_errors)
+
+
+def test_the_earlier_engines_exception_names_are_aliases() -> None:
+    assert engine.OllamaNotAvailableError is engine.EngineUnavailable
+    assert engine.ModelNotFoundError is engine.ModelNotFound
 
 
 def test_engine_layer_has_no_lsp_imports() -> None:
