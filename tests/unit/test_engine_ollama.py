@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 
 import httpx
@@ -85,6 +86,19 @@ async def test_generate_raw_and_think_omitted_when_none() -> None:
     assert script.bodies("/api/generate") == [
         {"model": MODEL, "prompt": "x", "stream": True, "raw": True, "keep_alive": 0}
     ]
+
+
+async def test_generate_sends_context_and_returns_the_final_lines_context() -> None:
+    final = {"model": MODEL, "response": "", "done": True, "context": [7, 8, True, "x", 9],
+             "eval_count": 1, "eval_duration": 1_000_000}
+    script = Script().on("/api/generate", stream_reply([json.dumps(final).encode() + b"\n"]),
+                         stream_reply(generate_lines(["a"])))
+    engine = engine_for(script)
+    result = await engine.generate(GenerateRequest(MODEL, "go on", context=(1, 2, 3)))
+    assert result.context == (7, 8, 9)  # token ids only
+    assert (await engine.generate(GenerateRequest(MODEL, "again"))).context == ()
+    first, second = script.bodies("/api/generate")
+    assert first["context"] == [1, 2, 3] and "context" not in second
 
 
 async def test_chat_body_is_exact() -> None:
