@@ -36,7 +36,6 @@ if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcomman
         Engine,
         EngineStatus,
         GenerateResult,
-        ModelInfo,
         UsageStats,
     )
 
@@ -156,34 +155,15 @@ def _show_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _show(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.output import model_details
+    from aethel_lsp.engine.base import show_with_listing
 
-    model = await _shown_with_listing(ctx.engine, args.model)
+    model = await show_with_listing(ctx.engine, args.model)
     if args.json:
         ctx.out.json(model.to_json())
     else:
         for line in model_details(model):
             ctx.out.line(line)
     return 0
-
-
-async def _shown_with_listing(engine: Engine, name: str) -> ModelInfo:
-    """`show` plus what only `/api/tags` knows (size on disk): the same model shape as
-    `models`, so `show --json` does not say `sizeBytes: null` for an installed model."""
-    import dataclasses
-
-    from aethel_lsp.engine import EngineError
-    from aethel_lsp.engine.base import merge_model_info
-
-    shown = await engine.show(name)
-    try:
-        listed = await engine.list_models()
-    except EngineError:
-        return shown
-    wanted = {name, name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"}
-    for entry in listed:
-        if entry.name in wanted:
-            return dataclasses.replace(merge_model_info(entry, shown), name=shown.name)
-    return shown
 
 
 async def _ps(args: argparse.Namespace, ctx: CliContext) -> int:

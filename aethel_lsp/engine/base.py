@@ -108,6 +108,23 @@ def merge_model_info(listed: ModelInfo, shown: ModelInfo) -> ModelInfo:
     )
 
 
+async def show_with_listing(engine: Engine, name: str) -> ModelInfo:
+    """`show` plus what only the listing knows (size on disk): the same model shape as
+    `list_models_detailed`, so an installed model never reads "size unknown"."""
+    from aethel_lsp.engine.errors import EngineError
+
+    shown = await engine.show(name)
+    try:
+        listed = await engine.list_models()
+    except EngineError:
+        return shown
+    wanted = {name, name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"}
+    for entry in listed:
+        if entry.name in wanted:
+            return dataclasses.replace(merge_model_info(entry, shown), name=shown.name)
+    return shown
+
+
 async def collect(chunks: AsyncIterator[Chunk], model: str) -> GenerateResult:
     """Drain a stream into one result (the final chunk carries the metrics).
 

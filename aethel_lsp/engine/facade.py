@@ -22,13 +22,13 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from aethel_lsp.engine.base import Engine, merge_model_info
+from aethel_lsp.engine.base import Engine, show_with_listing
 from aethel_lsp.engine.errors import EngineError, ModelNotFoundError, OllamaNotAvailableError
 from aethel_lsp.engine.metered import MeteredEngine
 from aethel_lsp.engine.ollama import OllamaEngine
@@ -229,17 +229,21 @@ class _LoopThread:
             if aclose is not None and self._thread.is_alive():
                 self.run(aclose())
 
-    def shutdown(self, engine: Engine) -> None:
-        """Close `engine`'s connections, then stop the loop; idempotent, from any thread."""
-        if not self._thread.is_alive():
+    def shutdown(self, engine: Engine, *, wait: bool = False) -> None:
+        """Close `engine`'s connections, then stop the loop (which then closes itself).
+
+        Without `wait` nothing blocks: a finalizer may run in any thread, even one that
+        holds an import lock the loop needs, so it only hands the work to the loop.
+        """
+        try:
+            done = asyncio.run_coroutine_threadsafe(engine.aclose(), self.loop)
+        except RuntimeError:  # the loop is already closed
             return
-        if threading.current_thread() is self._thread:  # collected inside the loop itself
-            task = self.loop.create_task(engine.aclose())
-            task.add_done_callback(lambda _: self.loop.stop())
+        done.add_done_callback(lambda _: self.loop.call_soon_threadsafe(self.loop.stop))
+        if not wait or threading.current_thread() is self._thread:
             return
         with contextlib.suppress(Exception):
-            self.run(engine.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
+            done.result()
         self._thread.join(timeout=5)
 
 
@@ -275,7 +279,8 @@ class LocalEngine:
         self.available_models: list[OllamaModel] = []
         self.last_metrics: Metrics | None = None
         self._loop = _LoopThread()
-        # Not a method of self: a finalizer that referenced self would keep it alive.
+        # When collected unclosed (the earlier engine had no close()); not a method of
+        # self, since a finalizer that referenced self would keep it alive.
         self._finalizer = weakref.finalize(self, self._loop.shutdown, self.engine)
 
     def __enter__(self) -> LocalEngine:
@@ -287,7 +292,8 @@ class LocalEngine:
 
     def close(self) -> None:
         """Close the HTTP connections and stop the private loop (idempotent)."""
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            self._loop.shutdown(self.engine, wait=True)
 
     @property
     def closed(self) -> bool:
@@ -311,7 +317,7 @@ class LocalEngine:
 
     def get_model_info(self, model_name: str) -> OllamaModel:
         """Details of one model; `ModelNotFoundError` (with `ollama pull NAME`) if missing."""
-        return OllamaModel.from_info(self._loop.run(_shown_with_size(self.engine, model_name)))
+        return OllamaModel.from_info(self._loop.run(show_with_listing(self.engine, model_name)))
 
     def _is_model_installed(self, model_name: str) -> bool:
         """Is `model_name` installed (`llama3` and `llama3:latest` are one model)?
@@ -377,20 +383,6 @@ class LocalEngine:
             "usage": self.stats.to_json() if self.stats is not None else {},
             "last": self.last_metrics.to_json() if self.last_metrics else None,
         }
-
-
-async def _shown_with_size(engine: Engine, name: str) -> ModelInfo:
-    """`show` plus the size on disk, which only the listing (`/api/tags`) knows."""
-    shown = await engine.show(name)
-    try:
-        listed = await engine.list_models()
-    except EngineError:
-        return shown
-    wanted = normalize_name(name)
-    for entry in listed:
-        if normalize_name(entry.name) == wanted:
-            return replace(merge_model_info(entry, shown), name=shown.name)
-    return shown
 
 
 _local_engine: LocalEngine | None = None
