@@ -1,4 +1,5 @@
-"""The JSON-RPC protocol of aethel-lsp: pygls' LSP protocol, with every request answered.
+"""The JSON-RPC protocol of aethel-lsp: pygls' LSP protocol, with every request answered
+and bounded memory.
 
 JSON-RPC and LSP promise that each request gets exactly one response.  pygls 2 breaks
 that in two cases, which this subclass fixes:
@@ -15,16 +16,30 @@ logged in one line; pygls would log a 40-line traceback and report it as a serve
 Every outgoing message also passes the server's redactor (`_send_data`), so no key
 value leaves in any message, whichever code path wrote the text.
 
+pygls 2.1 also keeps things it never forgets (pygls #607, #608), so a server that lives
+for days would grow by kilobytes per message:
+- `_request_futures` gets the future of every notification and of every step of a
+  built-in generator handler (didOpen, didChange, executeCommand, ...) under a fresh
+  uuid, and only request ids are ever removed: here each entry is dropped when its
+  future is done;
+- `_result_types` keeps the result type of a request we sent until a *successful*
+  response: here it is dropped when the request's future is done (error, cancel);
+- `progress.tokens` keeps every work-done progress token: `lsp/progress.py` drops its
+  own tokens when the progress ends.
+
 Uses pygls private members (`_send_response`, `_shutdown`, `_send_handler_result`,
-`_request_futures`, `_send_data`), all only here;
-`tests/unit/test_rpc.py` fails if a pygls release renames them.
+`_send_data`, `_execute_handler`, `_request_futures`, `_result_types`), all only here
+and in `cancellation.py`;
+`tests/unit/test_rpc.py` fails if a pygls release renames or reshapes them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from typing import Any
 
 from lsprotocol import types
@@ -35,6 +50,7 @@ from pygls.exceptions import (
     JsonRpcMethodNotFound,
 )
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from aethel_lsp.engine.redaction import Redactor
 
@@ -125,6 +141,64 @@ class AethelProtocol(LanguageServerProtocol):
         self._request_futures.pop(msg_id, None)
         log.info("Request %r failed: %s", msg_id, str(exc).splitlines()[0][:300])
         self._send_response(msg_id, error=exc.to_response_error())
+
+    # -- bounded bookkeeping (pygls #607/#608) -----------------------------------------
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Callable[..., Any],
+        callback: Callable[[Future[Any]], None],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget_future(msg_id, done))
+
+    def send_request(
+        self,
+        method: str,
+        params: Any | None = None,
+        callback: Callable[[Any], None] | None = None,
+        msg_id: Any = None,
+    ) -> Future[Any]:
+        msg_id = str(uuid.uuid4()) if msg_id is None else msg_id
+        future = super().send_request(method, params, callback, msg_id)
+
+        def forget(done: Future[Any]) -> None:
+            self._result_types.pop(msg_id, None)
+            self._forget_future(msg_id, done)
+
+        future.add_done_callback(forget)
+        return future
+
+    def _forget_future(self, msg_id: Any, done: Any) -> None:
+        """Drop `msg_id`'s entry if it is still `done` (ids are never reused)."""
+        if self._request_futures.get(msg_id) is done:
+            self._request_futures.pop(msg_id, None)
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls' shutdown, cancelling from a copy of the map: a cancelled future's
+        callbacks remove its entry, which would break pygls' loop over the live map."""
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+        return None
+
+    def bookkeeping_sizes(self) -> dict[str, int]:
+        """How many entries pygls' internal maps hold (the soak benchmark prints them)."""
+        return {
+            "request_futures": len(self._request_futures),
+            "result_types": len(self._result_types),
+            "progress_tokens": len(self.progress.tokens),
+        }
 
     def _knows(self, method: str) -> bool:
         return method in self.fm.features or method in self.fm.builtin_features

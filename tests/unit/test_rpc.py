@@ -3,6 +3,7 @@ a pygls release renames the private members it relies on."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lsprotocol import types
@@ -116,3 +117,93 @@ def test_an_expected_error_is_answered_in_one_log_line(caplog: Any) -> None:
     assert captured.errors == [(5, -32803, "Ollama is not running at h")]
     assert 5 not in protocol._request_futures
     assert "Traceback" not in caplog.text and "Ollama is not running" in caplog.text
+
+
+# -- bounded bookkeeping (pygls #607/#608) ----------------------------------------------
+
+
+def test_pygls_internals_we_work_around_keep_their_shape() -> None:
+    """Fails when a pygls release changes what `AethelProtocol` overrides or prunes."""
+    import inspect
+
+    from pygls.progress import Progress
+    from pygls.protocol import JsonRPCProtocol
+
+    params = list(inspect.signature(JsonRPCProtocol._execute_handler).parameters)
+    assert params == ["self", "msg_id", "handler", "callback", "args", "kwargs"]
+    params = list(inspect.signature(JsonRPCProtocol.send_request).parameters)
+    assert params == ["self", "method", "params", "callback", "msg_id"]
+    protocol = _protocol()
+    assert isinstance(protocol._request_futures, dict)
+    assert isinstance(protocol._result_types, dict)
+    assert isinstance(protocol.progress, Progress)
+    assert isinstance(protocol.progress.tokens, dict)
+    # Our shutdown replaces pygls' builtin one (registered by its method name).
+    assert protocol.fm.builtin_features[types.SHUTDOWN].__func__ is AethelProtocol.lsp_shutdown
+
+
+class Sink:
+    """A writer that keeps nothing (the tests look at the protocol's maps)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _message(protocol: Any, data: dict[str, Any]) -> Any:
+    return protocol.structure_message({"jsonrpc": "2.0", **data})
+
+
+async def _drive_edits(protocol: Any, changes: int) -> None:
+    protocol.set_writer(Sink())
+    uri = "file:///tmp/My%20Project%20(1)/a.txt"
+    init = {"processId": None, "rootUri": None, "capabilities": {}}
+    protocol.handle_message(_message(protocol, {"id": 1, "method": "initialize", "params": init}))
+    opened = {"textDocument": {"uri": uri, "languageId": "plaintext", "version": 1, "text": ""}}
+    did_open = {"method": "textDocument/didOpen", "params": opened}
+    protocol.handle_message(_message(protocol, did_open))
+    for version in range(2, changes + 2):
+        change = {
+            "textDocument": {"uri": uri, "version": version},
+            "contentChanges": [{"text": f"v{version}"}],
+        }
+        protocol.handle_message(
+            _message(protocol, {"method": "textDocument/didChange", "params": change})
+        )
+    for _ in range(5):  # let the done callbacks run
+        await asyncio.sleep(0)
+
+
+async def test_notifications_and_generator_steps_leave_no_futures_behind() -> None:
+    protocol = _protocol()
+    await _drive_edits(protocol, 200)
+    assert protocol.bookkeeping_sizes() == {
+        "request_futures": 0,
+        "result_types": 0,
+        "progress_tokens": 0,
+    }
+
+
+async def test_plain_pygls_still_leaks_so_the_workaround_is_still_needed() -> None:
+    """When this fails, pygls fixed #607: the pruning in AethelProtocol can go."""
+    from pygls.lsp.server import LanguageServer
+
+    bare = LanguageServer("bare", "0")
+    await _drive_edits(bare.protocol, 50)
+    assert len(bare.protocol._request_futures) >= 50
+
+
+async def test_requests_we_send_forget_their_result_type_on_error_and_cancel() -> None:
+    protocol = _protocol()
+    protocol.set_writer(Sink())
+    failed = protocol.send_request(types.WORKSPACE_APPLY_EDIT, None)
+    (failed_id,) = protocol._request_futures
+    error = {"id": failed_id, "error": {"code": -32603, "message": "no"}}
+    protocol.handle_message(_message(protocol, error))
+    assert failed.exception() is not None
+    abandoned = protocol.send_request(types.WINDOW_WORK_DONE_PROGRESS_CREATE, None)
+    abandoned.cancel()  # e.g. our timeout gave up waiting for the client
+    assert protocol.bookkeeping_sizes()["result_types"] == 0
+    assert protocol.bookkeeping_sizes()["request_futures"] == 0
