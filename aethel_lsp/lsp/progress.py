@@ -14,7 +14,6 @@ Clients without `window.workDoneProgress` get no progress at all, and the same r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -163,13 +162,25 @@ class Progress:
         self._last_sent = asyncio.get_running_loop().time()
         self.reports_sent += 1
 
-    async def _stop_flusher(self) -> None:
-        if self._flusher is None:
+    def _stop_flusher(self) -> None:
+        """Stop the flusher without waiting for it: an `await` here could be interrupted
+        by a cancel, and nothing must stand between the work's end and the progress end."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+
+    def _end(self, message: str) -> None:
+        """Send the end notification, once, whatever happens (even to a client gone)."""
+        token, self.token = self.token, None
+        if token is None:
             return
-        self._flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._flusher
-        self._flusher = None
+        try:
+            self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        except Exception as exc:  # the client is gone: nothing to show a spinner to
+            log.info("Could not end progress %s: %s", token, exc)
+        finally:
+            # pygls keeps every token forever; drop ours (the id is never reused).
+            self.server.work_done_progress.tokens.pop(token, None)
 
     async def __aexit__(
         self,
@@ -177,26 +188,32 @@ class Progress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stop_flusher()
-        token = self.token
-        if token is None:
+        self._stop_flusher()
+        if self.token is None:
             return
+        if isinstance(exc, asyncio.CancelledError):
+            message = "Cancelled"
+        elif exc is not None:
+            message = f"Failed: {exc}"
+        else:
+            message = self.summary or "Done"
         try:
             if exc is None:
-                # The last text, still within the one-report-per-window rule.
-                delay = self._last_sent + self.interval_s - asyncio.get_running_loop().time()
-                if (self._pending or self._status is not None) and delay > 0:
-                    await asyncio.sleep(delay)
-                self._send_report()
-                message = self.summary or "Done"
-            elif isinstance(exc, asyncio.CancelledError):
-                message = "Cancelled"
-            else:
-                message = f"Failed: {exc}"
-            self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+                await self._flush_last()
+        except asyncio.CancelledError:
+            message = "Cancelled"  # a cancel landed after the last token
+            raise
         finally:
-            # pygls keeps every token forever; drop ours (the id is never reused).
-            self.server.work_done_progress.tokens.pop(token, None)
+            self._end(message)
+
+    async def _flush_last(self) -> None:
+        """The last text, still within the one-report-per-window rule."""
+        try:
+            delay = self._last_sent + self.interval_s - asyncio.get_running_loop().time()
+            if (self._pending or self._status is not None) and delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            self._send_report()
 
 
 async def stream_into(

@@ -183,3 +183,50 @@ def test_unknown_counts_read_unknown_not_zero() -> None:
     unknown = Metrics(model="m", latency_ms=1500.0)
     assert unknown.summary() == "unknown tokens · 1.5 s · unknown tok/s"
     assert "0 tokens" not in unknown.summary()
+
+
+async def _one_race(cancel_after_s: float, via_progress: bool) -> StubServer:
+    """An action whose cancel lands `cancel_after_s` into a short stream (before, during
+    or after its last token, or while the last report waits for its window)."""
+    server = StubServer()
+
+    async def action() -> None:
+        async with Progress(server, "Race", enabled=True, interval_s=0.004) as progress:  # type: ignore[arg-type]
+            await stream_into(progress, chunks(["a", "b", "c"], delay=0.002), "m")
+            await asyncio.sleep(0.003)  # e.g. writing the explanation file
+
+    task = asyncio.ensure_future(action())
+    await asyncio.sleep(cancel_after_s)
+    if via_progress and server.work_done_progress.tokens:
+        # window/workDoneProgress/cancel: pygls cancels the token's future.
+        next(iter(server.work_done_progress.tokens.values())).cancel()
+    else:
+        task.cancel()  # $/cancelRequest
+    await asyncio.gather(task, return_exceptions=True)  # cancelled, or finished first
+    return server
+
+
+async def test_progress_ends_exactly_once_whenever_the_cancel_lands() -> None:
+    """Hammer the end of a generation with cancels: every begun progress ends once."""
+    for attempt in range(240):
+        delay = (attempt % 60) * 0.0004  # 0 .. 24 ms: before, during and after the stream
+        server = await _one_race(delay, via_progress=attempt % 2 == 1)
+        sent = values(server)
+        begins = [v for v in sent if isinstance(v, types.WorkDoneProgressBegin)]
+        ends = [v for v in sent if isinstance(v, types.WorkDoneProgressEnd)]
+        assert len(ends) == len(begins), (attempt, sent)
+        if ends:
+            assert sent[-1] is ends[0]  # nothing after the end
+        assert server.work_done_progress.tokens == {}
+
+
+async def test_progress_end_survives_a_client_that_is_gone() -> None:
+    server = StubServer()
+
+    def broken(token: Any, value: Any) -> None:
+        raise BrokenPipeError("client gone")
+
+    server.work_done_progress.end = broken  # type: ignore[method-assign]
+    async with Progress(server, "Gone", enabled=True) as progress:  # type: ignore[arg-type]
+        await stream_into(progress, chunks(["a"]), "m")
+    assert server.work_done_progress.tokens == {}
