@@ -35,6 +35,7 @@ from aethel_lsp.language.diagnostics import Diagnostic
 from aethel_lsp.language.incremental import IncrementalParser
 from aethel_lsp.language.parser import ParseResult, parse
 from aethel_lsp.language.spans import Range, Span
+from aethel_lsp.lsp.open_documents import document_key
 
 AETHEL_LANGUAGE_ID = "aethel"
 DIAGNOSTIC_SOURCE = "aethel"
@@ -52,7 +53,7 @@ def is_aethel(document: TextDocument) -> bool:
 
 def aethel_document(documents: Mapping[str, TextDocument], uri: str) -> TextDocument | None:
     """The open document at `uri` if it is Aethel, else None (features then answer empty)."""
-    document = documents.get(uri)
+    document = documents.get(document_key(uri))
     if document is None or not is_aethel(document):
         return None
     return document
@@ -92,6 +93,7 @@ class ParseCache:
         self._lock = threading.Lock()
 
     def get(self, uri: str, source: str, version: int | None = None) -> ParseResult:
+        uri = document_key(uri)
         with self._lock:
             entry = self._entries.get(uri)
             if entry is not None and (entry.source is source or entry.source == source):
@@ -114,6 +116,7 @@ class ParseCache:
         return entry.result
 
     def put(self, uri: str, source: str, result: ParseResult, version: int | None = None) -> None:
+        uri = document_key(uri)
         with self._lock:
             previous = self._entries.get(uri)
             entry = _Entry(version, source, previous.parser if previous else IncrementalParser())
@@ -129,7 +132,7 @@ class ParseCache:
 
     def forget(self, uri: str) -> None:
         with self._lock:
-            self._entries.pop(uri, None)
+            self._entries.pop(document_key(uri), None)
 
 
 PARSES = ParseCache()

@@ -17,6 +17,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from aethel_lsp.lsp.handlers import Args, UserError
+from aethel_lsp.lsp.open_documents import open_document
 from aethel_lsp.lsp.session import AethelServer
 
 _LANGUAGE_BY_SUFFIX = {
@@ -70,8 +71,9 @@ def get_document(ls: AethelServer, uri: str) -> TextDocument:
     chooses) must not reach `/etc/...`, `/proc/self/environ` or a file a workspace symlink
     points outside: only what the editor opened or what lies in a workspace folder.
     """
-    if uri in ls.workspace.text_documents:
-        return ls.workspace.get_text_document(uri)
+    document = open_document(ls.workspace, uri)
+    if document is not None:
+        return document
     path = to_fs_path(uri) if uri.startswith("file:") else None
     if path is None or not Path(path).is_file():
         raise UserError(

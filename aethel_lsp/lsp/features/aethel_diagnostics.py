@@ -29,6 +29,7 @@ from aethel_lsp.lsp.aethel_documents import (
     is_aethel,
     run_in_daemon_thread,
 )
+from aethel_lsp.lsp.open_documents import document_key, open_document
 from aethel_lsp.lsp.session import AethelServer
 
 CHECK_DELAY_S = 0.25  # quiet time after the last change before the solver runs
@@ -93,20 +94,21 @@ class AethelDiagnostics:
         self.slots = asyncio.Semaphore(MAX_PARALLEL)
 
     def schedule(self, uri: str) -> None:
-        previous = self.pending.pop(uri, None)
+        key = document_key(uri)
+        previous = self.pending.pop(key, None)
         if previous is not None:
             previous.stop()
-        document = self.server.workspace.text_documents.get(uri)
+        document = open_document(self.server.workspace, uri)
         if document is None or not is_aethel(document):
             return
         cancel = threading.Event()
         task = asyncio.ensure_future(self.analyze(document, cancel))
         entry = _Pending(task, cancel)
-        self.pending[uri] = entry
+        self.pending[key] = entry
 
         def done(finished: asyncio.Task[None]) -> None:
-            if self.pending.get(uri) is entry:
-                del self.pending[uri]
+            if self.pending.get(key) is entry:
+                del self.pending[key]
             if not finished.cancelled() and finished.exception() is not None:
                 self.server.log(
                     f"Aethel analysis of {uri} failed: {finished.exception()}",
@@ -122,9 +124,10 @@ class AethelDiagnostics:
         # behind `slots`: syntax diagnostics never wait for a busy solver.  The parse
         # goes through the shared cache, so features asking meanwhile wait for it
         # instead of parsing the same text again.
-        idle = self.parser_idle.get(snap.uri)
+        key = document_key(snap.uri)
+        idle = self.parser_idle.get(key)
         if idle is None:
-            idle = self.parser_idle[snap.uri] = asyncio.Event()
+            idle = self.parser_idle[key] = asyncio.Event()
             idle.set()
         await idle.wait()
         idle.clear()
@@ -170,13 +173,13 @@ class AethelDiagnostics:
         )
 
     def close(self, uri: str) -> None:
-        previous = self.pending.pop(uri, None)
+        key = document_key(uri)
+        previous = self.pending.pop(key, None)
         if previous is not None:
             previous.stop()
         PARSES.forget(uri)
-        idle = self.parser_idle.get(uri)
-        if idle is not None and idle.is_set():
-            del self.parser_idle[uri]
+        # A parse still running keeps its own reference to the event.
+        self.parser_idle.pop(key, None)
         if uri.lower().endswith(".ae"):
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])

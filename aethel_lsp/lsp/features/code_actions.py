@@ -13,6 +13,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from aethel_lsp.lsp.open_documents import open_document
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.protocol import (
     ALL_COMMANDS,
@@ -70,7 +71,7 @@ def _range_json(rng: types.Range) -> dict[str, Any]:
 
 
 def _is_aethel(ls: AethelServer, uri: str) -> bool:
-    document = ls.workspace.text_documents.get(uri)
+    document = open_document(ls.workspace, uri)
     if document is not None and document.language_id:
         return bool(document.language_id == "aethel")
     return uri.endswith(".ae")

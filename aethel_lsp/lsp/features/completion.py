@@ -21,6 +21,7 @@ from aethel_lsp.completion.requests import InlineRequest, SchedulerSettings
 from aethel_lsp.completion.scheduler import CompletionScheduler, ModelChoice, scheduler_settings
 from aethel_lsp.engine.errors import EngineError
 from aethel_lsp.lsp.actions import resolve_model
+from aethel_lsp.lsp.open_documents import open_document
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.prompts.context import enclosing_intent, line_span
 
@@ -69,7 +70,7 @@ def register(server: AethelServer) -> None:
         types.CompletionOptions(resolve_provider=True, trigger_characters=[]),
     )
     def completion(ls: AethelServer, params: types.CompletionParams) -> types.CompletionList:
-        document = ls.workspace.text_documents.get(params.text_document.uri)
+        document = open_document(ls.workspace, params.text_document.uri)
         if document is None:
             return types.CompletionList(is_incomplete=False, items=[])
         language = document.language_id or ""
@@ -92,7 +93,7 @@ def register(server: AethelServer) -> None:
         if data is None or data.get("kind") != AI_MARKER:
             return item
         uri = str(data.get("uri", ""))
-        document = ls.workspace.text_documents.get(uri)
+        document = open_document(ls.workspace, uri)
         if document is None:
             return item
         settings = ls.session.settings

@@ -20,6 +20,7 @@ from aethel_lsp.completion.scheduler import CompletionScheduler, ModelChoice, sc
 from aethel_lsp.engine.errors import EngineError
 from aethel_lsp.engine.inspector import inspection_scope
 from aethel_lsp.lsp.actions import resolve_model
+from aethel_lsp.lsp.open_documents import document_key, open_document, same_document
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.prompts.context import OpenDocument, line_span
 
@@ -43,7 +44,7 @@ def register(server: AethelServer) -> None:
     ) -> types.InlineCompletionList:
         entered = time.perf_counter()
         uri = params.text_document.uri
-        document = ls.workspace.text_documents.get(uri)
+        document = open_document(ls.workspace, uri)
         settings = ls.session.settings
         if document is None or not settings.completion.enabled_for(document.language_id):
             return EMPTY
@@ -106,7 +107,7 @@ def register(server: AethelServer) -> None:
 def _other_documents(ls: AethelServer, uri: str) -> Sequence[OpenDocument]:
     docs: list[OpenDocument] = []
     for doc in ls.workspace.text_documents.values():
-        if doc.uri != uri:
+        if not same_document(doc.uri, uri):
             docs.append(OpenDocument(doc.uri, doc.language_id or "", doc.source, doc.version))
         if len(docs) >= MAX_OTHER_DOCUMENTS:
             break
@@ -116,9 +117,9 @@ def _other_documents(ls: AethelServer, uri: str) -> Sequence[OpenDocument]:
 def _forget_closed(ls: AethelServer, scheduler: CompletionScheduler) -> None:
     """Close streams and drop cache entries of documents the editor has closed (pygls
     owns didClose, so we notice on the next request)."""
-    open_uris = ls.workspace.text_documents.keys()
+    open_keys = ls.workspace.text_documents.keys()
     for uri in scheduler.document_uris():
-        if uri not in open_uris:
+        if document_key(uri) not in open_keys:
             scheduler.forget_document(uri)
 
 
