@@ -126,6 +126,7 @@ def cli_engine_config(
         connect_s=settings.timeouts.connect_ms / 1000,
         first_token_s=settings.timeouts.first_token_ms / 1000,
         between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
+        total_s=settings.timeouts.total_ms / 1000,
     )
     return EngineConfig(
         kind=kind,  # type: ignore[arg-type]

@@ -198,6 +198,7 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("timeouts.connectMs", 3000, p_int(1), "connect timeout"),
     Field("timeouts.firstTokenMs", 120_000, p_int(1), "first-token timeout"),
     Field("timeouts.betweenTokensMs", 30_000, p_int(1), "between-token timeout"),
+    Field("timeouts.totalMs", 600_000, p_int(1), "whole-request timeout"),
     Field("actions.enabled", ACTION_NAMES, p_actions, "code actions offered"),
     Field("generation.repairRounds", 2, p_int(0, 10), "repair rounds for generated contracts"),
     Field("generation.applyInvalid", False, p_bool, "apply a contract that still fails"),
@@ -276,6 +277,7 @@ class TimeoutSettings:
     connect_ms: int = 3000
     first_token_ms: int = 120_000
     between_tokens_ms: int = 30_000
+    total_ms: int = 600_000
 
 
 @dataclass(frozen=True)
@@ -398,6 +400,7 @@ def build_settings(values: dict[str, Any]) -> Settings:
             connect_ms=v["timeouts.connectMs"],
             first_token_ms=v["timeouts.firstTokenMs"],
             between_tokens_ms=v["timeouts.betweenTokensMs"],
+            total_ms=v["timeouts.totalMs"],
         ),
         actions=ActionSettings(enabled=tuple(v["actions.enabled"])),
         generation=GenerationSettings(

@@ -1,9 +1,15 @@
-"""Shared HTTP plumbing of the HTTP backends: deadlines, streamed lines, transport errors.
+"""Shared HTTP plumbing of the HTTP backends: deadlines, streamed lines, transport errors,
+and size caps.
 
 Timeouts are enforced here with asyncio deadlines rather than httpx read timeouts,
-because the three budgets we care about (connect, first token, between tokens) are
-phases of one streamed response, and because a deadline also works with
+because the budgets we care about (connect, first token, between tokens, the whole
+request) are phases of one streamed response, and because a deadline also works with
 `httpx.MockTransport`, so the unit tests can prove every timeout without a network.
+
+Nothing an upstream sends is trusted to end: a non-streamed body is read up to
+`MAX_BODY_BYTES`, a line up to `MAX_LINE_BYTES`, a generation up to its token budget
+(`num_predict` / `max_tokens`) plus `TOKEN_MARGIN`, and every request within
+`EngineTimeouts.total_s`; past a cap the response is closed and a clear error raised.
 """
 
 from __future__ import annotations
@@ -37,6 +43,15 @@ T = TypeVar("T")
 # of a 40 GB model can take minutes without a line.
 PULL_IDLE_S = 600.0
 MAX_ERROR_TEXT = 400
+# A model list or model details are kilobytes; an error page a few more.  Anything
+# this large is not an engine speaking its API.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# Lines an engine may stream beyond the request's token budget (a line is at most one
+# token; the final line and a few empty ones come on top).
+TOKEN_MARGIN = 64
+# Server-sent-event lines that carry no token (Anthropic sends `event:` before each
+# `data:` line); they do not count against the token budget.
+_SSE_FIELDS_WITHOUT_DATA = ("event:", ":", "id:", "retry:")
 
 
 @dataclass(frozen=True)
@@ -219,8 +234,11 @@ async def timed_lines(
     first: Callable[[], Deadline],
     between: Deadline,
     host: str,
+    total: Callable[[], Deadline] | None = None,
+    max_lines: int | None = None,
 ) -> AsyncGenerator[str, None]:
-    """Non-blank lines of a streamed body, the first within `first()`, the rest within `between`.
+    """Non-blank lines of a streamed body, the first within `first()`, the rest within
+    `between`, all of them within `total()` (when given), at most `max_lines` of them.
 
     `first` is a callable so that the budget left for the first line accounts for the
     time already spent waiting for the response headers.
@@ -228,14 +246,27 @@ async def timed_lines(
     body = split_lines(response.aiter_bytes(), host=host)
     async with contextlib.aclosing(body) as lines:
         got_first = False
+        count = 0
         while True:
             deadline = between if got_first else first()
+            if total is not None:
+                whole = total()
+                deadline = whole if whole.seconds < deadline.seconds else deadline
             line = await within(anext(lines, None), deadline, host)
             if line is None:
                 return
             if not line.strip():
                 continue
             got_first = True
+            if not line.startswith(_SSE_FIELDS_WITHOUT_DATA):
+                count += 1  # one NDJSON object or one SSE `data:` line per token at most
+            if max_lines is not None and count > max_lines:
+                raise MalformedResponse(
+                    f"{host} kept streaming past the token budget of the request "
+                    f"({max_lines - TOKEN_MARGIN} tokens + {TOKEN_MARGIN}): the stream was "
+                    "closed. The engine seems to ignore the limit; check its version.",
+                    host=host,
+                )
             yield line
 
 
@@ -253,6 +284,53 @@ async def drain(lines: AsyncIterator[object], budget_s: float = 0.05) -> None:
 
     with contextlib.suppress(Exception):
         await asyncio.wait_for(exhaust(), budget_s)
+
+
+def token_budget(body: JsonDict) -> int | None:
+    """How many lines a generation may stream: its token limit plus `TOKEN_MARGIN`.
+
+    Ollama's `options.num_predict`, or OpenAI's `max_tokens` / `max_completion_tokens`;
+    None when the request sets no positive limit (a download, or -1 = unlimited).
+
+    >>> token_budget({"options": {"num_predict": 100}}), token_budget({"max_tokens": 10})
+    (164, 74)
+    >>> token_budget({"options": {"num_predict": -1}}) is None, token_budget({}) is None
+    (True, True)
+    """
+    options = body.get("options")
+    candidates = [
+        options.get("num_predict") if isinstance(options, dict) else None,
+        body.get("max_tokens"),
+        body.get("max_completion_tokens"),
+    ]
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value + TOKEN_MARGIN
+    return None
+
+
+async def read_capped(response: httpx.Response, *, host: str, what: str,
+                      limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body of a streamed response, refused (and closed) past `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise MalformedResponse(
+                    f"{host} sent more than {limit // (1024 * 1024)} MiB for {what}; "
+                    "the answer was refused — is the host really the engine you configured?",
+                    host=host,
+                )
+            parts.append(chunk)
+    finally:
+        await response.aclose()
+    return b"".join(parts)
+
+
+def what_failed(path: str) -> str:
+    return f"the error answer of {path}"
 
 
 BUSY_STATUSES = (503, 429)
@@ -357,15 +435,36 @@ class HttpSession:
         return translate_transport_errors(self.host, self.errors.offline_message(),
                                           self.timeouts, what)
 
+    async def fetch(self, method: str, path: str, body: JsonDict | None, *,
+                    what: str) -> httpx.Response:
+        """One request, its body read whole but within `MAX_BODY_BYTES` and the request's
+        total budget; transport failures translated, the status left to the caller."""
+        request = self.build(method, path, body)
+        with self.transport_errors(what):
+            response = await within(self._fetch(request, what), self.total_deadline(what),
+                                    self.host)
+        return response
+
+    async def _fetch(self, request: httpx.Request, what: str) -> httpx.Response:
+        streamed = await send_once_more_if_stale(self.client, request, stream=True)
+        content = await read_capped(streamed, host=self.host, what=what)
+        return httpx.Response(streamed.status_code, headers=streamed.headers,
+                              content=content, request=request)
+
+    def total_deadline(self, what: str) -> Deadline:
+        budget = self.timeouts.total_s
+        return Deadline(
+            "total", budget,
+            f"{self.host} did not finish {what} within {budget:g} s; the request was "
+            "stopped — try again, or check the engine's load.",
+        )
+
     async def request(
         self, method: str, path: str, body: JsonDict | None, *, what: str, model: str | None
     ) -> httpx.Response:
         """A whole request; busy answers are retried, other failures translated."""
         for attempt in range(self.retry.attempts):
-            with self.transport_errors(what):
-                response = await send_once_more_if_stale(
-                    self.client, self.build(method, path, body)
-                )
+            response = await self.fetch(method, path, body, what=what)
             busy = response.status_code in self.retry.busy_statuses
             if busy and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt))
@@ -437,11 +536,16 @@ class HttpSession:
         with self.transport_errors(what):
             response = await self._open_stream(path, body, model=model, clock=clock,
                                                idle_s=idle_s)
+            # Downloads (`idle_s`) may take hours and stream no tokens: no total, no cap.
+            whole = self.total_deadline(what)
             lines = timed_lines(
                 response,
                 first=lambda: self.first_deadline(model, clock, idle_s),
                 between=self.between_deadline(model, idle_s),
                 host=self.host,
+                total=(None if idle_s is not None else lambda: Deadline(
+                    whole.phase, whole.seconds - clock.elapsed_ms() / 1000.0, whole.message)),
+                max_lines=None if idle_s is not None else token_budget(body),
             )
             try:
                 # Closed explicitly: a caller that stops early (after `[DONE]`) would leave
@@ -466,8 +570,8 @@ class HttpSession:
             )
             if response.status_code < 400:
                 return response
-            text = (await response.aread()).decode("utf-8", "replace")
-            await response.aclose()
+            text = (await read_capped(response, host=self.host, what=what_failed(path))
+                    ).decode("utf-8", "replace")
             busy = response.status_code in self.retry.busy_statuses
             if busy and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.delay(attempt))

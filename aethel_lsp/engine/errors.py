@@ -101,8 +101,9 @@ class MalformedResponse(EngineUnavailable):
 
 
 class EngineTimeout(EngineUnavailable):
-    """No answer in time: `phase` is "connect", "first_token", "between_tokens", or "read"
-    (a non-streamed request such as `/api/tags` whose answer did not come in time)."""
+    """No answer in time: `phase` is "connect", "first_token", "between_tokens", "read"
+    (a non-streamed request such as `/api/tags` whose answer did not come in time), or
+    "total" (the whole request outlived `EngineTimeouts.total_s`)."""
 
     def __init__(self, message: str, *, phase: str, host: str | None = None):
         super().__init__(message, host=host)

@@ -107,8 +107,7 @@ class OllamaEngine(Engine):
         return str(data.get("version") or "unknown")
 
     async def _version_from_banner(self) -> str:
-        with self._http.transport_errors("the version check"):
-            response = await self._client.get("/")
+        response = await self._http.fetch("GET", "/", None, what="the version check")
         if response.status_code == 200 and "Ollama is running" in response.text:
             return "unknown"
         raise MalformedResponse(

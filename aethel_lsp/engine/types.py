@@ -393,3 +393,6 @@ class EngineTimeouts:
     connect_s: float = 3.0
     first_token_s: float = 120.0
     between_tokens_s: float = 30.0
+    # The whole request, however lively: an engine that never stops streaming (or drips
+    # a body byte by byte) is stopped here.  Model downloads are exempt (hours).
+    total_s: float = 600.0

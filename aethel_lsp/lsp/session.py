@@ -433,6 +433,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             connect_s=settings.timeouts.connect_ms / 1000,
             first_token_s=settings.timeouts.first_token_ms / 1000,
             between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
+            total_s=settings.timeouts.total_ms / 1000,
         ),
         providers=settings.providers,
     )
