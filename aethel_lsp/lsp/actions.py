@@ -38,6 +38,7 @@ from aethel_lsp.language.checker import CheckCancelled, analyze
 from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.lsp import documents
 from aethel_lsp.lsp.handlers import Args, UserError, require_str
+from aethel_lsp.lsp.open_documents import open_document
 from aethel_lsp.lsp.progress import Progress, stream_into
 from aethel_lsp.lsp.session import AethelServer, Task
 from aethel_lsp.paths import private_dir, state_dir, write_private_text
@@ -166,14 +167,101 @@ async def generate(
 # -- edits -----------------------------------------------------------------------------
 
 
-async def apply_edit(ls: AethelServer, uri: str, rng: types.Range, text: str, label: str) -> bool:
-    """workspace/applyEdit; False when the client cannot or will not apply it."""
+@dataclass(frozen=True)
+class EditTarget:
+    """Where an edit goes, as the document was when the prompt was built.
+
+    The user may type while the model writes; the edit must then neither land on the
+    wrong text nor overwrite what was just typed (see `locate`).
+    """
+
+    uri: str
+    version: int | None
+    source: str  # the whole document then
+    start: int  # offsets of the target range in `source`
+    end: int
+
+    @property
+    def text(self) -> str:
+        return self.source[self.start : self.end]
+
+
+def edit_target(document: TextDocument, uri: str, rng: types.Range) -> EditTarget:
+    """Capture `rng` of `document` now (call before the generation starts)."""
+    source = document.source
+
+    def offset(position: types.Position) -> int:
+        if position.line >= len(document.lines):
+            return len(source)
+        return min(document.offset_at_position(position), len(source))
+
+    start = offset(rng.start)
+    return EditTarget(uri, document.version, source, start, max(start, offset(rng.end)))
+
+
+def locate(target: EditTarget, current: str) -> tuple[int, int] | None:
+    """The target's offsets in the document's `current` text, or None when its text is
+    gone (edited, deleted).
+
+    The anchor is the target text itself, or, for an insertion point, the whole lines
+    around it; of several matches the one nearest the original place wins.
+
+    >>> t = EditTarget("u", 1, "a = 1\\nb = 2\\n", 6, 11)
+    >>> locate(t, "# new\\na = 1\\nb = 2\\n"), locate(t, "a = 1\\nb = 3\\n")
+    ((12, 17), None)
+    """
+    if current == target.source:
+        return target.start, target.end
+    anchor_start, anchor_end = target.start, target.end
+    if anchor_start == anchor_end:
+        anchor_start = target.source.rfind("\n", 0, anchor_start) + 1
+        line_end = target.source.find("\n", anchor_end)
+        anchor_end = len(target.source) if line_end < 0 else line_end
+    anchor = target.source[anchor_start:anchor_end]
+    if not anchor:
+        return None
+    best: int | None = None
+    found = current.find(anchor)
+    while found >= 0:
+        if best is None or abs(found - anchor_start) < abs(best - anchor_start):
+            best = found
+        found = current.find(anchor, found + 1)
+    if best is None:
+        return None
+    shift = best - anchor_start
+    return target.start + shift, target.end + shift
+
+
+async def apply_edit(ls: AethelServer, target: EditTarget, text: str, label: str) -> bool:
+    """workspace/applyEdit, versioned; False when the client cannot or will not apply it,
+    or when the target text changed meanwhile (then the user gets the text to paste)."""
     if not ls.session.client.apply_edit:
         return False
-    if uri not in ls.workspace.text_documents:  # closed while the model was answering
-        ls.log(f"Not editing {uri}: it is no longer open in the editor.", types.MessageType.Warning)
+    current = open_document(ls.workspace, target.uri)
+    if current is None:  # closed while the model was answering
+        ls.log(
+            f"Not editing {target.uri}: it is no longer open in the editor.",
+            types.MessageType.Warning,
+        )
         return False
-    edit = types.WorkspaceEdit(changes={uri: [types.TextEdit(range=rng, new_text=text)]})
+    version = target.version
+    rng: types.Range | None = None
+    if current.version == target.version:
+        rng = _client_range(current, target.start, target.end)
+    else:
+        place = locate(target, current.source)
+        if place is not None:
+            rng = _client_range(current, *place)
+            version = current.version
+    if rng is None:
+        ls.show(
+            f"{label}: the code changed while the model was writing, so nothing was "
+            "replaced (your edits are kept). The suggestion, to paste if you want it:\n\n"
+            + text,
+            types.MessageType.Warning,
+        )
+        return False
+    edit = _workspace_edit(ls, target.uri, version, rng, text)
     try:
         result = await asyncio.wait_for(
             ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label=label)),
@@ -186,6 +274,33 @@ async def apply_edit(ls: AethelServer, uri: str, rng: types.Range, text: str, la
         reason = result.failure_reason or "no reason given"
         ls.log(f"The editor refused the edit: {reason}.", types.MessageType.Warning)
     return bool(result.applied)
+
+
+def _client_range(document: TextDocument, start: int, end: int) -> types.Range:
+    return types.Range(start=_client_position(document, start), end=_client_position(document, end))
+
+
+def _client_position(document: TextDocument, offset: int) -> types.Position:
+    """The position of `offset` in the client's units (pygls' own fails on empty text)."""
+    source = document.source
+    offset = max(0, min(offset, len(source)))
+    line_start = source.rfind("\n", 0, offset) + 1
+    units = document.position_codec.client_num_units(source[line_start:offset])
+    return types.Position(line=source.count("\n", 0, offset), character=units)
+
+
+def _workspace_edit(
+    ls: AethelServer, uri: str, version: int | None, rng: types.Range, text: str
+) -> types.WorkspaceEdit:
+    """A TextDocumentEdit naming the version the edit was computed for, where the client
+    supports it (it then refuses the edit if the document moved on since)."""
+    edit = types.TextEdit(range=rng, new_text=text)
+    if not ls.session.client.document_changes:
+        return types.WorkspaceEdit(changes={uri: [edit]})
+    identifier = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version)
+    return types.WorkspaceEdit(
+        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=[edit])]
+    )
 
 
 def keep_line_ending(original: str, replacement: str) -> str:
@@ -264,27 +379,28 @@ async def rewrite(
     chosen = documents.selection(ls, args, allow_empty=expand, editable=True)
     if expand and chosen.empty:
         chosen = whole_lines(ls, args)
-    result = await generate(ls, title=how.title, prompt=how.build(chosen, args), code=chosen.text)
-    code = keep_line_ending(chosen.text, prompts.extract_code(result.text))
+    target = edit_target(chosen.document, chosen.uri, chosen.range)
+    result = await generate(ls, title=how.title, prompt=how.build(chosen, args), code=target.text)
+    code = keep_line_ending(target.text, prompts.extract_code(result.text))
     if not code.strip():
         raise UserError("The model returned no code; nothing was changed. Try again.")
     if chosen.language == "aethel":
-        return await _rewrite_checked(ls, chosen, how, code, result)
-    applied = await apply_edit(ls, chosen.uri, chosen.range, code, how.label)
+        return await _rewrite_checked(ls, chosen, how, code, result, target)
+    applied = await apply_edit(ls, target, code, how.label)
     return {"text": code, "applied": applied, "metrics": result.metrics.to_json()}
 
 
 async def _rewrite_checked(
     ls: AethelServer, chosen: documents.Selection, how: Rewrite, code: str,
-    result: GenerateResult,
+    result: GenerateResult, target: EditTarget,
 ) -> dict[str, Any]:
     """An Aethel rewrite lands only when the document it makes passes the checker (or
     `generation.applyInvalid`): the same repair rounds as a generated contract."""
     settings = ls.session.settings
-    source, first_line = chosen.document.source, chosen.range.start.line
+    source, first_line = target.source, chosen.range.start.line  # as the prompt saw it
     attempts = 1
     while True:
-        after = source[: chosen.start] + code + source[chosen.end :]
+        after = source[: target.start] + code + source[target.end :]
         last_line = first_line + code.count("\n")
         problems = [d for d in await check_aethel(after)  # in the rewritten lines only
                     if d.range.start.line <= last_line and d.range.end.line >= first_line]
@@ -295,11 +411,11 @@ async def _rewrite_checked(
         prompt = prompts.fix(code, "aethel", [f"the checker still reports: {p}" for p in listed])
         result = await generate(ls, title=f"{how.title} (checker round {attempts - 1})",
                                 prompt=prompt, code=code)
-        code = keep_line_ending(chosen.text, prompts.extract_code(result.text)) or code
+        code = keep_line_ending(target.text, prompts.extract_code(result.text)) or code
     valid = not problems
     applied = False
     if valid or settings.generation.apply_invalid:
-        applied = await apply_edit(ls, chosen.uri, chosen.range, code, how.label)
+        applied = await apply_edit(ls, target, code, how.label)
     if not valid:
         listed_text = "; ".join(describe(d) for d in problems[:5])
         verb = "applied anyway" if applied else "not applied"
@@ -457,6 +573,8 @@ def _after(document: TextDocument, line: int, description: str,
 
 async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     target = contract_target(ls, args)
+    uri = require_uri(args)
+    where = edit_target(documents.get_document(ls, uri), uri, target.range)
     settings = ls.session.settings
     rounds = settings.generation.repair_rounds
     prompt = prompts.generate_contract(target.description, target.draft)
@@ -483,8 +601,7 @@ async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     if valid or settings.generation.apply_invalid:
         applied = await apply_edit(
             ls,
-            require_uri(args),
-            target.range,
+            where,
             contract_text(code, problems, target),
             "Generate Aethel contract",
         )

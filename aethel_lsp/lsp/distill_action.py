@@ -15,7 +15,7 @@ from lsprotocol import types
 from aethel_lsp.config.providers import provider_name
 from aethel_lsp.distill.candidate import Candidate
 from aethel_lsp.distill.run import DistillOptions, DistillResult, distill
-from aethel_lsp.lsp import actions
+from aethel_lsp.lsp import actions, documents
 from aethel_lsp.lsp.handlers import Args, UserError
 from aethel_lsp.lsp.progress import Progress
 from aethel_lsp.lsp.session import AethelServer
@@ -46,6 +46,8 @@ def _models(args: Args) -> tuple[str, ...] | None:
 
 async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     target = actions.contract_target(ls, args)
+    uri = actions.require_uri(args)
+    where = actions.edit_target(documents.get_document(ls, uri), uri, target.range)
     settings = ls.session.settings
     count = _candidates(args, settings.distill.candidates)
     models = _models(args) or settings.distill.models or (await actions.resolve_model(ls, "chat"),)
@@ -60,7 +62,7 @@ async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     if best is not None and (best.valid or settings.generation.apply_invalid):
         code = with_provenance(best, count) if settings.distill.provenance else best.text
         await actions.apply_edit(
-            ls, actions.require_uri(args), target.range,
+            ls, where,
             actions.contract_text(code, best.errors, target),
             TITLE_DISTILL_CONTRACT.format(n=count),
         )

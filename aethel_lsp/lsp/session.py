@@ -63,6 +63,7 @@ class ClientFeatures:
     work_done_progress: bool = False
     show_document: bool = False
     apply_edit: bool = False
+    document_changes: bool = False  # versioned edits (TextDocumentEdit)
     configuration: bool = False
     configuration_dynamic: bool = False
     watched_files_dynamic: bool = False
@@ -82,6 +83,9 @@ class ClientFeatures:
             work_done_progress=bool(window and window.work_done_progress),
             show_document=bool(window and window.show_document and window.show_document.support),
             apply_edit=bool(workspace and workspace.apply_edit),
+            document_changes=bool(
+                workspace and workspace.workspace_edit and workspace.workspace_edit.document_changes
+            ),
             configuration=bool(workspace and workspace.configuration),
             configuration_dynamic=bool(
                 workspace
