@@ -25,14 +25,14 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import TypeVar
 
 from lsprotocol import types
 from pygls.workspace import PositionCodec, TextDocument
 
 from aethel_lsp.language.diagnostics import Diagnostic
-from aethel_lsp.language.incremental import IncrementalParser
+from aethel_lsp.language.incremental import IncrementalParser, chunk_bounds
 from aethel_lsp.language.parser import ParseResult, parse
 from aethel_lsp.language.spans import Range, Span
 from aethel_lsp.lsp.open_documents import document_key
@@ -52,11 +52,61 @@ def is_aethel(document: TextDocument) -> bool:
 
 
 def aethel_document(documents: Mapping[str, TextDocument], uri: str) -> TextDocument | None:
-    """The open document at `uri` if it is Aethel, else None (features then answer empty)."""
+    """The open document at `uri` if it is Aethel and not too large to analyse, else None
+    (features then answer empty)."""
     document = documents.get(document_key(uri))
-    if document is None or not is_aethel(document):
+    if document is None or not is_aethel(document) or too_large(document) is not None:
         return None
     return document
+
+
+# ------------------------------------------------------------------- size bounds
+
+# Lexing an item is one long C call that holds the GIL, so a huge item (a garbage
+# file is one) would stall every request while a worker thread parses it; a parse
+# also allocates per token, and the garbage collector's pauses grow with the tree.
+# Measured on 2 cores: a 100,000-character item or a 2,000,000-character file of
+# normal items keeps the event loop's worst stall in the tens of milliseconds.
+MAX_ITEM_CHARS = 100_000
+MAX_ANALYZED_CHARS = 2_000_000
+_VERDICTS: OrderedDict[tuple[str, int | None, int], str | None] = OrderedDict()
+
+
+def too_large(document: TextDocument) -> str | None:
+    """Why `document` is not analysed (None: it is).  Cheap: a scan for item starts,
+    once per version."""
+    source = document.source
+    if len(source) <= MAX_ITEM_CHARS:
+        return None
+    key = (document_key(document.uri), document.version, len(source))
+    if key in _VERDICTS:
+        return _VERDICTS[key]
+    verdict = size_verdict(source)
+    _VERDICTS[key] = verdict
+    while len(_VERDICTS) > _CACHE_SIZE:
+        _VERDICTS.popitem(last=False)
+    return verdict
+
+
+def size_verdict(source: str) -> str | None:
+    """The reason a text is too large for Aethel analysis, or None.
+
+    >>> size_verdict("intent a() {}\\n" * 10), size_verdict("x" * 2_000_001)[:30]
+    (None, 'the file has 2,000,001 charact')
+    """
+    if len(source) > MAX_ANALYZED_CHARS:
+        return (
+            f"the file has {len(source):,} characters (Aethel analysis stops at "
+            f"{MAX_ANALYZED_CHARS:,})"
+        )
+    bounds = chunk_bounds(source, 1)
+    largest = max(end - start for start, end in pairwise(bounds))
+    if largest > MAX_ITEM_CHARS:
+        return (
+            f"one item spans {largest:,} characters (Aethel analysis stops at "
+            f"{MAX_ITEM_CHARS:,} per intent or batch)"
+        )
+    return None
 
 
 # --------------------------------------------------------------------- parse cache

@@ -13,6 +13,7 @@ This module owns didOpen/didChange/didClose; it only acts on `.ae` documents.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -28,9 +29,12 @@ from aethel_lsp.lsp.aethel_documents import (
     Snapshot,
     is_aethel,
     run_in_daemon_thread,
+    too_large,
 )
 from aethel_lsp.lsp.open_documents import document_key, open_document
 from aethel_lsp.lsp.session import AethelServer
+
+log = logging.getLogger(__name__)
 
 CHECK_DELAY_S = 0.25  # quiet time after the last change before the solver runs
 MAX_PARALLEL = 2  # solver threads at once (the machine may have 2 cores)
@@ -101,6 +105,10 @@ class AethelDiagnostics:
         document = open_document(self.server.workspace, uri)
         if document is None or not is_aethel(document):
             return
+        reason = too_large(document)
+        if reason is not None:
+            self.publish_too_large(document, reason)
+            return
         cancel = threading.Event()
         task = asyncio.ensure_future(self.analyze(document, cancel))
         entry = _Pending(task, cancel)
@@ -136,8 +144,12 @@ class AethelDiagnostics:
             result = snap.parsed()
             return result, protocol_diagnostics(snap, result, [])
 
-        result, published = await run_in_daemon_thread(syntax, idle.set)
-        self.publish(snap, published)
+        try:
+            result, syntax_only = await run_in_daemon_thread(syntax, idle.set)
+        except Exception as exc:  # a parser bug must not leave stale diagnostics behind
+            self.failed(snap, "parser", exc)
+            return
+        self.publish(snap, syntax_only)
         await asyncio.sleep(CHECK_DELAY_S)
         options = checker_options(self.server.session.settings.checker)
         try:
@@ -149,9 +161,40 @@ class AethelDiagnostics:
                 )
         except CheckCancelled:
             return
+        except Exception as exc:  # keep the syntax diagnostics; say the checker failed
+            if not cancel.is_set():
+                self.failed(snap, "checker", exc, keep=syntax_only)
+            return
         if cancel.is_set():
             return
         self.publish(snap, published)
+
+    def failed(
+        self,
+        snap: Snapshot,
+        stage: str,
+        exc: Exception,
+        keep: list[types.Diagnostic] | None = None,
+    ) -> None:
+        """Log a crash of the parser or checker and publish what is still known."""
+        log.exception("Aethel %s failed on %s", stage, snap.uri, exc_info=exc)
+        self.server.log(
+            f"The Aethel {stage} failed on {snap.uri}: {type(exc).__name__}: {exc}",
+            types.MessageType.Warning,
+        )
+        start = types.Position(line=0, character=0)
+        notice = types.Diagnostic(
+            range=types.Range(start=start, end=start),
+            message=(
+                f"The Aethel {stage} failed on this file ({type(exc).__name__}); "
+                + ("syntax diagnostics are still shown. " if keep else "")
+                + "Please report it with the file."
+            ),
+            severity=types.DiagnosticSeverity.Warning,
+            code=f"{stage}-failed",
+            source="aethel",
+        )
+        self.publish(snap, [*(keep or []), notice])
 
     @staticmethod
     def run_check(
@@ -163,6 +206,25 @@ class AethelDiagnostics:
             cancel=cancel,
             syntax_errors=result.diagnostics,
             error_offsets=result.error_offsets,
+        )
+
+    def publish_too_large(self, document: TextDocument, reason: str) -> None:
+        start = types.Position(line=0, character=0)
+        self.publish(
+            Snapshot.of(document),
+            [
+                types.Diagnostic(
+                    range=types.Range(start=start, end=start),
+                    message=(
+                        f"Aethel analysis is off for this file: {reason}. Syntax checks, "
+                        "the checker and the other Aethel features need it smaller, so "
+                        "that the editor stays responsive."
+                    ),
+                    severity=types.DiagnosticSeverity.Information,
+                    code="too-large",
+                    source="aethel",
+                )
+            ],
         )
 
     def publish(self, snap: Snapshot, diagnostics: list[types.Diagnostic]) -> None:
