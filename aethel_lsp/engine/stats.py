@@ -157,6 +157,8 @@ class ProbeResult:
         }
 
 
+MAX_QUEUED_ROWS = 10_000
+
 class UsageStats:
     """Per-model usage statistics in `state_dir()/usage.sqlite3` (or `path`)."""
 
@@ -166,7 +168,10 @@ class UsageStats:
         self.background = background
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
-        self._queue: queue.Queue[_Write] = queue.Queue()
+        # Bounded: a writer stuck behind another process's lock must not make a long
+        # session's memory grow; past the bound, rows are dropped (and that is logged).
+        self._queue: queue.Queue[_Write] = queue.Queue(maxsize=MAX_QUEUED_ROWS)
+        self._dropped = 0
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._open_or_recover()
@@ -220,7 +225,13 @@ class UsageStats:
             self._write(sql, row, table)
             return
         with self._writer_lock:
-            self._queue.put((sql, row, table))
+            try:
+                self._queue.put_nowait((sql, row, table))
+            except queue.Full:
+                self._dropped += 1
+                if self._dropped == 1:
+                    log.warning("usage statistics: the writer is behind; rows are dropped")
+                return
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._drain, name="aethel-usage-stats", daemon=True

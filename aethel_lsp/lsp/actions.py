@@ -41,7 +41,7 @@ from aethel_lsp.lsp.handlers import Args, UserError, require_str
 from aethel_lsp.lsp.open_documents import open_document
 from aethel_lsp.lsp.progress import Progress, stream_into
 from aethel_lsp.lsp.session import AethelServer, Task
-from aethel_lsp.paths import private_dir, state_dir, write_private_text
+from aethel_lsp.paths import private_dir, write_private_text
 from aethel_lsp.prompts import actions as prompts
 from aethel_lsp.prompts.context import estimate_tokens
 
@@ -328,8 +328,9 @@ async def show_explanation(
     ls: AethelServer, chosen: documents.Selection, result: GenerateResult
 ) -> str | None:
     """A Markdown document where the client can show one, else a message."""
-    if ls.session.client.show_document:
-        path = write_explanation(chosen, result, ls.redact)
+    folder = ls.writable_state_dir()
+    if ls.session.client.show_document and folder is not None:
+        path = write_explanation(folder, chosen, result, ls.redact)
         try:
             shown = await asyncio.wait_for(
                 ls.window_show_document_async(
@@ -347,9 +348,10 @@ async def show_explanation(
 
 
 def write_explanation(
-    chosen: documents.Selection, result: GenerateResult, redact: Callable[[str], str]
+    state: Path, chosen: documents.Selection, result: GenerateResult,
+    redact: Callable[[str], str],
 ) -> Path:
-    folder = private_dir(state_dir() / "explanations")
+    folder = private_dir(state / "explanations")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"explain-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
     where = f"{chosen.uri} lines {chosen.range.start.line + 1}-{chosen.range.end.line + 1}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
+import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ from aethel_lsp.engine.metered import MeteredEngine
 from aethel_lsp.engine.redaction import Redactor
 from aethel_lsp.engine.stats import UsageStats
 from aethel_lsp.lsp.rpc import AethelProtocol
+from aethel_lsp.paths import state_dir
 from aethel_lsp.protocol import NOTIFY_STATUS, SERVER_NAME
 
 log = logging.getLogger(__name__)
@@ -199,6 +202,9 @@ class AethelServer(LanguageServer):
         self._engine: MeteredEngine | None = None
         self._stats: UsageStats | None = None
         self._engine_config: EngineConfig | None = None
+        self._state_checked = False
+        self._state_warned = False
+        self._state_dir: Path | None = None
         # Features may wrap the engine (e.g. the request inspector): applied innermost first,
         # below the metering, each time the engine is (re)built.
         self.engine_wrappers: list[Callable[[Engine], Engine]] = []
@@ -259,15 +265,49 @@ class AethelServer(LanguageServer):
     # -- the engine ------------------------------------------------------------------------
 
     @property
-    def stats(self) -> UsageStats:
-        """Usage statistics, persisted in the state directory (shared with the CLI).
+    def stats(self) -> UsageStats | None:
+        """Usage statistics, persisted in the state directory (shared with the CLI);
+        None when that directory cannot be written (every feature still works).
 
         Write-behind: recording a generation queues the row for a writer thread, so no
         SQLite commit runs on the event loop; reads wait for queued rows first.
         """
-        if self._stats is None:
-            self._stats = UsageStats(background=True)
+        if self._stats is None and self.writable_state_dir() is not None:
+            try:
+                self._stats = UsageStats(background=True)
+            except (OSError, sqlite3.Error) as exc:
+                self._state_unwritable(state_dir(), exc)
         return self._stats
+
+    def writable_state_dir(self) -> Path | None:
+        """The state directory, or None when it cannot be written: then usage
+        statistics, the request inspector and explanation/report files are off, and the
+        user is told once (checked once per server)."""
+        if self._state_checked:
+            return self._state_dir
+        self._state_checked = True
+        folder = state_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            self._state_unwritable(folder, exc)
+        else:
+            self._state_dir = folder
+        return self._state_dir
+
+    def _state_unwritable(self, folder: Path, exc: BaseException) -> None:
+        self._state_checked, self._state_dir = True, None
+        message = (
+            f"aethel-lsp cannot write its state directory {folder} ({exc}): usage "
+            "statistics, the request inspector and explanation files are off; everything "
+            "else works. Fix the directory's permissions or set AETHEL_LSP_STATE_DIR."
+        )
+        if not self._state_warned:
+            self._state_warned = True
+            self.show(message, types.MessageType.Warning)
+            self.log(message, types.MessageType.Warning)
 
     @property
     def engine(self) -> MeteredEngine:

@@ -26,7 +26,7 @@ from aethel_lsp.engine.recommend import pick_model
 from aethel_lsp.lsp.handlers import Args, UserError, command
 from aethel_lsp.lsp.progress import Progress
 from aethel_lsp.lsp.session import AethelServer
-from aethel_lsp.paths import private_dir, state_dir, write_private_text
+from aethel_lsp.paths import private_dir, write_private_text
 from aethel_lsp.protocol import CMD_DOCTOR, CMD_INSPECT_LAST, CMD_RECOMMEND_MODELS
 
 # The doctor, the measurements and the inspector are imported when first used (the engine
@@ -58,7 +58,9 @@ def register(server: AethelServer) -> None:
         return ring[0]
 
     def active_inspector() -> Inspector | None:
-        return inspector() if server.session.settings.inspector.enabled else None
+        if not server.session.settings.inspector.enabled:
+            return None
+        return inspector() if server.writable_state_dir() is not None else None
 
     def wrap(engine: Engine) -> Engine:
         from aethel_lsp.engine.inspector import InspectingEngine
@@ -117,8 +119,9 @@ async def _show_report(ls: AethelServer, report: DoctorReport) -> str | None:
     """The report as a Markdown document where the client can show one, else a message."""
     kind = types.MessageType.Error if not report.ok else (
         types.MessageType.Warning if report.counts()["warning"] else types.MessageType.Info)
-    if ls.session.client.show_document:
-        path = _write_report(report, ls.redact)
+    folder = ls.writable_state_dir()
+    if ls.session.client.show_document and folder is not None:
+        path = _write_report(folder, report, ls.redact)
         try:
             shown = await asyncio.wait_for(
                 ls.window_show_document_async(
@@ -143,8 +146,8 @@ def _message(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-def _write_report(report: DoctorReport, redact: Callable[[str], str]) -> Path:
-    folder = private_dir(state_dir() / "doctor")
+def _write_report(state: Path, report: DoctorReport, redact: Callable[[str], str]) -> Path:
+    folder = private_dir(state / "doctor")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"doctor-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
     write_private_text(path, redact(report.to_markdown()))

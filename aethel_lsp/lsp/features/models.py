@@ -43,8 +43,10 @@ def register(server: AethelServer) -> None:
     @command(server, CMD_THROUGHPUT)
     async def throughput(ls: AethelServer, args: Args) -> dict[str, Any]:
         last = ls.session.last_metrics or ls.engine.last_metrics
-        models = {name: usage.to_json() for name, usage in ls.stats.models().items()}
-        total = ls.stats.total_cost_usd()
+        stats = ls.stats
+        usage = stats.models() if stats is not None else {}
+        models = {name: one.to_json() for name, one in usage.items()}
+        total = stats.total_cost_usd() if stats is not None else None
         return {"last": last.to_json() if last else None, "models": models,
                 "totalCostUsd": None if total is None else round(total, 6)}
 
