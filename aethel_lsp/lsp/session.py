@@ -13,11 +13,12 @@ import asyncio
 import logging
 import os
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -39,7 +40,7 @@ from aethel_lsp.engine import (
 from aethel_lsp.engine.metered import MeteredEngine
 from aethel_lsp.engine.redaction import Redactor
 from aethel_lsp.engine.stats import UsageStats
-from aethel_lsp.lsp.rpc import AethelProtocol
+from aethel_lsp.lsp.rpc import MIB, AethelProtocol, run_stdio
 from aethel_lsp.paths import state_dir
 from aethel_lsp.protocol import NOTIFY_STATUS, SERVER_NAME
 
@@ -212,6 +213,13 @@ class AethelServer(LanguageServer):
         if isinstance(self.protocol, AethelProtocol):
             self.protocol.redactor_source = self.redactor
 
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdio (our framing, see `rpc.py`); exits with the code LSP asks for
+        (1 after `exit` without `shutdown`, or when the input is not LSP)."""
+        code = run_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        if code:
+            sys.exit(code)
+
     # -- configuration ------------------------------------------------------------------
 
     def config_file_paths(self) -> list[Path]:
@@ -231,6 +239,8 @@ class AethelServer(LanguageServer):
         """Re-read every source; with `publish`, show new issues and the new status."""
         self._config_stamp = self._config_signature()
         config = self.session.reload()
+        if isinstance(self.protocol, AethelProtocol):
+            self.protocol.max_message_bytes = config.settings.max_message_mb * MIB
         if publish:
             self.publish_config_issues(config.issues)
             if self._engine is not None and engine_config(config.settings) != self._engine_config:

@@ -479,9 +479,11 @@ async def test_malformed_frames_do_not_kill_the_server(raw: RawServer) -> None:
         _rpc({"jsonrpc": "2.0", "method": "$/unknownNotification", "params": {}}),
         _rpc({"jsonrpc": "2.0", "id": 7, "method": "no/such/method", "params": {}}),
     )
-    unknown = await raw.response(7)
-    assert unknown["error"]["code"] == -32601  # MethodNotFound
+    early = await raw.response(7)
+    assert early["error"]["code"] == -32002  # ServerNotInitialized (LSP)
     await raw.initialize(9)
+    await raw.send(_rpc({"jsonrpc": "2.0", "id": 8, "method": "no/such/method", "params": {}}))
+    assert (await raw.response(8))["error"]["code"] == -32601  # MethodNotFound
     status = await raw.model_status(10)
     assert status["result"]["available"] is True
     await raw.send(_rpc({"jsonrpc": "2.0", "id": 11, "method": "shutdown"}))

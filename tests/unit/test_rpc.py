@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from lsprotocol import types
 
 from aethel_lsp.lsp.rpc import AethelProtocol, UnparsableRequest
@@ -21,9 +22,11 @@ class Captured:
         self.errors.append((msg_id, error.code, error.message))
 
 
-def _protocol() -> AethelProtocol:
+def _protocol(*, initialized: bool = True) -> AethelProtocol:
+    """A fresh protocol; `initialized` skips LSP's rule that `initialize` comes first."""
     protocol = create_server().protocol
     assert isinstance(protocol, AethelProtocol)
+    protocol.initialize_received = initialized
     return protocol
 
 
@@ -177,7 +180,7 @@ async def _drive_edits(protocol: Any, changes: int) -> None:
 
 
 async def test_notifications_and_generator_steps_leave_no_futures_behind() -> None:
-    protocol = _protocol()
+    protocol = _protocol(initialized=False)
     await _drive_edits(protocol, 200)
     assert protocol.bookkeeping_sizes() == {
         "request_futures": 0,
@@ -207,3 +210,74 @@ async def test_requests_we_send_forget_their_result_type_on_error_and_cancel() -
     abandoned.cancel()  # e.g. our timeout gave up waiting for the client
     assert protocol.bookkeeping_sizes()["result_types"] == 0
     assert protocol.bookkeeping_sizes()["request_futures"] == 0
+
+
+# -- framing ---------------------------------------------------------------------------
+
+
+def _framed(body: bytes) -> bytes:
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def _reader(data: bytes, limit: int = 1 << 20) -> Any:
+    import io
+
+    from aethel_lsp.lsp.rpc import ChunkInput, FrameReader
+
+    stream = io.BytesIO(data)
+    return FrameReader(ChunkInput(stream.read, chunk=7), lambda: limit)  # tiny reads
+
+
+def _bodies(reader: Any) -> list[bytes]:
+    out = []
+    while (frame := reader.next_frame()) is not None:
+        out.append(frame.body)
+    return out
+
+
+def test_frames_are_read_with_or_without_a_content_type() -> None:
+    typed = b"Content-Length: 2\r\nContent-Type: application/vscode-jsonrpc\r\n\r\n{}"
+    assert _bodies(_reader(_framed(b'{"a":1}') + typed)) == [b'{"a":1}', b"{}"]
+
+
+def test_a_malformed_content_length_loses_one_message_and_resyncs() -> None:
+    data = b"Content-Length: abc\r\n\r\n" + b'{"lost":1}' + _framed(b'{"next":2}') + _framed(b"{}")
+    assert _bodies(_reader(data)) == [b'{"next":2}', b"{}"]
+
+
+def test_garbage_between_messages_is_skipped() -> None:
+    data = _framed(b"{}") + b"garbage\r\nmore" + _framed(b'{"b":2}')
+    assert _bodies(_reader(data)) == [b"{}", b'{"b":2}']
+
+
+def test_a_body_over_the_limit_is_refused_without_being_kept() -> None:
+    big = b'{"jsonrpc":"2.0","id":5,"method":"workspace/executeCommand","params":"' + (
+        b"x" * 500_000
+    ) + b'"}'
+    reader = _reader(_framed(big) + _framed(b"{}"), limit=1000)
+    refused = reader.next_frame()
+    assert refused.refused_size == len(big) and len(refused.body) <= 64 * 1024
+    assert reader.next_frame().body == b"{}"
+
+
+def test_input_that_is_not_lsp_at_all_ends_with_a_reason() -> None:
+    from aethel_lsp.lsp import rpc
+    from aethel_lsp.lsp.rpc import FramingLost
+
+    reader = _reader(b"x" * (rpc.GARBAGE_MAX + 10))
+    with pytest.raises(FramingLost, match="without an LSP header"):
+        reader.next_frame()
+
+
+def test_lifecycle_order_before_and_after_initialize() -> None:
+    protocol = _protocol(initialized=False)
+    captured = Captured(protocol)
+    early = _message(protocol, {"id": 3, "method": "textDocument/hover", "params": {
+        "textDocument": {"uri": "file:///a"}, "position": {"line": 0, "character": 0}}})
+    protocol.handle_message(early)
+    assert captured.errors[-1][:2] == (3, -32002)
+    protocol.set_writer(Sink())
+    init = {"processId": None, "rootUri": None, "capabilities": {}}
+    protocol.handle_message(_message(protocol, {"id": 4, "method": "initialize", "params": init}))
+    protocol.handle_message(_message(protocol, {"id": 5, "method": "initialize", "params": init}))
+    assert captured.errors[-1][:2] == (5, -32600)
