@@ -47,6 +47,11 @@ ALL_COMMANDS: Final = (
 # params: {"state", "engine", "host", "model", "tokensPerSecond", "message"}
 NOTIFY_STATUS: Final = "aethel/status"
 
+# client -> server request, for benchmarks and tests (not for editors): how many
+# entries the server's long-lived maps hold. Result: {"requestFutures", "resultTypes",
+# "progressTokens", "openDocuments", "backgroundTasks"}
+REQUEST_BOOKKEEPING: Final = "aethel/bookkeeping"
+
 # workspace/configuration section
 CONFIG_SECTION: Final = "aethel"
 

@@ -220,6 +220,19 @@ class AethelServer(LanguageServer):
         if code:
             sys.exit(code)
 
+    def bookkeeping(self) -> dict[str, int]:
+        """How many entries the long-lived maps hold (pygls' and ours)."""
+        sizes = (
+            self.protocol.bookkeeping_sizes() if isinstance(self.protocol, AethelProtocol) else {}
+        )
+        return {
+            "requestFutures": sizes.get("request_futures", -1),
+            "resultTypes": sizes.get("result_types", -1),
+            "progressTokens": sizes.get("progress_tokens", -1),
+            "openDocuments": len(self.workspace.text_documents),
+            "backgroundTasks": len(self._background),
+        }
+
     # -- configuration ------------------------------------------------------------------
 
     def config_file_paths(self) -> list[Path]:

@@ -17,7 +17,7 @@ from pygls.uris import to_fs_path
 
 from aethel_lsp.engine.factory import import_backends
 from aethel_lsp.lsp.session import AethelServer, ClientFeatures
-from aethel_lsp.protocol import CONFIG_SECTION
+from aethel_lsp.protocol import CONFIG_SECTION, REQUEST_BOOKKEEPING
 
 WATCH_ID = "aethel-config-files"
 CONFIG_CHANGE_ID = "aethel-config-change"
@@ -44,6 +44,11 @@ def register(server: AethelServer) -> None:
     async def on_shutdown(ls: AethelServer, *args: object) -> None:
         """Close the engine's connections (pygls cancels the requests still running)."""
         await ls.close_engine()
+
+    @server.feature(REQUEST_BOOKKEEPING)
+    def bookkeeping(ls: AethelServer, *args: object) -> dict[str, int]:
+        """Sizes of the maps a long session could grow (the soak benchmark reads them)."""
+        return ls.bookkeeping()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def on_config_change(
