@@ -893,6 +893,112 @@ class Bench:
         )
 
 
+SOAK_CHANGES = 5000
+SOAK_INLINE = 1000
+SOAK_EXPLAINS = 200
+SOAK_CANCELS = 100
+
+
+async def bookkeeping(client: Client) -> dict[str, int]:
+    """Sizes of the server's long-lived maps (the `aethel/bookkeeping` request)."""
+    try:
+        result = await client.lsp.protocol.send_request_async("aethel/bookkeeping", None)
+    except Exception as exc:  # a server without the request (an older commit)
+        return {"unavailable": str(exc)[:60]}  # type: ignore[dict-item]
+    return dict(result._asdict() if hasattr(result, "_asdict") else result)
+
+
+async def soak(bench: Bench) -> None:
+    """7. A long session: RSS and pygls' internal maps after warm-up and after
+    5,000 didChange + 1,000 inline completions + 200 explains (100 cancelled)."""
+    client = await bench.server("soak", settings("info"))
+    try:
+        await _soak(bench, client)
+    finally:
+        await client.stop()
+
+
+async def _soak_round(bench: Bench, client: Client, uri: str, version: int, changes: int,
+                      inline: int, explains: int, cancels: int) -> int:
+    """Interleave `changes` keystrokes, `inline` completions and `explains` actions."""
+    per_inline = max(1, changes // max(1, inline))
+    per_explain = max(1, changes // max(1, explains))
+    done_inline = done_explain = cancelled = 0
+    sel = {"start": {"line": 0, "character": 0}, "end": {"line": 3, "character": 0}}
+    for i in range(changes):
+        version += 1
+        client.insert(uri, version, 3, 0, "x")
+        if i % per_inline == 0 and done_inline < inline:
+            done_inline += 1
+            await client.inline(uri, 1, 4 + done_inline % 7, invoked=True)
+        if i % per_explain == 0 and done_explain < explains:
+            done_explain += 1
+            cancel = cancelled < cancels and done_explain % 2 == 0
+            cancelled += cancel
+            await _soak_explain(bench, client, uri, sel, cancel, by_progress=cancelled % 2 == 0)
+    return version
+
+
+async def _soak_explain(bench: Bench, client: Client, uri: str, sel: dict[str, Any],
+                        cancel: bool, *, by_progress: bool) -> None:
+    slow = Reply(text="word " * 40, token_delay=0.01 if cancel else 0.0)
+    bench.fake.enqueue(slow, model=MODEL)
+    msg_id = f"soak-{time.monotonic_ns()}"
+    before = len(client.progress)
+    future = asyncio.ensure_future(client.lsp.protocol.send_request_async(
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(command="aethel.explainSelection",
+                                   arguments=[{"uri": uri, "range": sel}]),
+        msg_id=msg_id))
+    if cancel:
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: len(client.progress) > before + 1, 10)
+        if by_progress and len(client.progress) > before:
+            token = client.progress[before][1].token
+            client.lsp.window_work_done_progress_cancel(
+                types.WorkDoneProgressCancelParams(token=token))
+        else:
+            client.lsp.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    (outcome,) = await asyncio.wait_for(asyncio.gather(future, return_exceptions=True), 30)
+    key = "ok" if not isinstance(outcome, BaseException) else type(outcome).__name__
+    tally = bench.details.setdefault("soakOutcomes", {})
+    tally[key] = tally.get(key, 0) + 1
+
+
+async def _soak(bench: Bench, client: Client) -> None:
+    bench.fake.set_reply(MODEL, Reply(tokens=["total", " +", " 1"], token_delay=0.0))
+    uri = (bench.base / "soak.py").as_uri()
+    client.open(uri, "def f(total):\n    return \n\n\n")
+    version = await _soak_round(bench, client, uri, 1, 200, 40, 10, 5)  # warm-up
+    await asyncio.sleep(2.0)
+    rss_before, maps_before = rss_mb(client.pid), await bookkeeping(client)
+    bench.details["soakOutcomes"] = {}
+    generations = len(bench.fake.generate_requests()) + len(bench.fake.chat_requests())
+    t0 = time.monotonic()
+    await _soak_round(bench, client, uri, version, SOAK_CHANGES, SOAK_INLINE, SOAK_EXPLAINS,
+                      SOAK_CANCELS)
+    seconds = time.monotonic() - t0
+    await asyncio.sleep(2.0)
+    rss_after, maps_after = rss_mb(client.pid), await bookkeeping(client)
+    growth = None if rss_before is None or rss_after is None else rss_after - rss_before
+    upstream = len(bench.fake.generate_requests()) + len(bench.fake.chat_requests()) - generations
+    bench.details["soak"] = {
+        "rssBeforeMB": rss_before, "rssAfterMB": rss_after, "seconds": round(seconds, 1),
+        "mapsBefore": maps_before, "mapsAfter": maps_after, "upstreamGenerations": upstream,
+        "explainOutcomes": bench.details.get("soakOutcomes"),
+    }
+    print(f"soak: {seconds:.0f} s; RSS {rss_before} -> {rss_after} MB; pygls maps "
+          f"{maps_before} -> {maps_after}; {upstream} upstream generations; explains "
+          f"{bench.details.get('soakOutcomes')}")
+    bench.rows.append(Row(
+        f"soak: RSS growth, {SOAK_CHANGES:,} didChange + {SOAK_INLINE:,} inline + "
+        f"{SOAK_EXPLAINS} explains ({SOAK_CANCELS} cancelled)",
+        growth, "MB", None, 5.0, "<= 5 MB", 1,
+        f"RSS {rss_before:.1f} -> {rss_after:.1f} MB; pygls maps before {maps_before}, "
+        f"after {maps_after}" if growth is not None else "no RSS",
+    ))
+
+
 def _progress_fields(value: Any) -> tuple[str, str]:
     """(kind, message) of a $/progress value, typed or raw (the client may not know the
     token's type and hand us a dict or a namedtuple)."""
@@ -936,6 +1042,9 @@ async def main_async(args: argparse.Namespace) -> int:
         bench = Bench(fake, base, args.quick, args.token_delay)
         try:
             async with httpx.AsyncClient(timeout=30) as http:
+                if args.soak_only:
+                    await soak(bench)
+                    return _report(bench, args)
                 main = await bench.server("main", settings("info"))
                 try:
                     await bench.inline_overhead(main, http)
@@ -951,8 +1060,13 @@ async def main_async(args: argparse.Namespace) -> int:
                 finally:
                     await debug.stop()
             await bench.cold_start()
+            await soak(bench)
         finally:
             fake.stop()
+    return _report(bench, args)
+
+
+def _report(bench: Bench, args: argparse.Namespace) -> int:
     print_table(bench.rows)
     out = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -966,6 +1080,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "rows": [row.to_json() for row in bench.rows],
         "burst": bench.details.get("burst"),
         "burstWithCancel": bench.details.get("burst-cancel"),
+        "soak": bench.details.get("soak"),
     }
     write_json(Path(args.json), out)
     print(f"\nJSON written to {args.json}")
@@ -985,8 +1100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="per-token delay of the fake Ollama for the inline rows (s)",
     )
     parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument("--soak-only", action="store_true",
+                        help="only the long-session soak row (writes its own JSON)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
-    return asyncio.run(main_async(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.soak_only and args.json == parser.get_default("json"):
+        args.json = str(ROOT / "bench" / "soak.json")  # keep the full run's results
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
