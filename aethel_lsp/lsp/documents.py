@@ -109,7 +109,7 @@ def readable_path(path: Path, roots: list[Path]) -> bool:
 
 def require_open(ls: AethelServer, uri: str) -> None:
     """Edits are proposed only for documents the editor has open (it shows and owns them)."""
-    if uri not in ls.workspace.text_documents:
+    if open_document(ls.workspace, uri) is None:
         raise UserError(
             f"{uri} is not open in the editor: open it first, then run the action again "
             "(aethel-lsp only proposes edits to documents you can see)."

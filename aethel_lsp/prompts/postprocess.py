@@ -145,8 +145,17 @@ def trim_current_line_repeat(text: str, ctx: PostprocessContext) -> str:
 
 def _typed_tail_overlap(line_prefix: str, answer: str) -> int:
     """Length of the longest end of the typed line that the answer starts with, counted
-    only from a word start and when 3+ characters long (so `x = x` + `x + 1` is kept)."""
-    for start in range(len(line_prefix)):
+    only from a word start and when 3+ characters long (so `x = x` + `x + 1` is kept).
+
+    Only the last `len(answer)` characters can overlap: on a 1 MB line, scanning every
+    start (each slice a copy) took seconds of the event loop.
+
+    >>> _typed_tail_overlap("y = " + "a" * 100_000 + " foo.ba", "bar(1)")
+    0
+    >>> _typed_tail_overlap("value = foo.bar(ba", "bar(baz)")
+    6
+    """
+    for start in range(max(0, len(line_prefix) - len(answer)), len(line_prefix)):
         tail = line_prefix[start:]
         if len(tail.strip()) < 3 or not answer.startswith(tail):
             continue

@@ -21,9 +21,9 @@ from aethel_lsp.completion.requests import InlineRequest, SchedulerSettings
 from aethel_lsp.completion.scheduler import CompletionScheduler, ModelChoice, scheduler_settings
 from aethel_lsp.engine.errors import EngineError
 from aethel_lsp.lsp.actions import resolve_model
-from aethel_lsp.lsp.open_documents import open_document
+from aethel_lsp.lsp.open_documents import offset_at, open_document
 from aethel_lsp.lsp.session import AethelServer
-from aethel_lsp.prompts.context import enclosing_intent, line_span
+from aethel_lsp.prompts.context import enclosing_intent
 
 AI_LABEL = "AI completion"
 AI_MARKER = "aethel.aiCompletion"
@@ -285,13 +285,7 @@ def _snippet_support(ls: AethelServer) -> bool:
 
 
 def _offset(document: TextDocument, position: types.Position) -> int:
-    """`document.offset_at_position`, without splitting the whole document into lines
-    (which costs milliseconds per request on a 20,000-line file)."""
-    start, line = line_span(document.source, position.line)
-    column = document.position_codec.position_from_client_units(
-        [line], types.Position(line=0, character=position.character)
-    ).character
-    return start + column
+    return offset_at(document, position)
 
 
 def _word_before(before: str) -> str:
