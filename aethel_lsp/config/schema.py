@@ -228,7 +228,7 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("inspector.size", 50, p_int(1, 10_000), "inspector ring size"),
     Field("allowRemoteHostFromWorkspace", False, p_bool, "trust hosts from workspace files"),
     Field("logLevel", "info", p_choice(LOG_LEVELS), "log verbosity"),
-    Field("maxMessageMB", 64, p_int(1, 4096), "largest LSP message accepted"),
+    Field("maxMessageMb", 64, p_int(1, 4096), "largest LSP message accepted"),
 )
 
 FIELDS_BY_KEY: Final[dict[str, Field]] = {f.key: f for f in FIELDS}
@@ -441,7 +441,7 @@ def build_settings(values: dict[str, Any]) -> Settings:
         inspector=InspectorSettings(enabled=v["inspector.enabled"], size=v["inspector.size"]),
         allow_remote_host_from_workspace=v["allowRemoteHostFromWorkspace"],
         log_level=v["logLevel"],
-        max_message_mb=v["maxMessageMB"],
+        max_message_mb=v["maxMessageMb"],
     )
 
 

@@ -107,7 +107,7 @@ class AethelProtocol(LanguageServerProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES  # the `maxMessageMB` setting
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES  # the `maxMessageMb` setting
         self.initialize_received = False
         self._refused_methods: set[str] = set()
 
@@ -139,7 +139,7 @@ class AethelProtocol(LanguageServerProtocol):
         msg_id, method = refused_request(frame.body)
         text = (
             f"{method}: the message has {frame.refused_size:,} bytes, more than the "
-            f"{self.max_message_bytes // MIB} MiB that `maxMessageMB` allows; it was refused"
+            f"{self.max_message_bytes // MIB} MiB that `maxMessageMb` allows; it was refused"
         )
         log.warning("%s.", text)
         if msg_id is not None:

@@ -349,7 +349,7 @@ async def test_model_status_answers_while_huge_documents_are_handled(lsp: Harnes
 
 
 async def test_a_message_over_the_limit_is_refused_and_the_session_goes_on(tmp_path: Path) -> None:
-    settings = dict(SETTINGS, maxMessageMB=1)
+    settings = dict(SETTINGS, maxMessageMb=1)
     fake = FakeOllama([CODER, CHAT])
     fake.start()
     h = await start_server(tmp_path, fake, editor_settings=settings)
@@ -358,9 +358,9 @@ async def test_a_message_over_the_limit_is_refused_and_the_session_goes_on(tmp_p
         with pytest.raises(JsonRpcException) as refused:
             await h.command(protocol.CMD_EXPLAIN_SELECTION,
                             {"uri": uri, "range": SEL, "padding": "x" * 2_000_000})
-        assert refused.value.args and "maxMessageMB" in str(refused.value)
+        assert refused.value.args and "maxMessageMb" in str(refused.value)
         h.open("huge.py", "y = 1\n" * 400_000)  # a notification: ignored, one warning
-        await h.wait_for(lambda: any("maxMessageMB" in m.message for m in h.client.messages))
+        await h.wait_for(lambda: any("maxMessageMb" in m.message for m in h.client.messages))
         assert (await h.command(protocol.CMD_MODEL_STATUS))["available"] is True
     finally:
         await h.stop()
