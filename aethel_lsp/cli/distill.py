@@ -47,7 +47,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.context import CliUsageError
     from aethel_lsp.config.providers import provider_name
-    from aethel_lsp.distill.run import DistillOptions, candidates_text, distill
+    from aethel_lsp.distill.run import (
+        DescriptionTooLong,
+        DistillOptions,
+        candidates_text,
+        distill,
+        ensure_fits,
+    )
     from aethel_lsp.engine.recommend import pick_model
 
     description = args.description.strip()
@@ -66,6 +72,11 @@ async def run(args: argparse.Namespace, ctx: CliContext) -> int:
         repair_rounds=settings.generation.repair_rounds, max_tokens=settings.max_tokens,
         context_size=settings.context_size, keep_alive=settings.keep_alive_value,
     )
+
+    try:
+        ensure_fits(description, "", options)
+    except DescriptionTooLong as exc:
+        raise CliUsageError(str(exc)) from exc
 
     def progress(event: DistillEvent) -> None:
         if not ctx.out.json_mode:

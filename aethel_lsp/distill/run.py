@@ -31,6 +31,7 @@ from aethel_lsp.language.checker import CheckCancelled, analyze
 from aethel_lsp.language.formatter import format_text
 from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.prompts import actions as prompts
+from aethel_lsp.prompts.context import estimate_tokens
 
 BASE_TEMPERATURE = 0.2
 TEMPERATURE_STEP = 0.3  # each further sample of one model is more adventurous
@@ -88,6 +89,26 @@ class DistillResult:
             "candidates": [c.to_json() for c in self.candidates],
             "explanation": self.explanation,
         }
+
+
+class DescriptionTooLong(ValueError):
+    """The prompt cannot fit the context window: the engine would silently keep its end."""
+
+
+def ensure_fits(description: str, draft: str, options: DistillOptions) -> None:
+    """Refuse, before any request, a description (and draft) the context cannot hold."""
+    context = options.context_size
+    if not context:
+        return
+    prompt = prompts.generate_contract(description, draft)
+    reserve = min(options.max_tokens or 0, context // 2)
+    needed = estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
+    if needed > context - reserve:
+        raise DescriptionTooLong(
+            f"The description is too large for the model's context: about {needed:,} "
+            f"tokens, and the context is {context:,} tokens ({reserve:,} kept for the "
+            "answer). Shorten it or raise `contextSize`."
+        )
 
 
 ProviderOf = Callable[[str], str]
@@ -241,8 +262,10 @@ async def distill(
     """Generate `options.candidates` contracts for `description`, check and rank them.
 
     Raises the first `EngineError` when no candidate got any answer at all (the engine is
-    down, the model missing): that is a setup problem, not a verdict on the contracts.
+    down, the model missing): that is a setup problem, not a verdict on the contracts;
+    `DescriptionTooLong` before any request when the prompt cannot fit the context.
     """
+    ensure_fits(description, draft, options)
     run = _Run(engine, description, draft, options, provider_of, cost_of,
                on_event or (lambda _event: None))
     tasks: list[asyncio.Future[object]] = [

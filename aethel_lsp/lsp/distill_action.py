@@ -14,7 +14,13 @@ from lsprotocol import types
 
 from aethel_lsp.config.providers import provider_name
 from aethel_lsp.distill.candidate import Candidate
-from aethel_lsp.distill.run import DistillOptions, DistillResult, distill
+from aethel_lsp.distill.run import (
+    DescriptionTooLong,
+    DistillOptions,
+    DistillResult,
+    distill,
+    ensure_fits,
+)
 from aethel_lsp.lsp import actions, documents
 from aethel_lsp.lsp.handlers import Args, UserError
 from aethel_lsp.lsp.progress import Progress
@@ -57,6 +63,10 @@ async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
         repair_rounds=settings.generation.repair_rounds, max_tokens=settings.max_tokens,
         context_size=settings.context_size, keep_alive=settings.keep_alive_value,
     )
+    try:
+        ensure_fits(target.description, target.draft, options)  # before progress begins
+    except DescriptionTooLong as exc:
+        raise UserError(str(exc)) from exc
     result = await _run(ls, target.description, target.draft, options)
     best = result.best
     if best is not None and (best.valid or settings.generation.apply_invalid):

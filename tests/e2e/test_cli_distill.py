@@ -40,3 +40,16 @@ def test_cli_distill_json_and_exit_codes(
     assert "intent" in human.stdout and "✓ #1" in human.stderr
     usage = run_cli(isolated_env, "distill", DESCRIPTION, "--candidates", "0")
     assert usage.returncode == 2 and "from 1 to 32" in usage.stderr
+
+
+def test_cli_distill_refuses_a_description_too_long_for_the_context(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    huge = "pay the payee " * 8_000  # ~110 kB (argv's limit is 128 kB): over 8k tokens
+    for extra in ((), ("--json",)):
+        refused = run_cli(isolated_env, "distill", huge, "--models", CODER, *extra,
+                          "--host", fake_ollama.url)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith("error: ") and "too large" in refused.stderr
+        assert "Traceback" not in refused.stderr and refused.stdout == ""
+    assert fake_ollama.chat_requests() == []

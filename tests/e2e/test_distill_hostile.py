@@ -218,3 +218,15 @@ async def test_closing_the_document_during_the_run_still_answers(lsp: Harness) -
     assert result["best"]["valid"] is True
     assert len(lsp.applied) == before
     assert any("closed while" in m.message for m in lsp.client.messages)
+
+
+async def test_a_description_too_long_for_the_context_is_refused_before_any_request(
+    lsp: Harness,
+) -> None:
+    uri = lsp.open("huge.ae", "", language_id="aethel")
+    huge = "pay the payee " * 40_000  # ~560 kB: far beyond an 8k-token context
+    with pytest.raises(JsonRpcException) as failed:
+        await lsp.command(protocol.CMD_DISTILL_CONTRACT,
+                          {"uri": uri, "range": POINT, "description": huge})
+    assert failed.value.code == -32602 and "too large" in str(failed.value)
+    assert lsp.fake is not None and lsp.fake.chat_requests() == []
