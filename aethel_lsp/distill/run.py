@@ -138,8 +138,11 @@ class _Run:
     agreed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def plan(self) -> list[tuple[int, str, float]]:
-        """(index, model, temperature): round-robin over the models, then hotter samples."""
-        models = self.options.models
+        """(index, model, temperature): round-robin over the models, then hotter samples.
+
+        A model named twice is one model: its second sample must run hotter, not repeat.
+        """
+        models = tuple(dict.fromkeys(self.options.models))
         planned = []
         for index in range(self.options.candidates):
             sample = index // len(models)
