@@ -450,9 +450,9 @@ class IntentProver:
         """Why `node`'s divisor can be 0 (None: it cannot, or literals only)."""
         constant = linearize(node.right)
         if constant is not None and constant.is_constant:
-            if constant.constant or not _has_name(node.left):
-                return None  # a non-zero literal, or `1 / 0` (the literal check reports it)
-            return _ALWAYS_ZERO
+            if constant.constant or not (_has_name(node.left) or _has_name(node.right)):
+                return None  # a non-zero constant, or `1 / 0` (the literal check reports it)
+            return _ALWAYS_ZERO  # `x / 0`, `1 / (d - d)`: no literal check sees these
         divisor = self.expr(node.right, post)
         q = self.query(
             f"whether `{render_expr(node.right)}` can be 0",
@@ -603,12 +603,13 @@ class IntentProver:
         net = model.eval(total, model_completion=True)
         value = _exact(net)
         shown = _signed(value) if value is not None else _z3_number(net)
+        example = self.assignment(model, [total]) or "any input"  # e.g. a sum of `1 / 0`
         out.append(
             diag(
                 verify.keyword_span,
                 f"conservation violated in intent `{self.name}`: the balance changes "
                 f"({summary}) do not always sum to 0; counterexample allowed by the guard: "
-                f"{self.assignment(model, [total])} gives a net change of {shown}",
+                f"{example} gives a net change of {shown}",
                 "conservation",
             )
         )
