@@ -196,7 +196,7 @@ def _read_cached(path: Path, size: int, mtime_ns: int) -> GgufInfo:
 
 
 def _parse(handle: BinaryIO, path: Path, size: int) -> GgufInfo:
-    reader = _Reader(handle, path)
+    reader = _Reader(handle, path, size)
     if reader.take(4) != GGUF_MAGIC:
         raise GgufError(f"{path} is not a GGUF model file (wrong magic bytes).")
     version = reader.scalar(4)
@@ -224,11 +224,15 @@ def _parse(handle: BinaryIO, path: Path, size: int) -> GgufInfo:
 class _Reader:
     """Sequential little-endian reads that turn a short read into a `GgufError`."""
 
-    def __init__(self, handle: BinaryIO, path: Path):
+    def __init__(self, handle: BinaryIO, path: Path, size: int):
         self._handle = handle
         self._path = path
+        self._size = size
 
     def take(self, count: int) -> bytes:
+        # A corrupt length (2**63) must not become a read that allocates that much.
+        if count > self._size - self._handle.tell():
+            raise GgufError(f"{self._path} is truncated: its GGUF header ends too early.")
         data = self._handle.read(count)
         if len(data) != count:
             raise GgufError(f"{self._path} is truncated: its GGUF header ends too early.")
