@@ -543,7 +543,13 @@ class EmbeddedEngine(Engine):
     async def _start(self, entry: _ModelEntry) -> _Running:
         if not xllamacpp_installed() and self._server_factory is start_server:
             raise EngineNotInstalled(_not_installed_message(), host=self.host)
-        header = await asyncio.to_thread(_header, entry.path)
+        try:  # llama.cpp would only say "Failed to init server, please check the input params."
+            header: GgufInfo | None = await asyncio.to_thread(read_gguf_info, entry.path)
+        except GgufError as exc:
+            raise EngineError(
+                f"{exc} The embedded engine cannot load it: point `embedded.modelPath` at a "
+                f"complete GGUF model file, or fetch the model again (`{PULL_HINT}`).",
+                host=self.host) from exc
         trained = header.context_length if header else None
         context = min(self._context_size, trained) if trained else self._context_size
         settings = ServerSettings(entry.path, context, self._threads, self._slots)
@@ -552,9 +558,11 @@ class EmbeddedEngine(Engine):
             server = await asyncio.to_thread(self._server_factory, settings)
         except (RuntimeError, ValueError, OSError) as exc:
             raise EngineError(
-                f"The embedded engine could not load {entry.path}: {exc}. Check that it is a "
-                "GGUF model file this llama.cpp supports (newer architectures may need a newer "
-                "xllamacpp), or set `embedded.modelPath` to another file.",
+                f"The embedded engine could not load {entry.path}: {str(exc).rstrip('.')}. "
+                "Check that it is a complete "
+                "GGUF model file this llama.cpp supports (an interrupted download leaves a "
+                "truncated file; newer architectures may need a newer xllamacpp), or set "
+                "`embedded.modelPath` to another file.",
                 host=self.host) from exc
         self._report(EmbeddedProgress("loaded", entry.name, elapsed_ms=server.load_ms))
         log.info("Loaded %s in %.0f ms (context %d per slot, %d slots)", entry.path,
