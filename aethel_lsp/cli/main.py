@@ -73,10 +73,18 @@ def _provider_argument(parser: argparse.ArgumentParser) -> None:
 
 async def _status(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.cli.output import installed_table, providers_lines, status_summary
+    from aethel_lsp.engine import EngineError
+    from aethel_lsp.engine.factory import unbuilt_status
 
-    engine = ctx.provider_engine(args.provider) if args.provider else ctx.engine
-    status = await _status_with_details(engine)
-    providers = await _providers_json(ctx, args.provider)
+    try:
+        engine = ctx.provider_engine(args.provider) if args.provider else ctx.engine
+        status = await _status_with_details(engine)
+    except EngineError as exc:  # no engine to ask (e.g. a missing embedded.modelPath)
+        status = unbuilt_status(ctx.engine_config(), exc)
+    try:
+        providers = await _providers_json(ctx, args.provider)
+    except EngineError:  # no engine built, so no providers behind it
+        providers = []
     if args.json:
         ctx.out.json({**status.to_json(), "providers": providers})
     if not args.json:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from aethel_lsp.config.provider_settings import ProviderConfig
-from aethel_lsp.engine.errors import EngineNotInstalled, InvalidRequest
-from aethel_lsp.engine.types import EngineTimeouts
+from aethel_lsp.engine.errors import EngineError, EngineNotInstalled, InvalidRequest
+from aethel_lsp.engine.types import EngineKind, EngineStatus, EngineTimeouts
 
 if TYPE_CHECKING:
     import httpx
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 EngineChoice = Literal["auto", "ollama", "openai", "embedded"]
 
-__all__ = ["EngineChoice", "EngineConfig", "EngineTimeouts", "create_engine", "import_backends"]
+__all__ = ["EngineChoice", "EngineConfig", "EngineTimeouts", "create_engine", "import_backends",
+           "unbuilt_status"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,10 @@ def _embedded(config: EngineConfig, progress: Callable[[Any], None] | None) -> E
     if engine is None:
         raise EngineNotInstalled(with_install_hint(why_not), host="embedded")
     return engine
+
+
+def unbuilt_status(config: EngineConfig, error: EngineError) -> EngineStatus:
+    """The status when `create_engine(config)` itself failed (e.g. `embedded.modelPath`
+    names no file): not available, with that reason — `status` exists to say exactly this."""
+    kind: EngineKind = "ollama" if config.kind == "auto" else config.kind
+    return EngineStatus(False, error.host or config.host or kind, kind, error=str(error))

@@ -7,12 +7,13 @@ from typing import Any
 
 from aethel_lsp.config.providers import split_model
 from aethel_lsp.engine import EngineError
+from aethel_lsp.engine.factory import unbuilt_status
 from aethel_lsp.engine.providers.router import router_of
 from aethel_lsp.engine.recommend import install_advice
 from aethel_lsp.engine.types import EngineKind
 from aethel_lsp.lsp.handlers import Args, UserError, command, require_str
 from aethel_lsp.lsp.progress import Progress
-from aethel_lsp.lsp.session import TASKS, AethelServer, Task
+from aethel_lsp.lsp.session import TASKS, AethelServer, Task, engine_config
 from aethel_lsp.protocol import (
     CMD_LIST_MODELS,
     CMD_MODEL_STATUS,
@@ -27,14 +28,20 @@ def register(server: AethelServer) -> None:
     async def model_status(ls: AethelServer, args: Args) -> dict[str, Any]:
         status = await ls.refresh_engine_state()
         if status is None:  # refresh_engine_state reported the failure
-            status = await ls.engine.status()
+            try:
+                status = await ls.engine.status()
+            except EngineError as exc:  # no engine to ask (e.g. a missing embedded.modelPath)
+                status = unbuilt_status(engine_config(ls.session.settings), exc)
         out = status.to_json()
         if status.available:
             # The same model objects as aethel.listModels (show is cached per model).
             with contextlib.suppress(EngineError):
                 detailed = await ls.engine.list_models_detailed()
                 out["models"] = [m.to_json() for m in detailed]
-        router = router_of(ls.engine)
+        try:
+            router = router_of(ls.engine)
+        except EngineError:  # no engine built, so no providers behind it
+            router = None
         out["providers"] = await router.providers_json(check=False) if router else []
         out["activeModel"] = ls.session.model_for("chat") or None
         out["activeModels"] = {task: ls.session.model_for(task) or None for task in TASKS}
