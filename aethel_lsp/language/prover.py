@@ -341,6 +341,26 @@ class IntentProver:
             q.solver.assert_and_track(formula, z3.Bool(label, self.ctx))
         return q, labels
 
+    def decide_with_core(
+        self, pairs: list[Pair], prefix: str, what: str, block: Block, out: list[Diagnostic]
+    ) -> tuple[Any, tuple[str, list[Condition]]]:
+        """`decide` on `pairs`, and when they are unsat, why (the unsat core as text).
+
+        The core is asked for only once the answer is known: tracking every condition
+        slows z3 down badly (3,000 tracked equalities time out where plain ones take a
+        tenth of a second). When the core cannot be had in time, every condition is it.
+        """
+        result = self.decide(self.query(what, *(f for _, f in pairs)), block, out)
+        if result != z3.unsat:
+            return result, ("", [])
+        try:
+            q, labels = self.tracked(pairs, prefix, what)
+            if q.solver.check() == z3.unsat:
+                return result, self.core_text(q.solver, labels)
+        except BudgetSpent:
+            pass
+        return result, (f"its {len(pairs)} conditions", [c for c, _ in pairs])
+
     def unknown(self, block: Block, what: str, timeout_ms: int) -> Diagnostic:
         return diag(
             block.keyword_span,
@@ -373,13 +393,12 @@ class IntentProver:
     def check_guard(self, guard: Block, g: list[Pair], out: list[Diagnostic]) -> bool:
         if not g:
             return True
-        q, labels = self.tracked(g, "g", "whether the guard can hold")
-        result = self.decide(q, guard, out)
+        result, (text, core) = self.decide_with_core(g, "g", "whether the guard can hold",
+                                                     guard, out)
         if result == z3.sat:
             return True
         if result == z3.unknown:
             return False
-        text, core = self.core_text(q.solver, labels)
         span = core[0].span if core else guard.keyword_span
         out.append(
             diag(
@@ -397,11 +416,10 @@ class IntentProver:
     ) -> None:
         if not v:
             return
-        q, labels = self.tracked([*g, *v], "c", "whether guard and verify can hold together")
-        result = self.decide(q, verify, out)
+        result, (text, core) = self.decide_with_core(
+            [*g, *v], "c", "whether guard and verify can hold together", verify, out)
         if result != z3.unsat:
             return
-        text, core = self.core_text(q.solver, labels)
         verify_core = [c for c in core if any(c is cv for cv, _ in v)]
         span = verify_core[0].span if verify_core else verify.keyword_span
         who = "verify conditions" if len(verify_core) == len(core) else "guard and verify"

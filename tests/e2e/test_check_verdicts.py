@@ -43,6 +43,7 @@ EXPECTED: dict[str, set[str]] = {
     "bad_dup_batch": {"duplicate-intent"},
     "ok_nest100": set(), "bad_nest101": {"too-deep"},
 }
+CHAIN = " ".join(f"v{i} == v{i + 1} + 1;" for i in range(3000))
 GENERATED: dict[str, tuple[str, set[str]]] = {
     "bad_nest_50k": (TEMPLATE.replace(PAYEE_LINE, "b == old_b + " + "(" * 50_000 + "amount"
                                       + ")" * 50_000 + ";"), {"too-deep"}),
@@ -54,6 +55,10 @@ GENERATED: dict[str, tuple[str, set[str]]] = {
                                          + ";"), {"overflow", "unsupported"}),
     "bad_1000_digits_beyond_int64": (TEMPLATE.replace(
         PAYEE_LINE, PAYEE_LINE + " amount < " + "9" * 1000 + ";"), {"overflow"}),
+    # z3 slows down badly when every condition is tracked for an unsat core
+    "ok_3000_chained_guard": (TEMPLATE.replace("amount > 0;", "amount > 0; " + CHAIN), set()),
+    "bad_3000_chained_vacuous_guard": (TEMPLATE.replace(
+        "amount > 0;", "amount > 0; " + CHAIN + " v0 < v3000;"), {"vacuous-guard"}),
     "ok_600_intents": ("\n".join(TEMPLATE.replace("intent t(", f"intent t{i}(")
                                  for i in range(600)), set()),
 }
