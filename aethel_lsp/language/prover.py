@@ -38,7 +38,7 @@ from aethel_lsp.language.ast import (
 )
 from aethel_lsp.language.check_options import CheckOptions
 from aethel_lsp.language.diagnostics import Diagnostic, Severity
-from aethel_lsp.language.formatter import render_condition, render_expr
+from aethel_lsp.language.formatter import render_comparison, render_condition, render_expr
 from aethel_lsp.language.lazy_import import lazy_module
 from aethel_lsp.language.linear import (
     BalanceChange,
@@ -440,17 +440,23 @@ class IntentProver:
         """Every `/` and `%` whose divisor the guard (and, in verify, the verify
         conditions) allow to be 0: z3 leaves `x / 0` unconstrained, so a line that divides
         by zero "holds" for any value and nothing about it is established."""
-        decided: dict[tuple[str, bool], str | None] = {}
+        decided: dict[tuple[str, bool, str], str | None] = {}
         for block, post, base, where in (
             (guard, False, g, "the guard"),
             (verify, True, [*g, *v], "the guard and verify"),
         ):
             for cond in block.conditions:
-                for node in _divisions(cond):
+                for node, premise in _divisions_with_premise(cond):
                     divisor = render_expr(node.right)
-                    key = (divisor, post)
+                    shown_premise = render_comparison(premise) if premise else ""
+                    key = (divisor, post, shown_premise)
                     if key not in decided:
-                        decided[key] = self.zero_divisor(node, post, base, block, where, out)
+                        assumed, context = base, where
+                        if premise is not None:  # `(d != 0) ==> (x / d == 1)`: d is not 0
+                            assumed = [*base, (cond, self.comparison(premise, post))]
+                            context = f"`{shown_premise}` and {where}"
+                        decided[key] = self.zero_divisor(node, post, assumed, block, context,
+                                                         out)
                     evidence = decided[key]
                     if evidence is not None:
                         shown = None if evidence is _ALWAYS_ZERO else evidence
@@ -668,6 +674,18 @@ def _binops(cond: Condition) -> Iterator[BinOp]:
 
 def _divisions(cond: Condition) -> Iterator[BinOp]:
     return (node for node in _binops(cond) if node.op in ("/", "%"))
+
+
+def _divisions_with_premise(cond: Condition) -> Iterator[tuple[BinOp, Comparison | None]]:
+    """Each `/` and `%` of `cond`, with the antecedent that must hold for it to be
+    evaluated at all (an implication's consequent means nothing when it is false)."""
+    body = cond.body
+    if not isinstance(body, Implication):
+        yield from ((node, None) for node in _divisions(cond))
+        return
+    for part, premise in ((body.antecedent, None), (body.consequent, body.antecedent)):
+        alone = Condition(part, cond.start, cond.end, cond.index)
+        yield from ((node, premise) for node in _divisions(alone))
 
 
 def _has_name(expr: Expr) -> bool:

@@ -33,6 +33,10 @@ EXPECTED: dict[str, set[str]] = {
     "bad_divzero_sym": {"division-by-zero"}, "ok_divzero_guarded": set(),
     "ok_divzero_sq": set(), "bad_divzero_dd": {"division-by-zero"},
     "bad_divzero_dd_alone": {"division-by-zero"},
+    "bad_divzero_nested": {"division-by-zero"}, "bad_modzero_shifted": {"division-by-zero"},
+    "ok_modzero_guarded": set(),
+    "ok_division_under_implication": set(),  # `(d != 0) ==> (x / d == 1)`
+    "bad_division_under_weak_implication": {"division-by-zero"},  # `(d >= 0) ==> ...`
     "bad_litzero": {"overflow", "conservation"}, "bad_litzero_mod": {"overflow", "conservation"},
     # signed 64-bit bounds of arithmetic on literals
     "ok_int64max": set(), "ok_int64min": set(), "ok_int64div": set(),
