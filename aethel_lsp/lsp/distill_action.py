@@ -50,7 +50,17 @@ def _models(args: Args) -> tuple[str, ...] | None:
     return tuple(m.strip() for m in raw)
 
 
+def _with_default_range(ls: AethelServer, args: Args) -> Args:
+    """`range` is optional (issue 17): without one, the contract goes at the document's end."""
+    if args.get("range") is not None:
+        return args
+    end = documents.full_range(documents.get_document(ls, actions.require_uri(args))).end
+    point = {"line": end.line, "character": end.character}
+    return {**args, "range": {"start": point, "end": point}}
+
+
 async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
+    args = _with_default_range(ls, args)
     target = actions.contract_target(ls, args)
     uri = actions.require_uri(args)
     where = actions.edit_target(documents.get_document(ls, uri), uri, target.range)

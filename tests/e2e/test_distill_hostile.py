@@ -182,7 +182,7 @@ async def _distill_while(lsp: Harness, name: str, meanwhile: Any) -> dict[str, A
     assert lsp.fake is not None
     fake = lsp.fake
     for model in (CHAT, CODER):
-        fake.set_reply(model, Reply(text=fenced(PAY).text, first_token_delay=1.0))
+        fake.set_reply(model, Reply(text=fenced(PAY).text, first_token_delay=2.0))
     uri = lsp.open(name, f"# {DESCRIPTION}\n", language_id="aethel")
     task = asyncio.ensure_future(lsp.command(protocol.CMD_DISTILL_CONTRACT, {
         "uri": uri, "range": POINT, "candidates": 2}))
@@ -230,3 +230,17 @@ async def test_a_description_too_long_for_the_context_is_refused_before_any_requ
                           {"uri": uri, "range": POINT, "description": huge})
     assert failed.value.code == -32602 and "too large" in str(failed.value)
     assert lsp.fake is not None and lsp.fake.chat_requests() == []
+
+
+async def test_range_is_optional_as_documented(lsp: Harness) -> None:
+    assert lsp.fake is not None
+    lsp.fake.set_reply(CODER, fenced(PAY))
+    lsp.fake.set_reply(CHAT, fenced(PAY))
+    existing = "# notes\n# more notes\n"
+    uri = lsp.open("norange.ae", existing, language_id="aethel")
+    result = await lsp.command(protocol.CMD_DISTILL_CONTRACT,
+                               {"uri": uri, "description": DESCRIPTION, "candidates": 1})
+    assert result["best"]["valid"] is True
+    edit = lsp.applied[-1].edit.changes[uri][0]  # type: ignore[index]
+    assert edit.range.start == edit.range.end == types.Position(2, 0)  # appended at the end
+    assert PAY in edit.new_text
