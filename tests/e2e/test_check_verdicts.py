@@ -24,6 +24,12 @@ EXPECTED: dict[str, set[str]] = {
     "bad_plus1": {"conservation"}, "bad_round": {"conservation"},
     "bad_even_noguard": {"conservation"}, "bad_decimal_dust": {"conservation", "inconsistent"},
     "bad_unary_minus_on_name": {"syntax"},
+    "ok_e_plus_old": set(), "ok_old_eq": set(), "ok_zero_form": set(), "ok_three": set(),
+    "ok_frac_changes": set(), "ok_guard_rounding": set(),
+    "bad_guard_rounding_odd": {"conservation"},
+    # decimals are exact rationals against integer unknowns
+    "bad_dec_guard": {"vacuous-guard"}, "bad_dec_between": {"vacuous-guard"},
+    "ok_dec_fee": set(), "bad_dec_fee_leak": {"conservation"},
     # integer division and remainder are z3's div/mod, for literals and unknowns alike
     "ok_litdiv_neg": set(), "bad_litdiv_neg": {"conservation"}, "ok_litmod": set(),
     "ok_symdiv_neg": set(), "bad_symdiv_trunc": {"inconsistent"},
@@ -33,6 +39,7 @@ EXPECTED: dict[str, set[str]] = {
     "bad_divzero_sym": {"division-by-zero"}, "ok_divzero_guarded": set(),
     "ok_divzero_sq": set(), "bad_divzero_dd": {"division-by-zero"},
     "bad_divzero_dd_alone": {"division-by-zero"},
+    "bad_amount_div0": {"division-by-zero"}, "bad_amount_mod0": {"division-by-zero"},
     "bad_divzero_nested": {"division-by-zero"}, "bad_modzero_shifted": {"division-by-zero"},
     "ok_modzero_guarded": set(),
     "ok_division_under_implication": set(),  # `(d != 0) ==> (x / d == 1)`
