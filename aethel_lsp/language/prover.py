@@ -548,12 +548,17 @@ class IntentProver:
     ) -> None:
         for block, post, base in ((guard, False, g), (verify, True, [*g, *v])):
             for cond in block.conditions:
-                nodes = [n for n in _binops(cond) if _has_name(n)]
-                if not nodes:
+                found = [(n, p) for n, p in _binops_with_premise(cond) if _has_name(n)]
+                if not found:
                     continue
+                nodes = [n for n, _ in found]
                 terms = [self.expr(n, post) for n in nodes]
                 bounds = [z3.And(x >= INT64_MIN, x <= INT64_MAX) for x in list(self.vars.values())]
-                outside = [z3.Or(t < INT64_MIN, t > INT64_MAX) for t in terms]
+                outside = [  # in `(p) ==> (q)`, q's arithmetic runs only when p holds
+                    z3.Or(t < INT64_MIN, t > INT64_MAX) if premise is None
+                    else z3.And(self.comparison(premise, post), z3.Or(t < INT64_MIN, t > INT64_MAX))
+                    for (_, premise), t in zip(found, terms, strict=True)
+                ]
                 q = self.query(
                     f"whether `{render_condition(cond)}` stays within 64 bits",
                     *(f for _, f in base),
@@ -562,13 +567,15 @@ class IntentProver:
                 )
                 if self.decide(q, block, out) != z3.sat:
                     continue
-                out.append(self.overflow_finding(q.solver.model(), nodes, terms, post))
+                out.append(self.overflow_finding(q.solver.model(), nodes, terms, outside, post))
 
     def overflow_finding(
-        self, model: Any, nodes: list[BinOp], terms: list[Any], post: bool
+        self, model: Any, nodes: list[BinOp], terms: list[Any], outside: list[Any], post: bool
     ) -> Diagnostic:
         node, term, value = nodes[0], terms[0], None
-        for candidate, candidate_term in zip(nodes, terms, strict=True):
+        for candidate, candidate_term, escapes in zip(nodes, terms, outside, strict=True):
+            if not z3.is_true(model.eval(escapes, True)):
+                continue  # in range, or in a consequent whose antecedent is false here
             reached = _exact(model.eval(candidate_term, True))
             if reached is not None and not INT64_MIN <= reached <= INT64_MAX:
                 node, term, value = candidate, candidate_term, reached
@@ -676,16 +683,21 @@ def _divisions(cond: Condition) -> Iterator[BinOp]:
     return (node for node in _binops(cond) if node.op in ("/", "%"))
 
 
-def _divisions_with_premise(cond: Condition) -> Iterator[tuple[BinOp, Comparison | None]]:
-    """Each `/` and `%` of `cond`, with the antecedent that must hold for it to be
+def _binops_with_premise(cond: Condition) -> Iterator[tuple[BinOp, Comparison | None]]:
+    """Each operation of `cond`, with the antecedent that must hold for it to be
     evaluated at all (an implication's consequent means nothing when it is false)."""
     body = cond.body
     if not isinstance(body, Implication):
-        yield from ((node, None) for node in _divisions(cond))
+        yield from ((node, None) for node in _binops(cond))
         return
     for part, premise in ((body.antecedent, None), (body.consequent, body.antecedent)):
         alone = Condition(part, cond.start, cond.end, cond.index)
-        yield from ((node, premise) for node in _divisions(alone))
+        yield from ((node, premise) for node in _binops(alone))
+
+
+def _divisions_with_premise(cond: Condition) -> Iterator[tuple[BinOp, Comparison | None]]:
+    return ((node, premise) for node, premise in _binops_with_premise(cond)
+            if node.op in ("/", "%"))
 
 
 def _has_name(expr: Expr) -> bool:

@@ -114,3 +114,11 @@ def test_a_counterexample_without_unknowns_still_reads(programs: dict[str, Path]
     _rc, found, _err = check(str(programs["bad_litzero"]))
     message = next(str(i["message"]) for i in found if i["code"] == "conservation")
     assert "counterexample allowed by the guard: any input gives a net change" in message
+
+
+def test_symbolic_overflow_in_a_consequent_assumes_its_antecedent() -> None:
+    names = {"ok_overflow_under_implication": set(),  # `(amount < 10) ==> (amount * 10^12 ...)`
+             "bad_overflow_under_weak_implication": {"symbolic-overflow"}}  # `amount < 10^7`
+    paths = {name: VERDICTS / f"{name}.ae" for name in names}
+    _rc, found, _err = check("--symbolic-overflow", *map(str, paths.values()))
+    assert codes_by_file(found, paths) == names
