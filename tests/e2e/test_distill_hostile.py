@@ -244,3 +244,39 @@ async def test_range_is_optional_as_documented(lsp: Harness) -> None:
     edit = lsp.applied[-1].edit.changes[uri][0]  # type: ignore[index]
     assert edit.range.start == edit.range.end == types.Position(2, 0)  # appended at the end
     assert PAY in edit.new_text
+
+
+async def test_a_mixed_session_ends_every_progress_exactly_once(lsp: Harness) -> None:
+    """Twelve runs in one server: quick ones, and slow ones cancelled by either route."""
+    assert lsp.fake is not None
+    fake = lsp.fake
+    outcomes: list[str] = []
+    for i in range(12):
+        fake.clear()
+        slow = i % 3 == 1
+        for model in (CHAT, CODER):
+            fake.set_reply(model, Reply(text=fenced(PAY).text, token_delay=0.05 if slow else 0.0))
+        uri = lsp.open(f"mixed{i}.ae", "", language_id="aethel")
+        request = asyncio.ensure_future(lsp.client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND,
+            types.ExecuteCommandParams(command=protocol.CMD_DISTILL_CONTRACT, arguments=[
+                {"uri": uri, "range": POINT, "description": DESCRIPTION, "candidates": 3}]),
+            msg_id=f"mixed-{i}"))
+        if slow:
+            await lsp.wait_for(lambda: any(s.tokens_sent > 2 for s in fake.streams), 30)
+            if i % 2:
+                lsp.client.cancel_request(types.CancelParams(id=f"mixed-{i}"))
+            else:
+                open_tokens = [t for t, r in lsp.client.progress_reports.items()
+                               if r and not isinstance(r[-1], types.WorkDoneProgressEnd)]
+                lsp.client.window_work_done_progress_cancel(
+                    types.WorkDoneProgressCancelParams(token=open_tokens[-1]))
+        try:
+            result = await asyncio.wait_for(request, 60)
+            outcomes.append("valid" if result["best"]["valid"] else "invalid")
+        except JsonRpcException as exc:
+            outcomes.append(str(exc.code))
+        await lsp.wait_for(lambda: all(s.finished for s in fake.streams), 30)
+    assert outcomes == ["valid", "-32800", "valid"] * 4
+    runs = lsp.progress_for_title(TITLE.format(n=3))[-12:]
+    assert [end_count(reports) for reports in runs] == [1] * 12
