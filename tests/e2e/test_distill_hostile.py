@@ -50,6 +50,15 @@ def ends(lsp: Harness, n: int) -> list[list[Any]]:
     return lsp.progress_for_title(TITLE.format(n=n))
 
 
+def applied_edits(edit: types.WorkspaceEdit) -> list[types.TextEdit]:
+    """The text edits of a workspace edit, whichever shape the server chose."""
+    if edit.changes:
+        return [e for edits in edit.changes.values() for e in edits]
+    return [e for change in edit.document_changes or []
+            if isinstance(change, types.TextDocumentEdit)
+            for e in change.edits if isinstance(e, types.TextEdit)]
+
+
 def end_count(reports: list[Any]) -> int:
     return sum(isinstance(r, types.WorkDoneProgressEnd) for r in reports)
 
@@ -192,7 +201,7 @@ async def _distill_while(lsp: Harness, name: str, meanwhile: Any) -> dict[str, A
     return result
 
 
-async def test_an_edit_during_the_run_is_not_overwritten_at_a_stale_position(
+async def test_an_edit_above_during_the_run_never_inserts_at_the_stale_position(
     lsp: Harness,
 ) -> None:
     def edit_above(uri: str) -> None:
@@ -204,7 +213,24 @@ async def test_an_edit_during_the_run_is_not_overwritten_at_a_stale_position(
     before = len(lsp.applied)
     result = await _distill_while(lsp, "edited.ae", edit_above)
     assert result["best"]["valid"] is True and result["best"]["text"] == PAY
-    assert len(lsp.applied) == before  # the stale position would split the new text
+    if len(lsp.applied) > before:  # re-anchored: under the comment, now on line 2
+        [edit] = applied_edits(lsp.applied[-1].edit)
+        assert edit.range.start == edit.range.end == types.Position(2, 0)
+    else:  # or not inserted, and the contract offered to paste
+        assert any("changed while" in m.message for m in lsp.client.messages)
+
+
+async def test_an_edit_removing_the_description_during_the_run_is_kept(lsp: Harness) -> None:
+    def rewrite(uri: str) -> None:
+        lsp.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(
+                text="# something else entirely\n")]))
+
+    before = len(lsp.applied)
+    result = await _distill_while(lsp, "rewritten.ae", rewrite)
+    assert result["best"]["valid"] is True
+    assert len(lsp.applied) == before
     assert any("changed while" in m.message for m in lsp.client.messages)
 
 
@@ -217,7 +243,6 @@ async def test_closing_the_document_during_the_run_still_answers(lsp: Harness) -
     result = await _distill_while(lsp, "closed.ae", close)
     assert result["best"]["valid"] is True
     assert len(lsp.applied) == before
-    assert any("closed while" in m.message for m in lsp.client.messages)
 
 
 async def test_a_description_too_long_for_the_context_is_refused_before_any_request(
@@ -241,7 +266,7 @@ async def test_range_is_optional_as_documented(lsp: Harness) -> None:
     result = await lsp.command(protocol.CMD_DISTILL_CONTRACT,
                                {"uri": uri, "description": DESCRIPTION, "candidates": 1})
     assert result["best"]["valid"] is True
-    edit = lsp.applied[-1].edit.changes[uri][0]  # type: ignore[index]
+    [edit] = applied_edits(lsp.applied[-1].edit)
     assert edit.range.start == edit.range.end == types.Position(2, 0)  # appended at the end
     assert PAY in edit.new_text
 
