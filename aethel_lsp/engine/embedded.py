@@ -477,7 +477,12 @@ class EmbeddedEngine(Engine):
     async def list_models(self) -> list[ModelInfo]:
         entries = await asyncio.to_thread(self._catalogue)
         return await asyncio.to_thread(
-            lambda: [self._windowed(_describe(entry, _header(entry.path))) for entry in entries])
+            lambda: [self._listed(entry) for entry in entries])
+
+    def _listed(self, entry: _ModelEntry) -> ModelInfo:
+        info = self._windowed(_describe(entry, _header(entry.path)))
+        explicit = self._explicit is not None and entry.path == self._explicit
+        return dataclasses.replace(info, configured=True) if explicit else info
 
     def _windowed(self, info: ModelInfo) -> ModelInfo:
         """The context this engine gives the model: its trained length, capped by the

@@ -223,7 +223,8 @@ def _human(count: float) -> str:
 def pick_model(models: Sequence[ModelInfo], task: str) -> str | None:
     """Best installed *local* model for `task`, by the same rule as `recommend`'s "coding"
     (the recommended model if installed, else code models first, closest in size; no
-    "thinking" unless nothing else answers). Cloud models (Ollama's `remote_host`) are never
+    "thinking" unless nothing else answers); a model the user configured for the engine
+    itself (`embedded.modelPath`) comes first. Cloud models (Ollama's `remote_host`) are never
     picked implicitly: that would send the user's code off the machine without them choosing.
 
     >>> from aethel_lsp.engine.types import ModelInfo as M
@@ -236,6 +237,9 @@ def pick_model(models: Sequence[ModelInfo], task: str) -> str | None:
     None
     """
     usable = [m for m in models if can_generate(m) and not m.is_remote]
+    configured = [m for m in usable if m.configured]
+    if configured:  # the user pointed the engine at this file: it is the default
+        return configured[0].name
     if task == "completion":  # fill-in-the-middle first
         usable = [m for m in usable if m.has("insert")] or usable
     return recommend(usable, CODING).model if usable else None

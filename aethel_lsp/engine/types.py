@@ -35,6 +35,9 @@ class ModelInfo:
     # Ollama "cloud" models (`remote_host`, e.g. https://ollama.com:443) are listed like
     # local ones but run elsewhere: prompts sent to them leave this machine.
     remote_host: str | None = None
+    # The user named this very model in the engine's own settings (the embedded engine's
+    # `embedded.modelPath`): it is the default whenever no `model` is set.
+    configured: bool = False
 
     @property
     def is_remote(self) -> bool:

@@ -133,3 +133,25 @@ async def test_a_code_model_with_fim_tokens_offers_insert(
         assert model.capabilities == ("completion", "insert")
     finally:
         await engine.aclose()
+
+
+async def test_the_configured_model_file_is_the_default_pick(
+    no_default_model: Path, tmp_path: Path
+) -> None:
+    """`embedded.modelPath` is the user's choice: with no `model` set it is used, even when
+    a code model (which the general pick prefers) is in Ollama's store too."""
+    from aethel_lsp.engine.recommend import pick_model
+
+    metadata = {**TINY_METADATA, "tokenizer.ggml.fim_pre_token_id": 1,
+                "tokenizer.ggml.fim_suf_token_id": 2, "tokenizer.ggml.fim_mid_token_id": 3}
+    coder = write_gguf(tmp_path / "coder.gguf", metadata, TINY_TENSORS)
+    add_stored_model(no_default_model, "qwen2.5-coder", "1.5b", coder)
+    mine = write_gguf(tmp_path / "mine.gguf", TINY_METADATA, TINY_TENSORS)
+    engine = EmbeddedEngine(str(mine))
+    try:
+        models = await engine.list_models()
+        assert [m.configured for m in models] == [True, False]
+        assert pick_model(models, "chat") == pick_model(models, "completion") == "mine"
+    finally:
+        await engine.aclose()
+    assert pick_model([m for m in models if not m.configured], "chat") == "qwen2.5-coder:1.5b"
