@@ -497,7 +497,7 @@ class EmbeddedEngine(Engine):
 
     async def show(self, model: str) -> ModelInfo:
         entry = await asyncio.to_thread(self._resolve, model)
-        return self._windowed(_describe(entry, await asyncio.to_thread(_header, entry.path)))
+        return await asyncio.to_thread(self._listed, entry)
 
     async def running(self) -> list[RunningModel]:
         running = self._running
