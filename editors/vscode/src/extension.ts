@@ -59,6 +59,7 @@ import {
   LANGUAGE_ID,
   NOTIFY_STATUS,
   forwardingId,
+  type Metrics,
   type ModelInfo,
   type ServerCommand,
   type StatusParams,
@@ -66,7 +67,18 @@ import {
 } from './protocol';
 import { escapeHtml, genericResultMarkdown, metricsLine, modelStatusMarkdown, throughputMarkdown } from './render';
 import { findExecutable, launchCandidates, notFoundMessage, resolveLaunch, type LaunchResolution } from './serverLaunch';
-import { answerConfigurationItem, explicitServerSettings, isClientOnly, type NestedSettings } from './settingsFilter';
+import {
+  answerConfigurationItem,
+  explicitServerSettings,
+  isClientOnly,
+  machineValue,
+  settingsCommandFor,
+  sourceLabel,
+  type InspectedValue,
+  type NestedSettings,
+  type SettingSource,
+  type SourcedValue,
+} from './settingsFilter';
 import { modelPickItems, renderStatus, STARTING_VIEW, STOPPED_VIEW, type StatusView } from './status';
 import { isExplanationDocument, percentIncrement, ProgressRouter, type RoutedProgress } from './streaming';
 
@@ -78,6 +90,8 @@ let statusItem: vscode.StatusBarItem;
 let lastStatus: StatusParams | undefined;
 let extensionContext: vscode.ExtensionContext;
 let lastLaunchProblem: string | undefined;
+/** The model the server picked itself for the last generation (`aethel.model` unset). */
+let autoPickedModel: string | undefined;
 
 /** Something that wants the progress of a server generation. */
 type ProgressTicket = StreamPanel | NotificationTicket;
@@ -87,6 +101,8 @@ interface NotificationTicket {
   progress: vscode.Progress<{ message?: string; increment?: number }>;
   reported: number;
   showMessages: boolean;
+  /** Set for a notification we opened for a progress nobody waited for: closes it. */
+  finish?: () => void;
 }
 
 const router = new ProgressRouter<ProgressTicket>(new Set(['explain', 'pull', 'generate', 'improve', 'document', 'fix']));
@@ -129,13 +145,22 @@ export async function deactivate(): Promise<void> {
 
 async function startServer(): Promise<void> {
   showStatus(STARTING_VIEW);
+  const configured = machineSetting('server.command');
   const resolution = await findServer();
   if (resolution.chosen === undefined) {
-    lastLaunchProblem = notFoundMessage(resolution.tried);
+    const command = typeof configured.value === 'string' ? configured.value : '';
+    lastLaunchProblem = notFoundMessage(resolution.tried, { command, where: sourceLabel(configured.source) });
     output.error(lastLaunchProblem);
     showStatus({ ...STOPPED_VIEW, tooltip: lastLaunchProblem });
-    void offerInstallHelp(lastLaunchProblem);
+    void offerInstallHelp(lastLaunchProblem, configured.source);
     return;
+  }
+  if (configured.source === 'user' && remoteWindow()) {
+    output.info(
+      'aethel.server.command is taken from your User settings. In this remote window VS Code marks it ' +
+        '"cannot be applied in this window": to silence that, move it to the Remote settings ' +
+        '("Preferences: Open Remote Settings").',
+    );
   }
   lastLaunchProblem = undefined;
   const { command, args, label } = resolution.chosen;
@@ -146,8 +171,10 @@ async function startServer(): Promise<void> {
   client = c;
   extensionContext.subscriptions.push(
     c.onNotification(NOTIFY_STATUS, (p: StatusParams) => {
+      // The server's own model changed (set, reset): what it picked before may not hold.
+      if ((p.model ?? '') !== (lastStatus?.model ?? '')) autoPickedModel = undefined;
       lastStatus = p;
-      showStatus(renderStatus(p));
+      showServerStatus();
     }),
     c.onDidChangeState((e) => {
       if (e.newState === State.Stopped) showStatus(STOPPED_VIEW);
@@ -162,7 +189,7 @@ async function startServer(): Promise<void> {
     lastLaunchProblem = msg;
     output.error(msg);
     showStatus({ ...STOPPED_VIEW, tooltip: msg });
-    void offerInstallHelp(msg);
+    void offerInstallHelp(msg, configured.source);
   }
 }
 
@@ -174,7 +201,9 @@ function clientOptions(): LanguageClientOptions {
       configurationSection: CONFIG_SECTION,
       fileEvents: vscode.workspace.createFileSystemWatcher('**/{aethel.toml,pyproject.toml}'),
     },
-    initializationOptions: explicitSettings(undefined),
+    // No initializationOptions: the server keeps those for its whole life, so a setting
+    // reset in the editor would never reach it. It pulls `workspace/configuration` once
+    // initialized and again on every change, and `configuration` below answers.
     outputChannel: output,
     middleware: {
       workspace: {
@@ -207,13 +236,31 @@ function clientOptions(): LanguageClientOptions {
 function explicitSettings(scope: vscode.Uri | undefined): NestedSettings {
   const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION, scope);
   const keys = settingKeys();
-  return explicitServerSettings(keys, (key) => {
-    const inspected = cfg.inspect(key);
-    if (inspected === undefined) return undefined;
-    // In an untrusted workspace, ignore the workspace's values altogether.
-    if (!vscode.workspace.isTrusted) return { globalValue: inspected.globalValue };
-    return inspected;
-  });
+  return explicitServerSettings(
+    keys,
+    (key) => {
+      const inspected = cfg.inspect(key) as InspectedValue | undefined;
+      if (inspected === undefined) return undefined;
+      // In an untrusted workspace, ignore the workspace's values altogether.
+      if (!vscode.workspace.isTrusted) {
+        const { globalValue, globalLocalValue, globalRemoteValue } = inspected;
+        return { globalValue, globalLocalValue, globalRemoteValue };
+      }
+      return inspected;
+    },
+    remoteWindow(),
+  );
+}
+
+/** A window whose extension host runs elsewhere: code-server, Remote-SSH, WSL, containers. */
+function remoteWindow(): boolean {
+  return vscode.env.remoteName !== undefined;
+}
+
+/** A machine-scoped setting of the extension, with the Settings tab it came from. */
+function machineSetting(key: string): SourcedValue {
+  const inspected = vscode.workspace.getConfiguration(CONFIG_SECTION).inspect(key) as InspectedValue | undefined;
+  return machineValue(inspected, remoteWindow());
 }
 
 function settingKeys(): string[] {
@@ -242,10 +289,11 @@ async function answerConfiguration(
 }
 
 async function findServer(): Promise<LaunchResolution> {
-  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  const command = machineSetting('server.command').value;
+  const args = machineSetting('server.args').value;
   const inputs = {
-    configuredCommand: cfg.get<string>('server.command', 'aethel-lsp'),
-    extraArgs: cfg.get<string[]>('server.args', []),
+    configuredCommand: typeof command === 'string' ? command : 'aethel-lsp',
+    extraArgs: Array.isArray(args) ? args.filter((a): a is string => typeof a === 'string') : [],
     platform: process.platform,
     home: os.homedir(),
     workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
@@ -304,10 +352,11 @@ async function pythonExtensionInterpreter(): Promise<string | undefined> {
   }
 }
 
-async function offerInstallHelp(message: string): Promise<void> {
+async function offerInstallHelp(message: string, source: SettingSource): Promise<void> {
   const pick = await vscode.window.showErrorMessage(message, 'How to install', 'Open Settings', 'Show Log');
   if (pick === 'How to install') await showInstallHelp();
-  else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'aethel.server');
+  // The tab that lists aethel.server.*: in a remote window, the Remote one.
+  else if (pick === 'Open Settings') await vscode.commands.executeCommand(settingsCommandFor(source, remoteWindow()), { query: 'aethel.server' });
   else if (pick === 'Show Log') output.show();
 }
 
@@ -331,6 +380,32 @@ async function restartServer(): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------ status bar
+
+function showServerStatus(): void {
+  if (lastStatus !== undefined) showStatus(renderStatus(lastStatus, autoPickedModel));
+}
+
+/**
+ * After a generation: with `aethel.model` unset the server picks a model itself and its
+ * status says none, so show the one the generation used (from its metrics).
+ */
+function noteGeneration(metrics: Metrics | null | undefined): void {
+  const used = metrics?.model;
+  if (typeof used !== 'string' || used === '' || (lastStatus?.model ?? '') !== '') return;
+  autoPickedModel = used;
+  showServerStatus();
+}
+
+/** The metrics of the server's last generation (for runs we did not start ourselves). */
+async function lastMetrics(): Promise<Metrics | undefined> {
+  try {
+    const t = await send<{ last?: Metrics | null }>(CMD_THROUGHPUT);
+    return t?.last ?? undefined;
+  } catch (err) {
+    output.debug(`Could not read the last generation's metrics: ${errorText(err)}`);
+    return undefined;
+  }
+}
 
 function showStatus(view: StatusView): void {
   statusItem.text = view.text;
@@ -463,15 +538,22 @@ async function pullModel(): Promise<void> {
 function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
   let ticket = r.ticket;
   if (ticket === undefined) {
-    // An explanation nobody waited for (picked from the light bulb): open a panel for it.
-    if (r.kind !== 'explain' || r.value.kind !== 'begin') return false;
-    const panel = new StreamPanel(r.stream.title || 'Explanation');
-    router.attach(r.token, panel);
-    ticket = panel;
+    // Started from the light bulb, not by our commands: give it the same UI.
+    if (r.value.kind !== 'begin' || r.kind === 'pull' || r.kind === 'other') return false;
+    ticket = r.kind === 'explain' ? explanationPanel(explanationTitle(activeSelection('plain', true))) : unrequestedNotification(r.token, r.stream.title);
+    router.attach(r.token, ticket);
   }
   if (ticket instanceof StreamPanel) {
-    ticket.token = r.token;
-    ticket.onStream(r.stream.text, r.value.kind === 'end' ? r.value.message : undefined, r.value.kind === 'end');
+    if (r.value.kind === 'begin') ticket.token = r.token;
+    else if (ticket.token !== r.token) return true; // a run this panel was taken away from
+    const ended = r.value.kind === 'end';
+    ticket.onStream(r.stream.text, ended ? r.value.message : undefined, ended);
+    if (ended && ticket.cancel === undefined) void settleUnrequestedExplanation(ticket, r.token, r.value.message);
+    return true;
+  }
+  if (r.value.kind === 'end' && ticket.finish !== undefined) {
+    ticket.finish();
+    void lastMetrics().then(noteGeneration);
     return true;
   }
   if (r.value.kind === 'begin' && ticket.reported > 0) {
@@ -486,7 +568,63 @@ function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
   return true;
 }
 
+/**
+ * A cancellable notification for an AI action the light bulb started (the client runs
+ * those commands itself): the same UI as from the palette, instead of VS Code's status-bar
+ * progress showing the raw streamed text. Cancel sends `window/workDoneProgress/cancel`.
+ */
+function unrequestedNotification(token: string, title: string): NotificationTicket {
+  const pending: { message?: string; increment?: number }[] = [];
+  let real: vscode.Progress<{ message?: string; increment?: number }> | undefined;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const ticket: NotificationTicket = {
+    kind: 'notification',
+    progress: { report: (v) => (real !== undefined ? real.report(v) : pending.push(v)) },
+    reported: 0,
+    showMessages: false,
+    finish,
+  };
+  void vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Aethel: ${title}`, cancellable: true },
+    (progress, cancel) => {
+      real = progress;
+      for (const v of pending.splice(0)) progress.report(v);
+      cancel.onCancellationRequested(() => {
+        void client?.sendNotification(WorkDoneProgressCancelNotification.type, { token });
+        finish();
+      });
+      return done;
+    },
+  );
+  return ticket;
+}
+
+/** A light-bulb explanation ended: the same footer as from the palette (metrics, model). */
+async function settleUnrequestedExplanation(panel: StreamPanel, token: string, endMessage: string | undefined): Promise<void> {
+  if (endMessage === undefined || !/tokens/.test(endMessage)) return; // an error or a stop says so itself
+  const metrics = await lastMetrics();
+  noteGeneration(metrics);
+  if (panel.token === token && metrics !== undefined) panel.setFooter(metricsLine(metrics));
+}
+
 // ------------------------------------------------------------------------------ the streaming panel
+
+/** The one explanation tab: each explanation (palette or light bulb) reuses it. */
+let explanation: StreamPanel | undefined;
+
+function explanationPanel(title: string): StreamPanel {
+  if (explanation === undefined || explanation.isDisposed) explanation = new StreamPanel(title);
+  else explanation.restart(title);
+  return explanation;
+}
+
+/** `Explanation: transfer.ae:3-7`, for both ways of asking. */
+function explanationTitle(ctx: EditorContext | undefined): string {
+  if (ctx === undefined) return 'Explanation';
+  const name = path.basename(ctx.editor.document.uri.path);
+  return `Explanation: ${name}:${ctx.range.start.line + 1}-${ctx.range.end.line + 1}`;
+}
 
 /** Explanation panels still streaming, and the last ones that finished (with when). */
 const streamingPanels = new Set<StreamPanel>();
@@ -521,7 +659,39 @@ class StreamPanel {
   private dirty = false;
   private disposed = false;
 
+  /** Bumped by `restart`: a command's late result for an earlier run is ignored. */
+  run = 0;
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Take the tab for a new run: the previous one (if still going) is stopped. */
+  restart(title: string): void {
+    if (this.streaming && this.token !== undefined) this.stop();
+    this.run++;
+    this.token = undefined;
+    this.cancel = undefined;
+    this.savedDocument = undefined;
+    this.text = '';
+    this.footer = '';
+    this.streaming = true;
+    this.settled = false;
+    this.title = title;
+    this.panel.title = title;
+    this.panel.reveal(vscode.ViewColumn.Beside, true);
+    this.schedule(0);
+  }
+
+  setFooter(footer: string): void {
+    this.footer = footer;
+    this.schedule(0);
+  }
+
+  private title: string;
+
   constructor(title: string) {
+    this.title = title;
     this.panel = vscode.window.createWebviewPanel('aethel.explanation', title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
       enableScripts: true,
       retainContextWhenHidden: true,
@@ -598,9 +768,17 @@ class StreamPanel {
     this.streaming = false;
   }
 
+  /**
+   * Stop the generation: cancel our own request, or (a light-bulb run, which has none)
+   * its progress. One of the two only: a second cancel would reach a progress the server
+   * has already ended, and it logs an error for that.
+   */
   stop(): void {
-    this.cancel?.cancel();
-    if (this.token !== undefined && client !== undefined) {
+    if (this.cancel !== undefined) {
+      this.cancel.cancel();
+      return;
+    }
+    if (this.token !== undefined && this.streaming && client !== undefined) {
       void client.sendNotification(WorkDoneProgressCancelNotification.type, { token: this.token });
     }
   }
@@ -629,7 +807,7 @@ class StreamPanel {
       while (this.dirty && !this.disposed) {
         this.dirty = false;
         const html = await renderMarkdown(this.text);
-        const update: PanelUpdate = { type: 'update', html, footer: this.footer, streaming: this.streaming };
+        const update: PanelUpdate = { type: 'update', html, footer: this.footer, streaming: this.streaming, title: this.title };
         await this.panel.webview.postMessage(update);
       }
     } finally {
@@ -713,10 +891,10 @@ interface EditorContext {
   range: LspRange;
 }
 
-function activeSelection(kind: 'plain' | 'fix'): EditorContext | undefined {
+function activeSelection(kind: 'plain' | 'fix', quiet = false): EditorContext | undefined {
   const editor = vscode.window.activeTextEditor;
   if (editor === undefined) {
-    void vscode.window.showWarningMessage('Aethel: open a file and select some code first.');
+    if (!quiet) void vscode.window.showWarningMessage('Aethel: open a file and select some code first.');
     return undefined;
   }
   const doc = editor.document;
@@ -738,16 +916,19 @@ function toLsp(r: vscode.Range | vscode.Selection): LspRange {
 async function explainSelection(): Promise<void> {
   const ctx = activeSelection('plain');
   if (ctx === undefined) return;
-  const name = path.basename(ctx.editor.document.uri.path);
-  const panel = new StreamPanel(`Explanation: ${name}:${ctx.range.start.line + 1}-${ctx.range.end.line + 1}`);
+  const panel = explanationPanel(explanationTitle(ctx));
+  const run = panel.run;
   const cts = new vscode.CancellationTokenSource();
   panel.cancel = cts;
   const unwait = router.wait('explain', panel);
   try {
     const result = await send<TextResult>(CMD_EXPLAIN_SELECTION, selectionArgs(ctx.uri, ctx.range), cts.token);
+    noteGeneration(result?.metrics);
+    if (panel.run !== run) return; // the tab was taken by a newer explanation
     if (typeof result?.document === 'string') panel.savedDocument = result.document;
     panel.finish(result?.text ?? '', metricsLine(result?.metrics));
   } catch (err) {
+    if (panel.run !== run) return;
     if (isCancellation(err, cts.token)) panel.stopped();
     else panel.fail(errorText(err));
   } finally {
@@ -775,6 +956,7 @@ async function generateContract(): Promise<void> {
     send<TextResult>(CMD_GENERATE_CONTRACT, generateArgs(ctx.uri, range, description), token),
   );
   if (result === undefined) return;
+  noteGeneration(result.metrics);
   reportEdit('Generated contract', result);
   if (result.valid === false) {
     const pick = await vscode.window.showWarningMessage(
@@ -803,7 +985,9 @@ async function editingAction(command: ServerCommand, kind: 'improve' | 'document
         )
       : selectionArgs(ctx.uri, ctx.range);
   const result = await withNotificationProgress(kind, title, (token) => send<TextResult>(command, args, token));
-  if (result !== undefined) reportEdit(title, result);
+  if (result === undefined) return;
+  noteGeneration(result.metrics);
+  reportEdit(title, result);
 }
 
 /** Run a generation under a cancellable notification fed by the server's progress. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfigurationProperties, parseConfigurationDoc, parseScalar, toConfigProperty } from '../src/settingsSchema';
-import { answerConfigurationItem, explicitServerSettings, explicitValue } from '../src/settingsFilter';
+import { answerConfigurationItem, explicitServerSettings, explicitValue, machineValue, settingsCommandFor } from '../src/settingsFilter';
 
 const DOC = [
   '| key | type | default | meaning |',
@@ -67,4 +67,22 @@ test('answering workspace/configuration items', () => {
   assert.equal(answerConfigurationItem('aethel.model.x', s), null);
   assert.equal(answerConfigurationItem('editor', s), undefined);
   assert.equal(answerConfigurationItem(undefined, s), undefined);
+});
+
+test('machine settings in a remote window: Remote, else User (VS Code drops it later), else default', () => {
+  // Remote settings win; this is where VS Code applies machine settings in a remote window.
+  assert.deepEqual(machineValue({ globalValue: 'r', globalRemoteValue: 'r', globalLocalValue: 'u' }, true), { value: 'r', source: 'remote' });
+  // Only in User settings: still used, whatever `globalValue` says after a configuration change.
+  assert.deepEqual(machineValue({ globalValue: undefined, globalLocalValue: 'u' }, true), { value: 'u', source: 'user' });
+  assert.deepEqual(machineValue({ globalValue: 'u' }, true), { value: 'u', source: 'user' });
+  assert.deepEqual(machineValue({}, true), { value: undefined, source: 'default' });
+  // A local window: the User value, never the workspace's.
+  assert.deepEqual(machineValue({ globalValue: 'u', workspaceValue: 'w' }, false), { value: 'u', source: 'user' });
+  assert.equal(explicitValue('host', { globalLocalValue: 'http://h:1', workspaceValue: 'http://evil' }, true), 'http://h:1');
+  assert.equal(explicitValue('host', { workspaceValue: 'http://evil' }, true), undefined);
+  // "Open Settings" goes to the tab that lists the key.
+  assert.equal(settingsCommandFor('remote', true), 'workbench.action.openRemoteSettings');
+  assert.equal(settingsCommandFor('default', true), 'workbench.action.openRemoteSettings');
+  assert.equal(settingsCommandFor('user', true), 'workbench.action.openSettings');
+  assert.equal(settingsCommandFor('default', false), 'workbench.action.openSettings');
 });
