@@ -70,15 +70,16 @@ import { findExecutable, launchCandidates, notFoundMessage, resolveLaunch, type 
 import {
   answerConfigurationItem,
   explicitServerSettings,
+  ignoredUserValue,
   isClientOnly,
   machineValue,
   settingsCommandFor,
   sourceLabel,
   type InspectedValue,
   type NestedSettings,
-  type SettingSource,
   type SourcedValue,
 } from './settingsFilter';
+import { MACHINE_SCOPED } from './settingsSchema';
 import { modelPickItems, renderStatus, STARTING_VIEW, STOPPED_VIEW, type StatusView } from './status';
 import { isExplanationDocument, percentIncrement, ProgressRouter, type RoutedProgress } from './streaming';
 
@@ -122,7 +123,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   registerCommands(context);
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (e.affectsConfiguration(`${CONFIG_SECTION}.server`)) {
+      if (e.affectsConfiguration(`${CONFIG_SECTION}.server`) && !copyingToRemote) {
         const pick = await vscode.window.showInformationMessage(
           'Aethel: the server command changed. Restart the language server to use it?',
           'Restart',
@@ -132,7 +133,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
 
+  const ignored = ignoredMachineSettings();
   await startServer();
+  if (ignored.size > 0) void offerCopyToRemote(ignored);
 }
 
 export async function deactivate(): Promise<void> {
@@ -152,16 +155,10 @@ async function startServer(): Promise<void> {
     lastLaunchProblem = notFoundMessage(resolution.tried, { command, where: sourceLabel(configured.source) });
     output.error(lastLaunchProblem);
     showStatus({ ...STOPPED_VIEW, tooltip: lastLaunchProblem });
-    void offerInstallHelp(lastLaunchProblem, configured.source);
+    void offerInstallHelp(lastLaunchProblem);
     return;
   }
-  if (configured.source === 'user' && remoteWindow()) {
-    output.info(
-      'aethel.server.command is taken from your User settings. In this remote window VS Code marks it ' +
-        '"cannot be applied in this window": to silence that, move it to the Remote settings ' +
-        '("Preferences: Open Remote Settings").',
-    );
-  }
+
   lastLaunchProblem = undefined;
   const { command, args, label } = resolution.chosen;
   output.info(`Starting the language server: ${label} (resolved to ${command})`);
@@ -189,7 +186,7 @@ async function startServer(): Promise<void> {
     lastLaunchProblem = msg;
     output.error(msg);
     showStatus({ ...STOPPED_VIEW, tooltip: msg });
-    void offerInstallHelp(msg, configured.source);
+    void offerInstallHelp(msg);
   }
 }
 
@@ -255,6 +252,52 @@ function explicitSettings(scope: vscode.Uri | undefined): NestedSettings {
 /** A window whose extension host runs elsewhere: code-server, Remote-SSH, WSL, containers. */
 function remoteWindow(): boolean {
   return vscode.env.remoteName !== undefined;
+}
+
+/** Machine-scoped keys: the extension's own and the server's. */
+const MACHINE_KEYS = ['server.command', 'server.args', ...MACHINE_SCOPED];
+
+let copyingToRemote = false;
+
+/**
+ * Machine settings set only in the User settings of a remote window. VS Code does not apply
+ * them there (it shows them at window load, then drops them), so neither do we: we say so.
+ */
+function ignoredMachineSettings(): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  if (!remoteWindow()) return out;
+  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  for (const key of MACHINE_KEYS) {
+    const value = ignoredUserValue(cfg.inspect(key), true);
+    if (value !== undefined) out.set(key, value);
+  }
+  return out;
+}
+
+async function offerCopyToRemote(ignored: Map<string, unknown>): Promise<void> {
+  const names = [...ignored.keys()].map((k) => `aethel.${k}`).join(', ');
+  output.warn(`${names}: set in your User settings, which VS Code does not apply to machine settings in this remote window.`);
+  const pick = await vscode.window.showWarningMessage(
+    `Aethel: ${names} in your User settings ${ignored.size > 1 ? 'are' : 'is'} not applied in this remote window ` +
+      '(VS Code takes machine settings from the Remote settings).',
+    'Copy to Remote settings',
+    'Open Remote Settings',
+  );
+  if (pick === 'Open Remote Settings') {
+    await vscode.commands.executeCommand(settingsCommandFor(true), { query: '@ext:aethel-lsp.aethel-lsp' });
+    return;
+  }
+  if (pick !== 'Copy to Remote settings') return;
+  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  copyingToRemote = true;
+  try {
+    // A machine setting written to Global in a remote window lands in the Remote settings.
+    for (const [key, value] of ignored) await cfg.update(key, value, vscode.ConfigurationTarget.Global);
+  } finally {
+    copyingToRemote = false;
+  }
+  output.info(`Copied ${names} to the Remote settings; restarting the language server.`);
+  await restartServer();
 }
 
 /** A machine-scoped setting of the extension, with the Settings tab it came from. */
@@ -352,11 +395,11 @@ async function pythonExtensionInterpreter(): Promise<string | undefined> {
   }
 }
 
-async function offerInstallHelp(message: string, source: SettingSource): Promise<void> {
+async function offerInstallHelp(message: string): Promise<void> {
   const pick = await vscode.window.showErrorMessage(message, 'How to install', 'Open Settings', 'Show Log');
   if (pick === 'How to install') await showInstallHelp();
   // The tab that lists aethel.server.*: in a remote window, the Remote one.
-  else if (pick === 'Open Settings') await vscode.commands.executeCommand(settingsCommandFor(source, remoteWindow()), { query: 'aethel.server' });
+  else if (pick === 'Open Settings') await vscode.commands.executeCommand(settingsCommandFor(remoteWindow()), { query: 'aethel.server' });
   else if (pick === 'Show Log') output.show();
 }
 

@@ -32,19 +32,26 @@ export interface SourcedValue {
 }
 
 /**
- * A machine-scoped setting, read the same way at every (re)start. In a remote window VS Code
- * applies only the Remote settings and greys out a User value ("cannot be applied in this
- * window"), yet hands that value to extensions at window load and drops it after the first
- * configuration change, so a restart silently lost the configured server command. We take
- * the Remote value, else the User value the person wrote (the caller says where it came
- * from), else the default.
+ * A machine-scoped setting, read the same way at every (re)start. In a remote window
+ * (code-server, Remote-SSH, WSL, containers) VS Code applies machine settings from the
+ * Remote settings only and greys out a User value ("cannot be applied in this window"),
+ * yet hands that User value to extensions at window load and drops it after the first
+ * configuration change: a restart then silently lost the configured server command. So in
+ * a remote window we follow VS Code's rule from the start (the Remote value, else the
+ * default) and `ignoredUserValue` tells the person about a User value instead.
  */
 export function machineValue(inspected: InspectedValue | undefined, remoteWindow: boolean): SourcedValue {
   if (inspected === undefined) return { value: undefined, source: 'default' };
-  if (remoteWindow && inspected.globalRemoteValue !== undefined) return { value: inspected.globalRemoteValue, source: 'remote' };
-  const user = remoteWindow ? (inspected.globalLocalValue ?? inspected.globalValue) : inspected.globalValue;
-  if (user !== undefined) return { value: user, source: 'user' };
-  return { value: undefined, source: 'default' };
+  if (remoteWindow) {
+    return inspected.globalRemoteValue !== undefined ? { value: inspected.globalRemoteValue, source: 'remote' } : { value: undefined, source: 'default' };
+  }
+  return inspected.globalValue !== undefined ? { value: inspected.globalValue, source: 'user' } : { value: undefined, source: 'default' };
+}
+
+/** A User value of a machine setting that a remote window does not apply (visible at window load). */
+export function ignoredUserValue(inspected: InspectedValue | undefined, remoteWindow: boolean): unknown {
+  if (!remoteWindow || inspected === undefined || inspected.globalRemoteValue !== undefined) return undefined;
+  return inspected.globalLocalValue ?? inspected.globalValue;
 }
 
 /** `Remote settings`, `User settings`, `the default`: for messages. */
@@ -53,11 +60,11 @@ export function sourceLabel(source: SettingSource): string {
 }
 
 /**
- * The Settings command that shows where `source` lives: the Remote tab in a remote window
- * (where machine settings apply, and the only tab that lists them), else the User tab.
+ * The Settings command that shows the machine settings that apply: the Remote tab in a
+ * remote window (the only tab that lists them there), else the User tab.
  */
-export function settingsCommandFor(source: SettingSource, remoteWindow: boolean): string {
-  return remoteWindow && source !== 'user' ? 'workbench.action.openRemoteSettings' : 'workbench.action.openSettings';
+export function settingsCommandFor(remoteWindow: boolean): string {
+  return remoteWindow ? 'workbench.action.openRemoteSettings' : 'workbench.action.openSettings';
 }
 
 export type NestedSettings = { [key: string]: JsonValue };
