@@ -134,8 +134,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
 
   const ignored = ignoredMachineSettings();
-  await startServer();
   if (ignored.size > 0) void offerCopyToRemote(ignored);
+  await startServer();
 }
 
 export async function deactivate(): Promise<void> {
@@ -666,7 +666,10 @@ function explanationPanel(title: string): StreamPanel {
 function explanationTitle(ctx: EditorContext | undefined): string {
   if (ctx === undefined) return 'Explanation';
   const name = path.basename(ctx.editor.document.uri.path);
-  return `Explanation: ${name}:${ctx.range.start.line + 1}-${ctx.range.end.line + 1}`;
+  const { start, end } = ctx.range;
+  // Whole lines selected with Shift+Down end at column 0 of the next line: not part of it.
+  const last = end.character === 0 && end.line > start.line ? end.line - 1 : end.line;
+  return `Explanation: ${name}:${start.line + 1}-${last + 1}`;
 }
 
 /** Explanation panels still streaming, and the last ones that finished (with when). */
