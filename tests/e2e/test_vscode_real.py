@@ -353,6 +353,26 @@ def test_ghost_text_after_enabling_completion_without_restart(window: Window) ->
     assert window.log().count("Starting the language server") == 1  # no restart
 
 
+def test_ai_completion_item_previews_no_label_and_inserts_the_text(window: Window) -> None:
+    """Issue 16: focusing "AI completion" in the suggest list showed its label as ghost text."""
+    window("openFile", name="sample.py")
+    window("gotoLine", line=2, column=12)
+    window("press", keys=["Escape", "Control+Space"])
+    focused = ""
+    for _ in range(15):
+        focused = window("suggestFocused")
+        if focused.startswith("AI completion"):
+            break
+        window("press", keys=["ArrowDown"])
+    assert focused.startswith("AI completion"), focused
+    _wait(lambda: FIM_MODEL in window("suggestFocused"), "the item resolved by the model")
+    assert "AI completion" not in window("ghostText")
+    window("press", keys=["Enter"])
+    lines = window("waitEditorText", pattern=re.escape(COMPLETION), timeout=15000)
+    assert lines[1] == "    return " + COMPLETION, lines
+    window("press", keys=["Control+z"])
+
+
 # -------------------------------------------------------------------------- Remote settings
 
 

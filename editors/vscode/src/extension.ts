@@ -93,6 +93,7 @@ let extensionContext: vscode.ExtensionContext;
 let lastLaunchProblem: string | undefined;
 /** The model the server picked itself for the last generation (`aethel.model` unset). */
 let autoPickedModel: string | undefined;
+const AI_COMPLETION_MARKER = 'aethel.aiCompletion';
 
 /** Something that wants the progress of a server generation. */
 type ProgressTicket = StreamPanel | NotificationTicket;
@@ -217,6 +218,15 @@ function clientOptions(): LanguageClientOptions {
           return next(params, token);
         },
       },
+      // The lazy "AI completion" item has no text until it is resolved; with an empty
+      // `insertText` VS Code falls back to the label, and the suggest preview showed the
+      // words "AI completion" as ghost text while the item was focused.
+      provideCompletionItem: async (document, position, context, token, next) => {
+        const result = await next(document, position, context, token);
+        const items = Array.isArray(result) ? result : (result?.items ?? []);
+        for (const item of items) if (isAiCompletionItem(item) && !item.insertText) item.insertText = '';
+        return result;
+      },
       handleWorkDoneProgress: (token, params, next) => {
         const routed = router.handle(token, params);
         if (routed === undefined) return next(token, params);
@@ -227,6 +237,12 @@ function clientOptions(): LanguageClientOptions {
       },
     },
   };
+}
+
+/** The server's lazy AI item (`data.kind` is its marker). */
+function isAiCompletionItem(item: vscode.CompletionItem): boolean {
+  const data = (item as { data?: unknown }).data;
+  return typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === AI_COMPLETION_MARKER;
 }
 
 /** Only values the user set, so package.json defaults never override the server's own config files. */

@@ -449,6 +449,11 @@ const ops = {
     );
   },
 
+  /** The focused row of the suggest widget (label and detail), or ''. */
+  async suggestFocused() {
+    return page.evaluate(() => (document.querySelector('.suggest-widget .monaco-list-row.focused')?.innerText ?? '').replace(/\u00a0/g, ' '));
+  },
+
   async screenshot({ path }) {
     await page.screenshot({ path, fullPage: false });
     return path;
