@@ -41,6 +41,7 @@ import {
   ALL_SERVER_COMMANDS,
   CLIENT_ID,
   CLIENT_ONLY_COMMANDS,
+  CMD_DISTILL_CONTRACT,
   CMD_DOCTOR,
   CMD_DOCUMENT_SELECTION,
   CMD_EXPLAIN_SELECTION,
@@ -899,7 +900,8 @@ function registerCommands(context: vscode.ExtensionContext): void {
     [CMD_SELECT_MODEL]: pickModel,
     [CMD_PULL_MODEL]: pullModel,
     [CMD_EXPLAIN_SELECTION]: explainSelection,
-    [CMD_GENERATE_CONTRACT]: generateContract,
+    [CMD_GENERATE_CONTRACT]: () => generateContract(CMD_GENERATE_CONTRACT, 'Generating Aethel contract'),
+    [CMD_DISTILL_CONTRACT]: () => generateContract(CMD_DISTILL_CONTRACT, 'Distilling Aethel contract'),
     [CMD_IMPROVE_SELECTION]: () => editingAction(CMD_IMPROVE_SELECTION, 'improve', 'Improving selection'),
     [CMD_DOCUMENT_SELECTION]: () => editingAction(CMD_DOCUMENT_SELECTION, 'document', 'Adding documentation'),
     [CMD_FIX_WITH_AI]: () => editingAction(CMD_FIX_WITH_AI, 'fix', 'Fixing with AI'),
@@ -999,7 +1001,8 @@ async function explainSelection(): Promise<void> {
   }
 }
 
-async function generateContract(): Promise<void> {
+/** Generate (or distill: several candidates, the best one kept) a contract at the cursor. */
+async function generateContract(command: ServerCommand, title: string): Promise<void> {
   const ctx = activeSelection('plain');
   if (ctx === undefined) return;
   const doc = ctx.editor.document;
@@ -1014,8 +1017,8 @@ async function generateContract(): Promise<void> {
     if (description === undefined) return;
   }
   const range = sel.isEmpty ? { start: toLsp(sel).start, end: toLsp(sel).start } : ctx.range;
-  const result = await withNotificationProgress('generate', 'Generating Aethel contract', (token) =>
-    send<TextResult>(CMD_GENERATE_CONTRACT, generateArgs(ctx.uri, range, description), token),
+  const result = await withNotificationProgress('generate', title, (token) =>
+    send<TextResult>(command, generateArgs(ctx.uri, range, description), token),
   );
   if (result === undefined) return;
   noteGeneration(result.metrics);
