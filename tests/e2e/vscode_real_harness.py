@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -273,8 +274,7 @@ class VsCodeSession:
         driver_log = self.work / "driver.log"
         self.logs.append(driver_log)
         self.driver = Driver(self.env, driver_log)
-        self.driver.screenshot_dir = self.work / "screenshots"
-        self.driver.screenshot_dir.mkdir(exist_ok=True)
+        self.driver.screenshot_dir = screenshot_dir()
         self.driver.call(
             "launch", timeout=180000, executable=CHROMIUM,
             userDataDir=str(self.work / "chromium-profile"), url=self.url,
@@ -295,6 +295,14 @@ class VsCodeSession:
             except subprocess.TimeoutExpired:
                 os.killpg(self.server.pid, 9)
                 self.server.wait(timeout=10)
+
+
+def screenshot_dir() -> Path:
+    """Where failures' screenshots go: outside pytest's tmp dirs, which later runs prune."""
+    base = Path(os.environ.get("AETHEL_VSCODE_SCREENSHOTS", Path(tempfile.gettempdir())))
+    path = base / "aethel-vscode-real" / time.strftime("%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def session_environ(work: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
