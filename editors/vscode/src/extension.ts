@@ -160,7 +160,6 @@ async function startServer(): Promise<void> {
     void offerInstallHelp(lastLaunchProblem);
     return;
   }
-
   lastLaunchProblem = undefined;
   const { command, args, label } = resolution.chosen;
   output.info(`Starting the language server: ${label} (resolved to ${command})`);
