@@ -41,6 +41,7 @@ import {
   ALL_SERVER_COMMANDS,
   CLIENT_ID,
   CLIENT_ONLY_COMMANDS,
+  CMD_DISTILL_CONTRACT,
   CMD_DOCTOR,
   CMD_DOCUMENT_SELECTION,
   CMD_EXPLAIN_SELECTION,
@@ -59,6 +60,7 @@ import {
   LANGUAGE_ID,
   NOTIFY_STATUS,
   forwardingId,
+  type Metrics,
   type ModelInfo,
   type ServerCommand,
   type StatusParams,
@@ -66,7 +68,19 @@ import {
 } from './protocol';
 import { escapeHtml, genericResultMarkdown, metricsLine, modelStatusMarkdown, throughputMarkdown } from './render';
 import { findExecutable, launchCandidates, notFoundMessage, resolveLaunch, type LaunchResolution } from './serverLaunch';
-import { answerConfigurationItem, explicitServerSettings, isClientOnly, type NestedSettings } from './settingsFilter';
+import {
+  answerConfigurationItem,
+  explicitServerSettings,
+  ignoredUserValue,
+  isClientOnly,
+  machineValue,
+  settingsCommandFor,
+  sourceLabel,
+  type InspectedValue,
+  type NestedSettings,
+  type SourcedValue,
+} from './settingsFilter';
+import { MACHINE_SCOPED } from './settingsSchema';
 import { modelPickItems, renderStatus, STARTING_VIEW, STOPPED_VIEW, type StatusView } from './status';
 import { isExplanationDocument, percentIncrement, ProgressRouter, type RoutedProgress } from './streaming';
 
@@ -78,6 +92,9 @@ let statusItem: vscode.StatusBarItem;
 let lastStatus: StatusParams | undefined;
 let extensionContext: vscode.ExtensionContext;
 let lastLaunchProblem: string | undefined;
+/** The model the server picked itself for the last generation (`aethel.model` unset). */
+let autoPickedModel: string | undefined;
+const AI_COMPLETION_MARKER = 'aethel.aiCompletion';
 
 /** Something that wants the progress of a server generation. */
 type ProgressTicket = StreamPanel | NotificationTicket;
@@ -87,6 +104,8 @@ interface NotificationTicket {
   progress: vscode.Progress<{ message?: string; increment?: number }>;
   reported: number;
   showMessages: boolean;
+  /** Set for a notification we opened for a progress nobody waited for: closes it. */
+  finish?: () => void;
 }
 
 const router = new ProgressRouter<ProgressTicket>(new Set(['explain', 'pull', 'generate', 'improve', 'document', 'fix']));
@@ -106,7 +125,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   registerCommands(context);
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (e.affectsConfiguration(`${CONFIG_SECTION}.server`)) {
+      if (e.affectsConfiguration(`${CONFIG_SECTION}.server`) && !copyingToRemote) {
         const pick = await vscode.window.showInformationMessage(
           'Aethel: the server command changed. Restart the language server to use it?',
           'Restart',
@@ -116,6 +135,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
 
+  const ignored = ignoredMachineSettings();
+  if (ignored.size > 0) void offerCopyToRemote(ignored);
   await startServer();
 }
 
@@ -129,9 +150,11 @@ export async function deactivate(): Promise<void> {
 
 async function startServer(): Promise<void> {
   showStatus(STARTING_VIEW);
+  const configured = machineSetting('server.command');
   const resolution = await findServer();
   if (resolution.chosen === undefined) {
-    lastLaunchProblem = notFoundMessage(resolution.tried);
+    const command = typeof configured.value === 'string' ? configured.value : '';
+    lastLaunchProblem = notFoundMessage(resolution.tried, { command, where: sourceLabel(configured.source) });
     output.error(lastLaunchProblem);
     showStatus({ ...STOPPED_VIEW, tooltip: lastLaunchProblem });
     void offerInstallHelp(lastLaunchProblem);
@@ -146,8 +169,10 @@ async function startServer(): Promise<void> {
   client = c;
   extensionContext.subscriptions.push(
     c.onNotification(NOTIFY_STATUS, (p: StatusParams) => {
+      // The server's own model changed (set, reset): what it picked before may not hold.
+      if ((p.model ?? '') !== (lastStatus?.model ?? '')) autoPickedModel = undefined;
       lastStatus = p;
-      showStatus(renderStatus(p));
+      showServerStatus();
     }),
     c.onDidChangeState((e) => {
       if (e.newState === State.Stopped) showStatus(STOPPED_VIEW);
@@ -174,7 +199,9 @@ function clientOptions(): LanguageClientOptions {
       configurationSection: CONFIG_SECTION,
       fileEvents: vscode.workspace.createFileSystemWatcher('**/{aethel.toml,pyproject.toml}'),
     },
-    initializationOptions: explicitSettings(undefined),
+    // No initializationOptions: the server keeps those for its whole life, so a setting
+    // reset in the editor would never reach it. It pulls `workspace/configuration` once
+    // initialized and again on every change, and `configuration` below answers.
     outputChannel: output,
     middleware: {
       workspace: {
@@ -191,6 +218,15 @@ function clientOptions(): LanguageClientOptions {
           return next(params, token);
         },
       },
+      // The lazy "AI completion" item has no text until it is resolved; with an empty
+      // `insertText` VS Code falls back to the label, and the suggest preview showed the
+      // words "AI completion" as ghost text while the item was focused.
+      provideCompletionItem: async (document, position, context, token, next) => {
+        const result = await next(document, position, context, token);
+        const items = Array.isArray(result) ? result : (result?.items ?? []);
+        for (const item of items) if (isAiCompletionItem(item) && !item.insertText) item.insertText = '';
+        return result;
+      },
       handleWorkDoneProgress: (token, params, next) => {
         const routed = router.handle(token, params);
         if (routed === undefined) return next(token, params);
@@ -203,17 +239,87 @@ function clientOptions(): LanguageClientOptions {
   };
 }
 
+/** The server's lazy AI item (`data.kind` is its marker). */
+function isAiCompletionItem(item: vscode.CompletionItem): boolean {
+  const data = (item as { data?: unknown }).data;
+  return typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === AI_COMPLETION_MARKER;
+}
+
 /** Only values the user set, so package.json defaults never override the server's own config files. */
 function explicitSettings(scope: vscode.Uri | undefined): NestedSettings {
   const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION, scope);
   const keys = settingKeys();
-  return explicitServerSettings(keys, (key) => {
-    const inspected = cfg.inspect(key);
-    if (inspected === undefined) return undefined;
-    // In an untrusted workspace, ignore the workspace's values altogether.
-    if (!vscode.workspace.isTrusted) return { globalValue: inspected.globalValue };
-    return inspected;
-  });
+  return explicitServerSettings(
+    keys,
+    (key) => {
+      const inspected = cfg.inspect(key) as InspectedValue | undefined;
+      if (inspected === undefined) return undefined;
+      // In an untrusted workspace, ignore the workspace's values altogether.
+      if (!vscode.workspace.isTrusted) {
+        const { globalValue, globalLocalValue, globalRemoteValue } = inspected;
+        return { globalValue, globalLocalValue, globalRemoteValue };
+      }
+      return inspected;
+    },
+    remoteWindow(),
+  );
+}
+
+/** A window whose extension host runs elsewhere: code-server, Remote-SSH, WSL, containers. */
+function remoteWindow(): boolean {
+  return vscode.env.remoteName !== undefined;
+}
+
+/** Machine-scoped keys: the extension's own and the server's. */
+const MACHINE_KEYS = ['server.command', 'server.args', ...MACHINE_SCOPED];
+
+let copyingToRemote = false;
+
+/**
+ * Machine settings set only in the User settings of a remote window. VS Code does not apply
+ * them there (it shows them at window load, then drops them), so neither do we: we say so.
+ */
+function ignoredMachineSettings(): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  if (!remoteWindow()) return out;
+  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  for (const key of MACHINE_KEYS) {
+    const value = ignoredUserValue(cfg.inspect(key), true);
+    if (value !== undefined) out.set(key, value);
+  }
+  return out;
+}
+
+async function offerCopyToRemote(ignored: Map<string, unknown>): Promise<void> {
+  const names = [...ignored.keys()].map((k) => `aethel.${k}`).join(', ');
+  output.warn(`${names}: set in your User settings, which VS Code does not apply to machine settings in this remote window.`);
+  const pick = await vscode.window.showWarningMessage(
+    `Aethel: ${names} in your User settings ${ignored.size > 1 ? 'are' : 'is'} not applied in this remote window ` +
+      '(VS Code takes machine settings from the Remote settings).',
+    'Copy to Remote settings',
+    'Open Remote Settings',
+  );
+  if (pick === 'Open Remote Settings') {
+    await vscode.commands.executeCommand(settingsCommandFor(true), { query: '@ext:aethel-lsp.aethel-lsp' });
+    return;
+  }
+  if (pick !== 'Copy to Remote settings') return;
+  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  copyingToRemote = true;
+  try {
+    // A machine setting written to Global in a remote window lands in the Remote settings.
+    for (const [key, value] of ignored) await cfg.update(key, value, vscode.ConfigurationTarget.Global);
+  } finally {
+    copyingToRemote = false;
+  }
+  output.info(`Copied ${names} to the Remote settings; restarting the language server.`);
+  await restartServer();
+}
+
+/** A machine-scoped setting of the extension, with the Settings tab it came from. */
+function machineSetting(key: string): SourcedValue {
+  const inspected = vscode.workspace.getConfiguration(CONFIG_SECTION).inspect(key) as InspectedValue | undefined;
+  return machineValue(inspected, remoteWindow());
 }
 
 function settingKeys(): string[] {
@@ -242,10 +348,11 @@ async function answerConfiguration(
 }
 
 async function findServer(): Promise<LaunchResolution> {
-  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  const command = machineSetting('server.command').value;
+  const args = machineSetting('server.args').value;
   const inputs = {
-    configuredCommand: cfg.get<string>('server.command', 'aethel-lsp'),
-    extraArgs: cfg.get<string[]>('server.args', []),
+    configuredCommand: typeof command === 'string' ? command : 'aethel-lsp',
+    extraArgs: Array.isArray(args) ? args.filter((a): a is string => typeof a === 'string') : [],
     platform: process.platform,
     home: os.homedir(),
     workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
@@ -307,7 +414,8 @@ async function pythonExtensionInterpreter(): Promise<string | undefined> {
 async function offerInstallHelp(message: string): Promise<void> {
   const pick = await vscode.window.showErrorMessage(message, 'How to install', 'Open Settings', 'Show Log');
   if (pick === 'How to install') await showInstallHelp();
-  else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'aethel.server');
+  // The tab that lists aethel.server.*: in a remote window, the Remote one.
+  else if (pick === 'Open Settings') await vscode.commands.executeCommand(settingsCommandFor(remoteWindow()), { query: 'aethel.server' });
   else if (pick === 'Show Log') output.show();
 }
 
@@ -331,6 +439,32 @@ async function restartServer(): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------ status bar
+
+function showServerStatus(): void {
+  if (lastStatus !== undefined) showStatus(renderStatus(lastStatus, autoPickedModel));
+}
+
+/**
+ * After a generation: with `aethel.model` unset the server picks a model itself and its
+ * status says none, so show the one the generation used (from its metrics).
+ */
+function noteGeneration(metrics: Metrics | null | undefined): void {
+  const used = metrics?.model;
+  if (typeof used !== 'string' || used === '' || (lastStatus?.model ?? '') !== '') return;
+  autoPickedModel = used;
+  showServerStatus();
+}
+
+/** The metrics of the server's last generation (for runs we did not start ourselves). */
+async function lastMetrics(): Promise<Metrics | undefined> {
+  try {
+    const t = await send<{ last?: Metrics | null }>(CMD_THROUGHPUT);
+    return t?.last ?? undefined;
+  } catch (err) {
+    output.debug(`Could not read the last generation's metrics: ${errorText(err)}`);
+    return undefined;
+  }
+}
 
 function showStatus(view: StatusView): void {
   statusItem.text = view.text;
@@ -463,15 +597,22 @@ async function pullModel(): Promise<void> {
 function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
   let ticket = r.ticket;
   if (ticket === undefined) {
-    // An explanation nobody waited for (picked from the light bulb): open a panel for it.
-    if (r.kind !== 'explain' || r.value.kind !== 'begin') return false;
-    const panel = new StreamPanel(r.stream.title || 'Explanation');
-    router.attach(r.token, panel);
-    ticket = panel;
+    // Started from the light bulb, not by our commands: give it the same UI.
+    if (r.value.kind !== 'begin' || r.kind === 'pull' || r.kind === 'other') return false;
+    ticket = r.kind === 'explain' ? explanationPanel(explanationTitle(activeSelection('plain', true))) : unrequestedNotification(r.token, r.stream.title);
+    router.attach(r.token, ticket);
   }
   if (ticket instanceof StreamPanel) {
-    ticket.token = r.token;
-    ticket.onStream(r.stream.text, r.value.kind === 'end' ? r.value.message : undefined, r.value.kind === 'end');
+    if (r.value.kind === 'begin') ticket.token = r.token;
+    else if (ticket.token !== r.token) return true; // a run this panel was taken away from
+    const ended = r.value.kind === 'end';
+    ticket.onStream(r.stream.text, ended ? r.value.message : undefined, ended);
+    if (ended && ticket.cancel === undefined) void settleUnrequestedExplanation(ticket, r.token, r.value.message);
+    return true;
+  }
+  if (r.value.kind === 'end' && ticket.finish !== undefined) {
+    ticket.finish();
+    void lastMetrics().then(noteGeneration);
     return true;
   }
   if (r.value.kind === 'begin' && ticket.reported > 0) {
@@ -486,7 +627,66 @@ function onRoutedProgress(r: RoutedProgress<ProgressTicket>): boolean {
   return true;
 }
 
+/**
+ * A cancellable notification for an AI action the light bulb started (the client runs
+ * those commands itself): the same UI as from the palette, instead of VS Code's status-bar
+ * progress showing the raw streamed text. Cancel sends `window/workDoneProgress/cancel`.
+ */
+function unrequestedNotification(token: string, title: string): NotificationTicket {
+  const pending: { message?: string; increment?: number }[] = [];
+  let real: vscode.Progress<{ message?: string; increment?: number }> | undefined;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const ticket: NotificationTicket = {
+    kind: 'notification',
+    progress: { report: (v) => (real !== undefined ? real.report(v) : pending.push(v)) },
+    reported: 0,
+    showMessages: false,
+    finish,
+  };
+  void vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Aethel: ${title}`, cancellable: true },
+    (progress, cancel) => {
+      real = progress;
+      for (const v of pending.splice(0)) progress.report(v);
+      cancel.onCancellationRequested(() => {
+        void client?.sendNotification(WorkDoneProgressCancelNotification.type, { token });
+        finish();
+      });
+      return done;
+    },
+  );
+  return ticket;
+}
+
+/** A light-bulb explanation ended: the same footer as from the palette (metrics, model). */
+async function settleUnrequestedExplanation(panel: StreamPanel, token: string, endMessage: string | undefined): Promise<void> {
+  if (endMessage === undefined || !/tokens/.test(endMessage)) return; // an error or a stop says so itself
+  const metrics = await lastMetrics();
+  noteGeneration(metrics);
+  if (panel.token === token && metrics !== undefined) panel.setFooter(metricsLine(metrics));
+}
+
 // ------------------------------------------------------------------------------ the streaming panel
+
+/** The one explanation tab: each explanation (palette or light bulb) reuses it. */
+let explanation: StreamPanel | undefined;
+
+function explanationPanel(title: string): StreamPanel {
+  if (explanation === undefined || explanation.isDisposed) explanation = new StreamPanel(title);
+  else explanation.restart(title);
+  return explanation;
+}
+
+/** `Explanation: transfer.ae:3-7`, for both ways of asking. */
+function explanationTitle(ctx: EditorContext | undefined): string {
+  if (ctx === undefined) return 'Explanation';
+  const name = path.basename(ctx.editor.document.uri.path);
+  const { start, end } = ctx.range;
+  // Whole lines selected with Shift+Down end at column 0 of the next line: not part of it.
+  const last = end.character === 0 && end.line > start.line ? end.line - 1 : end.line;
+  return `Explanation: ${name}:${start.line + 1}-${last + 1}`;
+}
 
 /** Explanation panels still streaming, and the last ones that finished (with when). */
 const streamingPanels = new Set<StreamPanel>();
@@ -521,7 +721,39 @@ class StreamPanel {
   private dirty = false;
   private disposed = false;
 
+  /** Bumped by `restart`: a command's late result for an earlier run is ignored. */
+  run = 0;
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Take the tab for a new run: the previous one (if still going) is stopped. */
+  restart(title: string): void {
+    if (this.streaming && this.token !== undefined) this.stop();
+    this.run++;
+    this.token = undefined;
+    this.cancel = undefined;
+    this.savedDocument = undefined;
+    this.text = '';
+    this.footer = '';
+    this.streaming = true;
+    this.settled = false;
+    this.title = title;
+    this.panel.title = title;
+    this.panel.reveal(vscode.ViewColumn.Beside, true);
+    this.schedule(0);
+  }
+
+  setFooter(footer: string): void {
+    this.footer = footer;
+    this.schedule(0);
+  }
+
+  private title: string;
+
   constructor(title: string) {
+    this.title = title;
     this.panel = vscode.window.createWebviewPanel('aethel.explanation', title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
       enableScripts: true,
       retainContextWhenHidden: true,
@@ -598,9 +830,17 @@ class StreamPanel {
     this.streaming = false;
   }
 
+  /**
+   * Stop the generation: cancel our own request, or (a light-bulb run, which has none)
+   * its progress. One of the two only: a second cancel would reach a progress the server
+   * has already ended, and it logs an error for that.
+   */
   stop(): void {
-    this.cancel?.cancel();
-    if (this.token !== undefined && client !== undefined) {
+    if (this.cancel !== undefined) {
+      this.cancel.cancel();
+      return;
+    }
+    if (this.token !== undefined && this.streaming && client !== undefined) {
       void client.sendNotification(WorkDoneProgressCancelNotification.type, { token: this.token });
     }
   }
@@ -629,7 +869,7 @@ class StreamPanel {
       while (this.dirty && !this.disposed) {
         this.dirty = false;
         const html = await renderMarkdown(this.text);
-        const update: PanelUpdate = { type: 'update', html, footer: this.footer, streaming: this.streaming };
+        const update: PanelUpdate = { type: 'update', html, footer: this.footer, streaming: this.streaming, title: this.title };
         await this.panel.webview.postMessage(update);
       }
     } finally {
@@ -659,7 +899,8 @@ function registerCommands(context: vscode.ExtensionContext): void {
     [CMD_SELECT_MODEL]: pickModel,
     [CMD_PULL_MODEL]: pullModel,
     [CMD_EXPLAIN_SELECTION]: explainSelection,
-    [CMD_GENERATE_CONTRACT]: generateContract,
+    [CMD_GENERATE_CONTRACT]: () => generateContract(CMD_GENERATE_CONTRACT, 'Generating Aethel contract'),
+    [CMD_DISTILL_CONTRACT]: () => generateContract(CMD_DISTILL_CONTRACT, 'Distilling Aethel contract'),
     [CMD_IMPROVE_SELECTION]: () => editingAction(CMD_IMPROVE_SELECTION, 'improve', 'Improving selection'),
     [CMD_DOCUMENT_SELECTION]: () => editingAction(CMD_DOCUMENT_SELECTION, 'document', 'Adding documentation'),
     [CMD_FIX_WITH_AI]: () => editingAction(CMD_FIX_WITH_AI, 'fix', 'Fixing with AI'),
@@ -713,10 +954,10 @@ interface EditorContext {
   range: LspRange;
 }
 
-function activeSelection(kind: 'plain' | 'fix'): EditorContext | undefined {
+function activeSelection(kind: 'plain' | 'fix', quiet = false): EditorContext | undefined {
   const editor = vscode.window.activeTextEditor;
   if (editor === undefined) {
-    void vscode.window.showWarningMessage('Aethel: open a file and select some code first.');
+    if (!quiet) void vscode.window.showWarningMessage('Aethel: open a file and select some code first.');
     return undefined;
   }
   const doc = editor.document;
@@ -738,16 +979,19 @@ function toLsp(r: vscode.Range | vscode.Selection): LspRange {
 async function explainSelection(): Promise<void> {
   const ctx = activeSelection('plain');
   if (ctx === undefined) return;
-  const name = path.basename(ctx.editor.document.uri.path);
-  const panel = new StreamPanel(`Explanation: ${name}:${ctx.range.start.line + 1}-${ctx.range.end.line + 1}`);
+  const panel = explanationPanel(explanationTitle(ctx));
+  const run = panel.run;
   const cts = new vscode.CancellationTokenSource();
   panel.cancel = cts;
   const unwait = router.wait('explain', panel);
   try {
     const result = await send<TextResult>(CMD_EXPLAIN_SELECTION, selectionArgs(ctx.uri, ctx.range), cts.token);
+    noteGeneration(result?.metrics);
+    if (panel.run !== run) return; // the tab was taken by a newer explanation
     if (typeof result?.document === 'string') panel.savedDocument = result.document;
     panel.finish(result?.text ?? '', metricsLine(result?.metrics));
   } catch (err) {
+    if (panel.run !== run) return;
     if (isCancellation(err, cts.token)) panel.stopped();
     else panel.fail(errorText(err));
   } finally {
@@ -756,7 +1000,8 @@ async function explainSelection(): Promise<void> {
   }
 }
 
-async function generateContract(): Promise<void> {
+/** Generate (or distill: several candidates, the best one kept) a contract at the cursor. */
+async function generateContract(command: ServerCommand, title: string): Promise<void> {
   const ctx = activeSelection('plain');
   if (ctx === undefined) return;
   const doc = ctx.editor.document;
@@ -771,10 +1016,11 @@ async function generateContract(): Promise<void> {
     if (description === undefined) return;
   }
   const range = sel.isEmpty ? { start: toLsp(sel).start, end: toLsp(sel).start } : ctx.range;
-  const result = await withNotificationProgress('generate', 'Generating Aethel contract', (token) =>
-    send<TextResult>(CMD_GENERATE_CONTRACT, generateArgs(ctx.uri, range, description), token),
+  const result = await withNotificationProgress('generate', title, (token) =>
+    send<TextResult>(command, generateArgs(ctx.uri, range, description), token),
   );
   if (result === undefined) return;
+  noteGeneration(result.metrics);
   reportEdit('Generated contract', result);
   if (result.valid === false) {
     const pick = await vscode.window.showWarningMessage(
@@ -803,7 +1049,9 @@ async function editingAction(command: ServerCommand, kind: 'improve' | 'document
         )
       : selectionArgs(ctx.uri, ctx.range);
   const result = await withNotificationProgress(kind, title, (token) => send<TextResult>(command, args, token));
-  if (result !== undefined) reportEdit(title, result);
+  if (result === undefined) return;
+  noteGeneration(result.metrics);
+  reportEdit(title, result);
 }
 
 /** Run a generation under a cancellable notification fed by the server's progress. */

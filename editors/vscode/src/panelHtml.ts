@@ -12,6 +12,8 @@ export interface PanelUpdate {
   html: string;
   footer: string;
   streaming: boolean;
+  /** The tab is reused for each explanation: its heading follows. */
+  title?: string;
 }
 
 export type PanelRequest = { type: 'stop' } | { type: 'copy' } | { type: 'openMarkdown' };
@@ -60,6 +62,7 @@ export function panelHtml(opts: { cspSource: string; nonce: string; title: strin
   const content = document.getElementById('content');
   const footer = document.getElementById('footer');
   const stop = document.getElementById('stop');
+  const heading = document.querySelector('header h1');
   stop.addEventListener('click', () => vscode.postMessage({ type: 'stop' }));
   document.getElementById('copy').addEventListener('click', () => vscode.postMessage({ type: 'copy' }));
   document.getElementById('open').addEventListener('click', () => vscode.postMessage({ type: 'openMarkdown' }));
@@ -70,6 +73,7 @@ export function panelHtml(opts: { cspSource: string; nonce: string; title: strin
     content.innerHTML = m.html;
     content.classList.toggle('cursor', !!m.streaming);
     footer.textContent = m.footer || '';
+    if (typeof m.title === 'string') heading.textContent = m.title;
     stop.hidden = !m.streaming;
     if (m.streaming && nearBottom) window.scrollTo(0, document.body.scrollHeight);
   });

@@ -29,6 +29,7 @@ export const CMD_FIX_WITH_AI = 'aethel.fixWithAI';
 export const CMD_DOCTOR = 'aethel.doctor';
 export const CMD_INSPECT_LAST = 'aethel.inspectLast';
 export const CMD_RECOMMEND_MODELS = 'aethel.recommendModels';
+export const CMD_DISTILL_CONTRACT = 'aethel.distillContract';
 
 export const ALL_SERVER_COMMANDS = [
   CMD_MODEL_STATUS,
@@ -44,6 +45,7 @@ export const ALL_SERVER_COMMANDS = [
   CMD_DOCTOR,
   CMD_INSPECT_LAST,
   CMD_RECOMMEND_MODELS,
+  CMD_DISTILL_CONTRACT,
 ] as const;
 
 export type ServerCommand = (typeof ALL_SERVER_COMMANDS)[number];
@@ -56,6 +58,7 @@ export const CONFIG_SECTION = 'aethel';
 
 // Code action titles (the server's); begin titles of progress contain the same verbs.
 export const TITLE_GENERATE_CONTRACT = 'Generate Aethel contract';
+export const TITLE_DISTILL_CONTRACT = 'Generate Aethel contract (best of {n})';
 export const TITLE_EXPLAIN = 'Explain selection';
 export const TITLE_IMPROVE = 'Improve selection';
 export const TITLE_DOCUMENT = 'Add documentation';
@@ -93,6 +96,7 @@ export const COMMAND_TITLES: Record<ServerCommand, string> = {
   [CMD_DOCTOR]: 'Doctor: check the setup',
   [CMD_INSPECT_LAST]: 'Inspect last request',
   [CMD_RECOMMEND_MODELS]: 'Recommend models for this machine',
+  [CMD_DISTILL_CONTRACT]: 'Distill Aethel contract (best of several candidates)',
 };
 
 /** The `aethel/status` payload (issue 4). */

@@ -142,8 +142,22 @@ export async function resolveLaunch(candidates: readonly LaunchCandidate[], prob
   return { tried };
 }
 
+/** The configured `aethel.server.command`, and which Settings tab it came from. */
+export interface ConfiguredCommand {
+  command: string;
+  /** `Remote settings`, `User settings`, `the default`. */
+  where: string;
+}
+
 /** What the user reads when nothing could start the server. */
-export function notFoundMessage(tried: readonly string[]): string {
+export function notFoundMessage(tried: readonly string[], configured?: ConfiguredCommand): string {
+  if (configured !== undefined && configured.command.trim() !== '' && configured.command.trim() !== DEFAULT_SERVER_COMMAND) {
+    return (
+      `Aethel: the language server command \`${configured.command.trim()}\` was not found ` +
+      `("aethel.server.command" in ${configured.where}). Fix the path there, or clear the setting to ` +
+      'use `aethel-lsp` from PATH (install it from a checkout of aethel-lsp with `pipx install .`).'
+    );
+  }
   const list = tried.map((t) => `\`${t}\``).join(', ');
   return (
     `Aethel: the aethel-lsp language server was not found (tried ${list}). ` +

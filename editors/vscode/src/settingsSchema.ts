@@ -54,14 +54,18 @@ export const CLIENT_ONLY_SETTINGS: Record<string, ConfigProperty> = {
     items: { type: 'string' },
     default: [],
     scope: 'machine',
-    markdownDescription: 'Extra arguments appended to `#aethel.server.command#` (e.g. `["--log-file", "/tmp/aethel.log"]`).',
+    markdownDescription:
+      'Extra arguments appended to `#aethel.server.command#`, e.g. for a wrapper script. The server itself needs ' +
+      'none (it always talks stdio); for more detail in the log set `#aethel.logLevel#` to `debug`.',
   },
   'trace.server': {
     type: 'string',
     enum: ['off', 'messages', 'verbose'],
     default: 'off',
     scope: 'window',
-    markdownDescription: 'Log the LSP messages between VS Code and the server in the "Aethel" output channel.',
+    markdownDescription:
+      'Log the LSP messages between VS Code and the server in the "Aethel" output channel. The channel shows ' +
+      'them only at log level Trace: run "Developer: Set Log Level…", pick "Aethel", then "Trace".',
   },
 };
 

@@ -20,18 +20,23 @@ const ICONS: Record<string, string> = {
   error: '$(error)',
 };
 
-/** Status bar text, e.g. `$(sparkle) qwen2.5-coder:1.5b · 51.7 tok/s`. */
-export function renderStatus(p: StatusParams): StatusView {
+/**
+ * Status bar text, e.g. `$(sparkle) qwen2.5-coder:1.5b · 51.7 tok/s`. `autoPicked` is the
+ * model the last generation used when the server has none set (it picked one itself).
+ */
+export function renderStatus(p: StatusParams, autoPicked?: string): StatusView {
   const icon = ICONS[p.state] ?? '$(question)';
   const parts: string[] = [];
-  const model = (p.model ?? '').trim();
+  const configured = (p.model ?? '').trim();
+  const model = configured !== '' ? configured : (autoPicked ?? '').trim();
   if (p.state === 'offline') parts.push('offline');
   else if (p.state === 'error' && model === '') parts.push('error');
   else parts.push(model === '' ? 'no model' : model);
   const rate = formatRate(p.tokensPerSecond);
   if (rate !== undefined && (p.state === 'ready' || p.state === 'busy')) parts.push(rate);
   const text = `${icon} ${parts.join(' · ')}`;
-  return { text, tooltip: renderTooltip(p), background: backgroundFor(p.state) };
+  const auto = configured === '' && model !== '';
+  return { text, tooltip: renderTooltip(auto ? { ...p, model } : p, auto), background: backgroundFor(p.state) };
 }
 
 function backgroundFor(state: string): StatusView['background'] {
@@ -48,9 +53,9 @@ export function formatRate(tokensPerSecond: number | null | undefined): string |
   return `${tokensPerSecond.toFixed(1)} tok/s`;
 }
 
-function renderTooltip(p: StatusParams): string {
+function renderTooltip(p: StatusParams, autoPicked = false): string {
   const lines = [`**Aethel** — ${p.state}`];
-  if (p.model) lines.push(`Model: \`${p.model}\``);
+  if (p.model) lines.push(`Model: \`${p.model}\`${autoPicked ? ' (picked automatically: set `aethel.model` to choose)' : ''}`);
   if (p.engine) lines.push(`Engine: ${p.engine}${p.host ? ` at \`${p.host}\`` : ''}`);
   const rate = formatRate(p.tokensPerSecond);
   if (rate) lines.push(`Last generation: ${rate}`);
@@ -100,9 +105,15 @@ export interface ModelPickItem {
   active: boolean;
 }
 
-/** Quick pick rows for installed models; the active one first and checked. */
+/** Can this model write text? Embedding-only models (capabilities without `completion`) cannot. */
+export function canGenerate(m: ModelInfo): boolean {
+  const caps = m.capabilities ?? [];
+  return caps.length === 0 || caps.includes('completion');
+}
+
+/** Quick pick rows for installed models that can generate; the active one first and checked. */
 export function modelPickItems(models: readonly ModelInfo[], activeModel: string | undefined): ModelPickItem[] {
-  const items = models.map((m) => {
+  const items = models.filter(canGenerate).map((m) => {
     const active = m.name === activeModel;
     const description = [formatParameters(m.parameters), m.quantization ?? undefined, formatBytes(m.sizeBytes), m.family ?? undefined]
       .filter((x): x is string => typeof x === 'string' && x !== '')

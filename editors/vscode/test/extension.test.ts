@@ -132,10 +132,13 @@ test('activate: server found, status bar, commands, explanation streamed into th
     await waitFor('tok/s in the status bar', () => status.text === `$(sparkle) ${CHAT} · 50.0 tok/s`);
 
     // Stop: the panel's button cancels the generation; what arrived stays, marked as stopped.
+    // The second explanation reuses the same tab (issue 16), under the same title.
+    const before = panel.messages.length;
     const running = state.commands.get('aethel-vscode.explainSelection')?.();
-    await waitFor('a second panel streaming', () => state.panels.length === 2 && (state.panels[1]?.messages as UpdateMessage[]).some((u) => u.streaming && u.html.startsWith('<p>')));
-    const second = state.panels[1];
-    assert.ok(second);
+    await waitFor('the panel streaming again', () => (panel.messages.slice(before) as UpdateMessage[]).some((u) => u.streaming && u.html.startsWith('<p>')));
+    assert.equal(state.panels.length, 1, 'no second tab');
+    const second = panel;
+    assert.equal((second.messages.at(-1) as UpdateMessage & { title?: string }).title, 'Explanation: calc.py:1-2');
     second.receive.fire({ type: 'stop' });
     await running;
     await waitFor('the stopped panel to render', () => (second.messages.at(-1) as UpdateMessage).streaming === false);
@@ -210,7 +213,8 @@ test('server not found: a clear notification with "How to install"', { timeout: 
   await ext.activate(context);
   await waitFor('the error notification', () => state.messages.some((m) => m.kind === 'error'));
   const msg = state.messages.find((m) => m.kind === 'error');
-  assert.match(msg?.text ?? '', /aethel-lsp language server was not found \(tried `\/nonexistent\/aethel-lsp`\)/);
+  // It names the configured command and where it is set (issue 16).
+  assert.match(msg?.text ?? '', /language server command `\/nonexistent\/aethel-lsp` was not found \("aethel\.server\.command" in User settings\)/);
   assert.deepEqual(msg?.items, ['How to install', 'Open Settings', 'Show Log']);
   await waitFor('the README to open', () => state.executed.some((e) => e.command === 'markdown.showPreview'));
   assert.equal(state.statusItems[0]?.text, '$(circle-slash) Aethel: stopped');

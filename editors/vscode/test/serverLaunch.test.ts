@@ -71,3 +71,10 @@ test('resolveLaunch: first that exists and, for a Python, imports aethel_lsp', a
   assert.match(msg, /aethel\.server\.command/);
   assert.match(msg, /pipx install/);
 });
+
+test('not found: a configured command is named, with the settings tab it came from', () => {
+  const msg = notFoundMessage(['/opt/x/aethel-lsp'], { command: '/opt/x/aethel-lsp', where: 'Remote settings' });
+  assert.match(msg, /command `\/opt\/x\/aethel-lsp` was not found \("aethel\.server\.command" in Remote settings\)/);
+  // The default command: the list of what was tried, as before.
+  assert.match(notFoundMessage(['aethel-lsp'], { command: 'aethel-lsp', where: 'the default' }), /tried `aethel-lsp`/);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfigurationProperties, parseConfigurationDoc, parseScalar, toConfigProperty } from '../src/settingsSchema';
-import { answerConfigurationItem, explicitServerSettings, explicitValue } from '../src/settingsFilter';
+import { answerConfigurationItem, explicitServerSettings, explicitValue, ignoredUserValue, machineValue, settingsCommandFor } from '../src/settingsFilter';
 
 const DOC = [
   '| key | type | default | meaning |',
@@ -67,4 +67,24 @@ test('answering workspace/configuration items', () => {
   assert.equal(answerConfigurationItem('aethel.model.x', s), null);
   assert.equal(answerConfigurationItem('editor', s), undefined);
   assert.equal(answerConfigurationItem(undefined, s), undefined);
+});
+
+test('machine settings in a remote window: the Remote value, else the default, at every start', () => {
+  // Remote settings: where VS Code applies machine settings in a remote window.
+  assert.deepEqual(machineValue({ globalValue: 'r', globalRemoteValue: 'r', globalLocalValue: 'u' }, true), { value: 'r', source: 'remote' });
+  // Only in User settings: VS Code shows it at window load and drops it after the first
+  // change; we never use it there (a restart behaves like the first start) and say so.
+  assert.deepEqual(machineValue({ globalValue: 'u', globalLocalValue: 'u' }, true), { value: undefined, source: 'default' });
+  assert.equal(ignoredUserValue({ globalValue: 'u', globalLocalValue: 'u' }, true), 'u');
+  assert.equal(ignoredUserValue({ globalValue: 'r', globalRemoteValue: 'r', globalLocalValue: 'u' }, true), undefined);
+  assert.equal(ignoredUserValue({ globalValue: 'u' }, false), undefined);
+  assert.deepEqual(machineValue({}, true), { value: undefined, source: 'default' });
+  // A local window: the User value, never the workspace's.
+  assert.deepEqual(machineValue({ globalValue: 'u', workspaceValue: 'w' }, false), { value: 'u', source: 'user' });
+  assert.equal(explicitValue('host', { globalRemoteValue: 'http://h:1', workspaceValue: 'http://evil' }, true), 'http://h:1');
+  assert.equal(explicitValue('host', { globalValue: 'http://u:1', globalLocalValue: 'http://u:1' }, true), undefined);
+  assert.equal(explicitValue('host', { globalValue: 'http://u:1', workspaceValue: 'http://evil' }, false), 'http://u:1');
+  // "Open Settings" goes to the tab that lists the key.
+  assert.equal(settingsCommandFor(true), 'workbench.action.openRemoteSettings');
+  assert.equal(settingsCommandFor(false), 'workbench.action.openSettings');
 });

@@ -62,3 +62,25 @@ test('model quick pick: active model first and checked, details from ModelInfo',
   assert.equal(items[1]?.description, '');
   assert.equal(items[2]?.detail, 'completion · 4096 ctx');
 });
+
+test('model quick pick: embedding-only models are not offered (they cannot write text)', () => {
+  const items = modelPickItems(
+    [
+      { name: 'nomic-embed-text:latest', capabilities: ['embedding'] },
+      { name: 'qwen2.5-coder:1.5b', capabilities: ['completion', 'insert'] },
+      { name: 'unknown:1b' },
+    ],
+    undefined,
+  );
+  assert.deepEqual(items.map((i) => i.model), ['qwen2.5-coder:1.5b', 'unknown:1b']);
+});
+
+test('status bar: the model the server picked itself, after a generation used it', () => {
+  const p = { state: 'ready' as const, model: null, tokensPerSecond: 50 };
+  assert.equal(renderStatus(p).text, '$(sparkle) no model · 50.0 tok/s');
+  const view = renderStatus(p, 'qwen2.5-coder:1.5b');
+  assert.equal(view.text, '$(sparkle) qwen2.5-coder:1.5b · 50.0 tok/s');
+  assert.match(view.tooltip, /picked automatically/);
+  // A model set by the user wins over the remembered one.
+  assert.equal(renderStatus({ ...p, model: 'llama3.2:latest' }, 'qwen2.5-coder:1.5b').text, '$(sparkle) llama3.2:latest · 50.0 tok/s');
+});

@@ -408,7 +408,7 @@ export function createVscodeStub(): { vscode: unknown; state: StubState } {
       },
     }),
     extensions: namespace({ getExtension: () => undefined }),
-    env: namespace({ appName: 'Visual Studio Code', language: 'en', clipboard: { writeText: () => Promise.resolve() }, openExternal: () => Promise.resolve(true) }),
+    env: namespace({ appName: 'Visual Studio Code', language: 'en', remoteName: undefined, clipboard: { writeText: () => Promise.resolve() }, openExternal: () => Promise.resolve(true) }),
     l10n: namespace({ t: (s: string) => s }),
   };
 

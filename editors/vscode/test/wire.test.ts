@@ -319,6 +319,9 @@ test('VS Code-shaped session against the real server and the fake Ollama', { ski
     const picks = modelPickItems(models, CHAT);
     assert.equal(picks[0]?.model, CHAT);
     assert.ok(picks.some((p) => p.model === CODER && p.description.includes('1.5B')), JSON.stringify(picks));
+    // The fake has nomic-embed-text (embedding only): listed by the server, not offered to pick.
+    assert.ok(models.some((m) => (m.capabilities ?? []).join() === 'embedding'), JSON.stringify(models));
+    assert.ok(!picks.some((p) => p.model.startsWith('nomic-embed-text')), JSON.stringify(picks));
     const selected = (await conn.sendRequest(ExecuteCommandRequest.type, executeCommandParams(proto.CMD_SELECT_MODEL, selectModelArgs(CODER)))) as { activeModel: string; task: string };
     assert.deepEqual(selected, { activeModel: CODER, task: 'chat' });
     await waitFor('the status bar to show the selected model', () => rec.statuses.at(-1)?.model === CODER);
