@@ -41,18 +41,17 @@ import math
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from tests.fakes.http import BadRequest, Exchange, HttpRequest, read_request
+from tests.fakes.http import Exchange, HttpRequest, LoopbackServer, wait_for_signal
 from tests.fakes.ollama_models import (
     AETHEL_ANSWER,
     CATALOG,
@@ -283,8 +282,10 @@ _GENERATION_PATHS = (
 )
 
 
-class FakeOllama:
+class FakeOllama(LoopbackServer):
     """The fake server; thread-safe scripting and recording API for tests."""
+
+    label = "fake Ollama"
 
     def __init__(
         self,
@@ -306,8 +307,7 @@ class FakeOllama:
         for m in chosen:
             for model in resolve_models([m]) if isinstance(m, str) else [m]:
                 self._models[model.name] = model
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.token_delay = token_delay
         self.version = version
         self.pull_delay = pull_delay
@@ -330,120 +330,6 @@ class FakeOllama:
         self._running: dict[str, str] = {}  # name -> expires_at
         for name in running:
             self._running[normalize_name(name)] = rfc3339_now(timedelta(minutes=5))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._online = False
-
-    # -- lifecycle ---------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def online(self) -> bool:
-        return self._online
-
-    def start(self) -> str:
-        """Start serving on a background thread; returns the base URL."""
-        if self._thread is not None:
-            return self.url
-        self._ready.clear()
-        self._start_error = None
-        self._thread = threading.Thread(target=self._run, name="fake-ollama", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake Ollama did not start within 10 s")
-        if self._start_error is not None:
-            self._thread.join(1)
-            self._thread = None
-            raise RuntimeError(f"fake Ollama could not start: {self._start_error}")
-        return self.url
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close_listener(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeOllama:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def go_offline(self) -> None:
-        """Stop listening and drop every connection: clients get 'connection refused'."""
-        self._call(self._close_listener())
-
-    def go_online(self) -> None:
-        """Listen again on the same port."""
-        self._call(self._listen())
-
-    @contextlib.contextmanager
-    def offline(self) -> Iterator[None]:
-        self.go_offline()
-        try:
-            yield
-        finally:
-            self.go_online()
-
-    def _call(self, coro: Any) -> Any:
-        if self._loop is None:
-            coro.close()
-            raise RuntimeError("fake Ollama is not started")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._listen())
-        except BaseException as exc:  # report bind errors to start()
-            self._start_error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-    async def _listen(self) -> None:
-        if self._server is not None:
-            return
-        self._server = await asyncio.start_server(
-            self._serve_connection, self.host, self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._online = True
-
-    async def _close_listener(self) -> None:
-        server, self._server = self._server, None
-        self._online = False
-        if server is not None:
-            server.close()
-        for writer in list(self._writers):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        if server is not None:
-            await server.wait_closed()
 
     # -- models ---------------------------------------------------------------------------
     @property
@@ -631,32 +517,9 @@ class FakeOllama:
             self._changed.notify_all()
 
     # -- connection loop ------------------------------------------------------------------
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self._writers.add(writer)
-        try:
-            while True:
-                try:
-                    request = await read_request(reader)
-                except BadRequest:
-                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    break
-                if request is None:
-                    break
-                exchange = Exchange(request, reader, writer)
-                with contextlib.suppress(_Abort):
-                    await self._dispatch(exchange)
-                if exchange.aborted or exchange.client_closed or not exchange.finished:
-                    break
-                if not request.keep_alive:
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.close()
+    async def handle(self, exchange: Exchange) -> None:
+        with contextlib.suppress(_Abort):
+            await self._dispatch(exchange)
 
     async def _dispatch(self, ex: Exchange) -> None:
         req = ex.request
@@ -1850,13 +1713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"fake Ollama listening on {url} with {models}", flush=True)
     print("note: an editor using it records these canned answers in your usage statistics; "
           "`aethel-lsp stats --clear` removes them afterwards", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    fake.stop()
-    return 0
+    return wait_for_signal(fake)
 
 
 
