@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-from aethel_lsp import __version__
 from aethel_lsp.engine._http import (
     BUSY_STATUSES,
     PULL_IDLE_S,
@@ -25,8 +24,8 @@ from aethel_lsp.engine._http import (
     StreamClock,
     drain,
     error_text,
-    request_timeout,
 )
+from aethel_lsp.engine._remote import api_client
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
     AuthenticationFailed,
@@ -84,12 +83,7 @@ class OllamaEngine(Engine):
         self.retry = retry or RetryPolicy()
         self._errors = _OllamaErrors(self.host)
         self._show_cache: dict[str, ModelInfo] = {}
-        self._client = httpx.AsyncClient(
-            base_url=self.host,
-            transport=transport,
-            timeout=request_timeout(self.timeouts, streaming=False),
-            headers={"User-Agent": f"aethel-lsp/{__version__}"},
-        )
+        self._client = api_client(self.host, self.timeouts, transport)
         self._http = HttpSession(self._client, host=self.host, timeouts=self.timeouts,
                                  retry=self.retry, errors=self._errors)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from aethel_lsp import __version__
 from aethel_lsp.engine._http import (
     BUSY_STATUSES,
     HttpSession,
@@ -40,7 +38,14 @@ from aethel_lsp.engine._http import (
     StreamClock,
     drain,
     error_text,
-    request_timeout,
+)
+from aethel_lsp.engine._remote import (
+    KeyFromEnv,
+    api_client,
+    failed_status,
+    failing_stream,
+    key_advice,
+    scrub_key,
 )
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
@@ -118,13 +123,8 @@ class OpenAIEngine(Engine):
         self.api_key_env = api_key_env
         self.timeouts = timeouts or EngineTimeouts()
         self._errors = _OpenAIErrors(self.host, api_key_env)
-        self._client = httpx.AsyncClient(
-            base_url=self.host,
-            transport=transport,
-            timeout=request_timeout(self.timeouts, streaming=False),
-            headers={"User-Agent": f"aethel-lsp/{__version__}"},
-            auth=_BearerFromEnv(api_key_env),
-        )
+        self._client = api_client(self.host, self.timeouts, transport,
+                                  auth=KeyFromEnv(api_key_env))
         self._http = HttpSession(self._client, host=self.host, timeouts=self.timeouts,
                                  retry=retry or RetryPolicy(), errors=self._errors)
         # The ids and aliases `/models` listed, as `normalize_name` spells them (Ollama's
@@ -144,13 +144,8 @@ class OpenAIEngine(Engine):
         """Never raises."""
         try:
             entries = await self._model_entries()
-        except EngineError as exc:
-            offline = isinstance(exc, EngineOffline) or (
-                isinstance(exc, EngineTimeout) and exc.phase == "connect")
-            return EngineStatus(False, self.host, self.kind, error=str(exc), offline=offline)
         except Exception as exc:  # a health check reports, it does not crash its caller
-            return EngineStatus(False, self.host, self.kind,
-                                error=f"Checking {self.host} failed unexpectedly: {exc!r}")
+            return failed_status(self.kind, self.host, exc)
         loaded = _loaded_models(entries)
         return EngineStatus(True, self.host, self.kind, version="openai-compatible",
                             models=tuple(_model_from_openai(e) for e in entries),
@@ -209,14 +204,11 @@ class OpenAIEngine(Engine):
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         return self._generation(request)
 
-    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+    def pull(self, model: str) -> AsyncIterator[PullProgress]:
         """Raises on first use: the OpenAI API has no download endpoint."""
-        nothing: tuple[PullProgress, ...] = ()
-        for progress in nothing:  # makes this an async generator, so errors surface on use
-            yield progress
-        raise InvalidRequest(
+        return failing_stream(InvalidRequest(
             f"{self.host} is an OpenAI-compatible server, which cannot download models: "
-            f"install '{model}' on that server itself.", host=self.host)
+            f"install '{model}' on that server itself.", host=self.host))
 
     async def _generation(self, request: GenerateRequest | ChatRequest) -> AsyncIterator[Chunk]:
         model = request.model
@@ -285,19 +277,6 @@ class OpenAIEngine(Engine):
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-class _BearerFromEnv(httpx.Auth):
-    """Adds `Authorization: Bearer $ENV` at send time; the key lives only in the environment."""
-
-    def __init__(self, env_name: str) -> None:
-        self.env_name = env_name
-
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        key = os.environ.get(self.env_name, "") if self.env_name else ""
-        if key:
-            request.headers["Authorization"] = f"Bearer {key}"
-        yield request
 
 
 @dataclass
@@ -420,9 +399,7 @@ class _OpenAIErrors:
                 "(vLLM, llama.cpp server, LM Studio) or fix `openai.baseUrl`.")
 
     def scrub(self, text: str) -> str:
-        """Servers sometimes echo the key they rejected; never let it reach a message."""
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        return text.replace(key, "***") if key else text
+        return scrub_key(text, self.api_key_env)
 
     def from_status(
         self, status: int, body: str, *, model: str | None, attempts: int, path: str
@@ -484,12 +461,7 @@ class _OpenAIErrors:
             prompt_tokens=prompt, context_size=context, host=self.host)
 
     def _auth_advice(self, status: int, text: str) -> str:
-        if not self.api_key_env:
-            fix = "name the environment variable holding the key in `openai.apiKeyEnv`"
-        elif not os.environ.get(self.api_key_env):
-            fix = f"the environment variable {self.api_key_env} is not set: set it to the key"
-        else:
-            fix = f"check the key in the environment variable {self.api_key_env}"
+        fix = key_advice(self.api_key_env, "`openai.apiKeyEnv`")
         return f"{self.host} refused the request (HTTP {status}: {text}) — {fix}."
 
     def not_found(self, model: str, served: list[str] | None = None) -> ModelNotFound:
