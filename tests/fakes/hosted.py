@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.fakes.http import Exchange, HttpRequest, LoopbackServer
+from tests.fakes.http import Exchange, HttpRequest, RecordingServer, json_body
 
 JSON_CT = "application/json"
 SSE_CT = "text/event-stream; charset=utf-8"
@@ -128,7 +127,7 @@ class Abort(Exception):
     """The client went away or a fault ended the response: stop producing."""
 
 
-class FakeHostedApi(LoopbackServer):
+class FakeHostedApi(RecordingServer[RecordedRequest, RecordedStream]):
     """Recording and fault rules of one fake endpoint (thread-safe for tests)."""
 
     label = "fake API"
@@ -137,12 +136,8 @@ class FakeHostedApi(LoopbackServer):
                  token_delay: float = 0.0) -> None:
         super().__init__(host=host, port=port)
         self.token_delay = token_delay
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._replies: list[Reply] = []
         self._faults: list[_FaultRule] = []
-        self._requests: list[RecordedRequest] = []
-        self._streams: list[RecordedStream] = []
 
     # -- scripting ------------------------------------------------------------------------
     def enqueue(self, *replies: Reply) -> None:
@@ -175,67 +170,29 @@ class FakeHostedApi(LoopbackServer):
         return None
 
     # -- records --------------------------------------------------------------------------
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def streams(self) -> list[RecordedStream]:
-        with self._lock:
-            return list(self._streams)
-
-    def requests_to(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
-
-    def bodies(self, path: str) -> list[Any]:
-        return [r.json for r in self.requests_to(path)]
-
     def wait_for_request(self, path: str | None = None, timeout: float = 10.0,
                          count: int = 1) -> RecordedRequest:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [r for r in self._requests if path is None or r.path == path]
-                if len(hits) >= count:
-                    return hits[count - 1]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no request #{count} to {path} in {timeout} s")
-                self._changed.wait(remaining)
+        def found() -> RecordedRequest | None:
+            hits = [r for r in self._requests if path is None or r.path == path]
+            return hits[count - 1] if len(hits) >= count else None
+
+        return self._wait_until(found, timeout,
+                                lambda: f"no request #{count} to {path} in {timeout} s")
 
     def wait_for_stream_end(self, timeout: float = 10.0) -> RecordedStream:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                if self._streams and self._streams[-1].ended_at is not None:
-                    return self._streams[-1]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no finished stream in {timeout} s")
-                self._changed.wait(remaining)
+        def found() -> RecordedStream | None:
+            last = self._streams[-1] if self._streams else None
+            return last if last is not None and last.ended_at is not None else None
 
-    def notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+        return self._wait_until(found, timeout, lambda: f"no finished stream in {timeout} s")
 
     def _record(self, request: HttpRequest) -> RecordedRequest:
-        parsed: Any = None
-        if request.body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(request.body)
-        rec = RecordedRequest(request.method, request.path, dict(request.headers),
-                              request.body, parsed, time.monotonic())
-        with self._changed:
-            self._requests.append(rec)
-            self._changed.notify_all()
-        return rec
+        return self._add_request(RecordedRequest(
+            request.method, request.path, dict(request.headers), request.body,
+            json_body(request), time.monotonic()))
 
     def open_stream(self, rec: RecordedRequest) -> RecordedStream:
-        record = RecordedStream(rec)
-        with self._changed:
-            self._streams.append(record)
-        return record
+        return self._add_stream(RecordedStream(rec))
 
     def close_stream(self, ex: Exchange, record: RecordedStream) -> None:
         if not record.completed and ex.poll_closed():

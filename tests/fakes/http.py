@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 REASONS = {
@@ -46,6 +47,7 @@ REASONS = {
 }
 
 _ServerT = TypeVar("_ServerT", bound="LoopbackServer")
+_T = TypeVar("_T")
 
 POLL_INTERVAL = 0.005  # seconds between checks for a client that went away
 
@@ -273,7 +275,6 @@ class LoopbackServer:
         if self._thread is not None:
             return self.url
         self._ready.clear()
-        self._start_error = None
         self._thread = threading.Thread(target=self._run, name=self.label, daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -325,6 +326,7 @@ class LoopbackServer:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     def _run(self) -> None:
+        self._start_error = None  # read by start() once `_ready` is set
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -395,6 +397,88 @@ class LoopbackServer:
     async def handle(self, exchange: Exchange) -> None:
         """Answer one request (the subclass's protocol)."""
         raise NotImplementedError
+
+
+class Recorded(Protocol):
+    """What a fake records of a request: at least its path and its parsed JSON body."""
+
+    path: str
+    json: Any
+
+
+RequestT = TypeVar("RequestT", bound=Recorded)
+StreamT = TypeVar("StreamT")
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request body parsed as JSON; None when empty or not JSON."""
+    if not request.body:
+        return None
+    with contextlib.suppress(ValueError):
+        return json.loads(request.body)
+    return None
+
+
+class RecordingServer(LoopbackServer, Generic[RequestT, StreamT]):
+    """A `LoopbackServer` that records requests and streams for a test to wait on.
+
+    Thread-safe: the server thread appends, the test thread reads and waits.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._requests: list[RequestT] = []
+        self._streams: list[StreamT] = []
+
+    @property
+    def requests(self) -> list[RequestT]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def streams(self) -> list[StreamT]:
+        with self._lock:
+            return list(self._streams)
+
+    def requests_to(self, path: str) -> list[RequestT]:
+        return [r for r in self.requests if r.path == path]
+
+    def bodies(self, path: str) -> list[Any]:
+        return [r.json for r in self.requests_to(path)]
+
+    def notify(self) -> None:
+        """Wake the waiters: a record changed."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def _add_request(self, record: RequestT) -> RequestT:
+        with self._changed:
+            self._requests.append(record)
+            self._changed.notify_all()
+        return record
+
+    def _add_stream(self, record: StreamT) -> StreamT:
+        with self._changed:
+            self._streams.append(record)
+            self._changed.notify_all()
+        return record
+
+    def _wait_until(self, found: Callable[[], _T | None], timeout: float,
+                    failure: Callable[[], str]) -> _T:
+        """Block until `found()` (called under the lock) is not None; TimeoutError with
+        `failure()` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = found()
+                if result is not None:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(failure())
+                self._changed.wait(remaining)
 
 
 def serve_until_signal(fake: LoopbackServer, banner: str) -> int:

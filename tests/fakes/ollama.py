@@ -44,14 +44,13 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from tests.fakes.http import Exchange, HttpRequest, LoopbackServer, wait_for_signal
+from tests.fakes.http import Exchange, HttpRequest, RecordingServer, json_body, wait_for_signal
 from tests.fakes.ollama_models import (
     AETHEL_ANSWER,
     CATALOG,
@@ -282,7 +281,7 @@ _GENERATION_PATHS = (
 )
 
 
-class FakeOllama(LoopbackServer):
+class FakeOllama(RecordingServer[RecordedRequest, RecordedStream]):
     """The fake server; thread-safe scripting and recording API for tests."""
 
     label = "fake Ollama"
@@ -320,13 +319,9 @@ class FakeOllama(LoopbackServer):
         self.max_queue = max_queue
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, int] = {}
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._queue: list[Reply] = []
         self._model_replies: dict[str, Reply] = {}
         self._faults: list[_FaultRule] = []
-        self._requests: list[RecordedRequest] = []
-        self._streams: list[RecordedStream] = []
         self._running: dict[str, str] = {}  # name -> expires_at
         for name in running:
             self._running[normalize_name(name)] = rfc3339_now(timedelta(minutes=5))
@@ -421,22 +416,6 @@ class FakeOllama(LoopbackServer):
         return None
 
     # -- recording ------------------------------------------------------------------------
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def streams(self) -> list[RecordedStream]:
-        with self._lock:
-            return list(self._streams)
-
-    def requests_to(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
-
-    def bodies(self, path: str) -> list[Any]:
-        return [r.json for r in self.requests_to(path)]
-
     def generate_requests(self) -> list[Any]:
         return self.bodies("/api/generate")
 
@@ -450,17 +429,16 @@ class FakeOllama(LoopbackServer):
         self, path: str | None = None, timeout: float = 5.0, count: int = 1
     ) -> RecordedRequest:
         """Block until `count` requests to `path` (any when None) arrived; return the last."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [r for r in self._requests if path is None or r.path == path]
-                if len(hits) >= count:
-                    return hits[count - 1]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    seen = [f"{r.method} {r.path}" for r in self._requests]
-                    raise TimeoutError(f"no request #{count} to {path} in {timeout} s; saw {seen}")
-                self._changed.wait(remaining)
+
+        def found() -> RecordedRequest | None:
+            hits = [r for r in self._requests if path is None or r.path == path]
+            return hits[count - 1] if len(hits) >= count else None
+
+        def failure() -> str:
+            seen = [f"{r.method} {r.path}" for r in self._requests]
+            return f"no request #{count} to {path} in {timeout} s; saw {seen}"
+
+        return self._wait_until(found, timeout, failure)
 
     async def wait_for_request_async(
         self, path: str | None = None, timeout: float = 5.0, count: int = 1
@@ -472,16 +450,13 @@ class FakeOllama(LoopbackServer):
         self, path: str | None = None, timeout: float = 5.0, index: int = -1
     ) -> RecordedStream:
         """Block until the chosen stream (default: the latest to `path`) has ended."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [s for s in self._streams if path is None or s.path == path]
-                if hits and hits[index].finished:
-                    return hits[index]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no finished stream to {path} in {timeout} s")
-                self._changed.wait(remaining)
+
+        def found() -> RecordedStream | None:
+            hits = [s for s in self._streams if path is None or s.path == path]
+            return hits[index] if hits and hits[index].finished else None
+
+        return self._wait_until(found, timeout,
+                                lambda: f"no finished stream to {path} in {timeout} s")
 
     async def wait_for_stream_end_async(
         self, path: str | None = None, timeout: float = 5.0, index: int = -1
@@ -494,27 +469,15 @@ class FakeOllama(LoopbackServer):
         return self._waiting.get(normalize_name(model), 0)
 
     def _record(self, request: HttpRequest) -> RecordedRequest:
-        parsed: Any = None
-        if request.body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(request.body)
-        rec = RecordedRequest(
+        return self._add_request(RecordedRequest(
             request.method,
             request.path,
             request.query,
             dict(request.headers),
             request.body,
-            parsed,
+            json_body(request),
             time.monotonic(),
-        )
-        with self._changed:
-            self._requests.append(rec)
-            self._changed.notify_all()
-        return rec
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+        ))
 
     # -- connection loop ------------------------------------------------------------------
     async def handle(self, exchange: Exchange) -> None:
@@ -985,7 +948,7 @@ class FakeOllama(LoopbackServer):
         record.lines.append(data)
         if token:
             record.tokens_sent += 1
-        self._notify()
+        self.notify()
 
     async def _whole_native(
         self,
@@ -1038,17 +1001,14 @@ class FakeOllama(LoopbackServer):
             started_at=time.monotonic(),
             fault=None if fault is None else fault.kind,
         )
-        with self._changed:
-            self._streams.append(record)
-            self._changed.notify_all()
-        return record
+        return self._add_stream(record)
 
     def _close_stream(self, ex: Exchange, record: RecordedStream) -> None:
         if not record.completed and ex.poll_closed():
             record.closed_early = True
             record.closed_at = ex.closed_at
         record.ended_at = time.monotonic()
-        self._notify()
+        self.notify()
 
     # -- pull --------------------------------------------------------------------------------
     async def _h_api_pull(self, ex: Exchange, rec: RecordedRequest, fault: Fault | None) -> None:
