@@ -1,4 +1,5 @@
-"""Plumbing the HTTP backends share: their client, the API key, failing streams, status.
+"""Plumbing the HTTP backends share: their client, the API key, failing streams, status,
+and reading loosely typed JSON.
 
 One place, so that every backend reads the key at send time (never stores it), scrubs it
 from messages and tells the user how to fix it in the same words, and so that a failed
@@ -16,7 +17,7 @@ import httpx
 from aethel_lsp import __version__
 from aethel_lsp.engine._http import request_timeout
 from aethel_lsp.engine.errors import EngineError, EngineOffline, EngineTimeout
-from aethel_lsp.engine.types import EngineKind, EngineStatus, EngineTimeouts
+from aethel_lsp.engine.types import EngineKind, EngineStatus, EngineTimeouts, JsonDict
 
 T = TypeVar("T")
 USER_AGENT = f"aethel-lsp/{__version__}"
@@ -95,3 +96,15 @@ def failed_status(kind: EngineKind, host: str, exc: Exception) -> EngineStatus:
     offline = isinstance(exc, EngineOffline) or (
         isinstance(exc, EngineTimeout) and exc.phase == "connect")
     return EngineStatus(False, host, kind, error=str(exc), offline=offline)
+
+
+def json_int(value: object) -> int | None:
+    """A JSON number as an int; None for anything else (a bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def json_dict(value: object) -> JsonDict:
+    """A JSON object, or an empty one in its place."""
+    return value if isinstance(value, dict) else {}

@@ -44,6 +44,8 @@ from aethel_lsp.engine._remote import (
     api_client,
     failed_status,
     failing_stream,
+    json_dict,
+    json_int,
     key_advice,
     scrub_key,
 )
@@ -273,7 +275,7 @@ class OpenAIEngine(Engine):
             self._can_tokenize = False
             return None
         tokens = data.get("tokens")
-        return len(tokens) if isinstance(tokens, list) else _int(data.get("count"))
+        return len(tokens) if isinstance(tokens, list) else json_int(data.get("count"))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -313,19 +315,19 @@ class _SseState:
 
     def generated_tokens(self) -> int | None:
         """The server's count: `usage`, else llama.cpp's `timings`; 0 for an empty answer."""
-        count = _int(self.usage.get("completion_tokens"))
+        count = json_int(self.usage.get("completion_tokens"))
         if count is None:
-            count = _int(self.timings.get("predicted_n"))
+            count = json_int(self.timings.get("predicted_n"))
         if count is None and not self.text:
             return 0
         return count
 
     def prompt_tokens(self) -> int | None:
         """`usage.prompt_tokens`, else llama.cpp's evaluated plus cached prompt tokens."""
-        count = _int(self.usage.get("prompt_tokens"))
-        evaluated = _int(self.timings.get("prompt_n"))
+        count = json_int(self.usage.get("prompt_tokens"))
+        evaluated = json_int(self.timings.get("prompt_n"))
         if count is None and evaluated is not None:
-            count = evaluated + (_int(self.timings.get("cache_n")) or 0)
+            count = evaluated + (json_int(self.timings.get("cache_n")) or 0)
         return count
 
     def metrics(self, model: str, clock: StreamClock, counted: int | None = None) -> Metrics:
@@ -380,10 +382,10 @@ def _loaded_models(entries: list[JsonDict]) -> list[RunningModel] | None:
                 continue
         elif entry.get("owned_by") not in SERVES_LOADED_MODELS:
             return None
-        meta = _dict(entry.get("meta"))
+        meta = json_dict(entry.get("meta"))
         loaded.append(RunningModel(name=str(entry.get("id", "")),
-                                   size_bytes=_int(meta.get("size")),
-                                   context_length=_int(meta.get("n_ctx"))))
+                                   size_bytes=json_int(meta.get("size")),
+                                   context_length=json_int(meta.get("n_ctx"))))
     return loaded
 
 
@@ -443,8 +445,8 @@ class _OpenAIErrors:
         if not (_CONTEXT_TEXT.search(text) or "exceed_context_size" in kind
                 or "context_length_exceeded" in kind):
             return None
-        prompt = _int(detail.get("n_prompt_tokens"))
-        context = _int(detail.get("n_ctx"))
+        prompt = json_int(detail.get("n_prompt_tokens"))
+        context = json_int(detail.get("n_ctx"))
         if prompt is None or context is None:
             numbers = [int(n) for n in re.findall(r"(\d+) tokens", text)]
             if len(numbers) >= 2:
@@ -571,16 +573,11 @@ def _model_from_openai(entry: JsonDict) -> ModelInfo:
     """One `/models` entry; llama.cpp adds `meta` (exact parameters, file size, trained
     context), which other servers leave unknown."""
     name = entry.get("id")
-    meta = _dict(entry.get("meta"))
+    meta = json_dict(entry.get("meta"))
     return ModelInfo(name=name if isinstance(name, str) else "", capabilities=("completion",),
-                     parameters=_int(meta.get("n_params")), size_bytes=_int(meta.get("size")),
-                     context_length=_int(meta.get("n_ctx_train")))
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value)
+                     parameters=json_int(meta.get("n_params")),
+                     size_bytes=json_int(meta.get("size")),
+                     context_length=json_int(meta.get("n_ctx_train")))
 
 
 def _positive(value: object) -> float | None:
@@ -593,7 +590,3 @@ def _positive(value: object) -> float | None:
 def _sum_ms(*values: object) -> float | None:
     known = [v for v in (_positive(value) for value in values) if v is not None]
     return sum(known) if known else None
-
-
-def _dict(value: object) -> JsonDict:
-    return value if isinstance(value, dict) else {}
