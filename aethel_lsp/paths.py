@@ -28,13 +28,8 @@ def state_dir(env: Mapping[str, str] | None = None) -> Path:
     '/x/state/aethel-lsp'
     """
     environ = os.environ if env is None else env
-    explicit = environ.get(STATE_DIR_ENV, "")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg:
-        return Path(xdg).expanduser() / APP_NAME
-    return Path.home() / ".local" / "state" / APP_NAME
+    return (_override(environ, STATE_DIR_ENV)
+            or _xdg_base(environ, "XDG_STATE_HOME", ".local", "state") / APP_NAME)
 
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -44,9 +39,7 @@ def user_config_path(env: Mapping[str, str] | None = None) -> Path:
     '/x/cfg/aethel-lsp/config.toml'
     """
     environ = os.environ if env is None else env
-    xdg = environ.get("XDG_CONFIG_HOME", "")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    return base / APP_NAME / "config.toml"
+    return _xdg_base(environ, "XDG_CONFIG_HOME", ".config") / APP_NAME / "config.toml"
 
 
 MODELS_DIR_ENV = "AETHEL_LSP_MODELS_DIR"
@@ -64,12 +57,20 @@ def models_dir(env: Mapping[str, str] | None = None) -> Path:
     '/x/data/aethel-lsp/models'
     """
     environ = os.environ if env is None else env
-    explicit = environ.get(MODELS_DIR_ENV, "")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = environ.get("XDG_DATA_HOME", "")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / APP_NAME / "models"
+    return (_override(environ, MODELS_DIR_ENV)
+            or _xdg_base(environ, "XDG_DATA_HOME", ".local", "share") / APP_NAME / "models")
+
+
+def _override(environ: Mapping[str, str], variable: str) -> Path | None:
+    """The directory an aethel-lsp variable names, when set (it wins over XDG)."""
+    explicit = environ.get(variable, "")
+    return Path(explicit).expanduser() if explicit else None
+
+
+def _xdg_base(environ: Mapping[str, str], variable: str, *default: str) -> Path:
+    """An XDG base directory: `$variable` when set, else its default below the home."""
+    xdg = environ.get(variable, "")
+    return Path(xdg).expanduser() if xdg else Path.home().joinpath(*default)
 
 
 # State files hold prompts (the user's code), usage and reports: only the user may read them.

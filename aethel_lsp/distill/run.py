@@ -10,7 +10,6 @@ when `agree` valid candidates have the same canonical program.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from aethel_lsp.engine.types import (
     Metrics,
 )
 from aethel_lsp.language import Diagnostic, Severity
-from aethel_lsp.language.checker import CheckCancelled, analyze
+from aethel_lsp.language.checker import analyze_in_thread
 from aethel_lsp.language.formatter import format_text
 from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.prompts import actions as prompts
@@ -242,14 +241,7 @@ async def check(code: str) -> tuple[Diagnostic, ...]:
     """Parser and checker on a worker thread; a cancelled run stops the checker too."""
     if not code.strip():
         return ()
-    stop = threading.Event()
-    try:
-        analysis = await asyncio.to_thread(analyze, code, cancel=stop)
-    except CheckCancelled:
-        raise asyncio.CancelledError from None
-    finally:
-        stop.set()
-    return tuple(analysis.diagnostics)
+    return tuple((await analyze_in_thread(code)).diagnostics)
 
 
 async def distill(

@@ -18,23 +18,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
 
-from aethel_lsp import __version__
-from aethel_lsp.engine._http import HttpSession, RetryPolicy, StreamClock, request_timeout
+from aethel_lsp.engine._http import HttpSession, RetryPolicy, StreamClock
+from aethel_lsp.engine._remote import (
+    KeyFromEnv,
+    api_client,
+    failed_status,
+    failing_stream,
+    key_advice,
+    scrub_key,
+)
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
     AuthenticationFailed,
     CapabilityMissing,
     EngineBusy,
     EngineError,
-    EngineOffline,
-    EngineTimeout,
     InvalidRequest,
     MalformedResponse,
     ModelNotFound,
@@ -102,14 +106,9 @@ class AnthropicEngine(Engine):
         self.api_version = api_version
         self.timeouts = timeouts or EngineTimeouts()
         self._errors = _AnthropicErrors(self.host, api_key_env)
-        self._client = httpx.AsyncClient(
-            base_url=self.host,
-            transport=transport,
-            timeout=request_timeout(self.timeouts, streaming=False),
-            headers={"User-Agent": f"aethel-lsp/{__version__}",
-                     "anthropic-version": api_version},
-            auth=_AnthropicKey(api_key_env, bearer=api_version == CURRENT_API_VERSION),
-        )
+        self._client = api_client(
+            self.host, self.timeouts, transport, headers={"anthropic-version": api_version},
+            auth=_anthropic_key(api_key_env, bearer=api_version == CURRENT_API_VERSION))
         retry = retry or RetryPolicy()
         self._http = HttpSession(
             self._client, host=self.host, timeouts=self.timeouts, errors=self._errors,
@@ -127,13 +126,8 @@ class AnthropicEngine(Engine):
         """Never raises."""
         try:
             models = tuple(await self.list_models())
-        except EngineError as exc:
-            offline = isinstance(exc, EngineOffline) or (
-                isinstance(exc, EngineTimeout) and exc.phase == "connect")
-            return EngineStatus(False, self.host, self.kind, error=str(exc), offline=offline)
         except Exception as exc:  # a health check reports, it does not crash its caller
-            return EngineStatus(False, self.host, self.kind,
-                                error=f"Checking {self.host} failed unexpectedly: {exc!r}")
+            return failed_status(self.kind, self.host, exc)
         return EngineStatus(True, self.host, self.kind,
                             version=f"anthropic-version {self.api_version}", models=models,
                             reason=f"The Messages API answered at {self.host}")
@@ -156,7 +150,7 @@ class AnthropicEngine(Engine):
 
     def stream_generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
         if request.suffix is not None:
-            return _failing(CapabilityMissing(
+            return failing_stream(CapabilityMissing(
                 f"The Messages API at {self.host} cannot fill in the middle (a suffix was "
                 f"given for '{request.model}') — use a local FIM model for completion.",
                 model=request.model, capability="insert", host=self.host))
@@ -173,13 +167,11 @@ class AnthropicEngine(Engine):
                              self.api_version)
         return self._generation(request, body)
 
-    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+    def pull(self, model: str) -> AsyncIterator[PullProgress]:
         """Raises on first use: hosted models are not downloaded."""
-        nothing: tuple[PullProgress, ...] = ()
-        for progress in nothing:
-            yield progress
-        raise InvalidRequest(f"'{model}' is a hosted model at {self.host}: there is nothing "
-                             "to download.", host=self.host)
+        return failing_stream(InvalidRequest(
+            f"'{model}' is a hosted model at {self.host}: there is nothing to download.",
+            host=self.host))
 
     async def _generation(self, request: GenerateRequest | ChatRequest,
                           body: JsonDict) -> AsyncIterator[Chunk]:
@@ -246,20 +238,10 @@ def messages_body(model: str, system: str | None, messages: list[JsonDict],
     return body
 
 
-class _AnthropicKey(httpx.Auth):
+def _anthropic_key(env_name: str, *, bearer: bool) -> KeyFromEnv:
     """The key from the environment at send time: Bearer (2026-10-21) or x-api-key."""
-
-    def __init__(self, env_name: str, *, bearer: bool) -> None:
-        self.env_name = env_name
-        self.bearer = bearer
-
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        key = os.environ.get(self.env_name, "") if self.env_name else ""
-        if key and self.bearer:
-            request.headers["Authorization"] = f"Bearer {key}"
-        elif key:
-            request.headers["x-api-key"] = key
-        yield request
+    return KeyFromEnv(env_name) if bearer else KeyFromEnv(env_name, header="x-api-key",
+                                                          scheme="")
 
 
 @dataclass
@@ -328,8 +310,7 @@ class _AnthropicErrors:
         return f"Nothing answers at {self.host} — check the network or the provider's `hosts`."
 
     def scrub(self, text: str) -> str:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        return text.replace(key, "***") if key else text
+        return scrub_key(text, self.api_key_env)
 
     def from_status(self, status: int, body: str, *, model: str | None, attempts: int,
                     path: str) -> EngineError:
@@ -360,11 +341,7 @@ class _AnthropicErrors:
         return InvalidRequest(f"{where}.", host=self.host, status=status)
 
     def _key_advice(self) -> str:
-        if not self.api_key_env:
-            return "name the environment variable holding the key in the provider's `apiKeyEnv`"
-        if not os.environ.get(self.api_key_env):
-            return f"the environment variable {self.api_key_env} is not set: set it to the key"
-        return f"check the key in the environment variable {self.api_key_env}"
+        return key_advice(self.api_key_env, "the provider's `apiKeyEnv`")
 
     def event(self, payload: str, model: str) -> JsonDict:
         """One `data:` payload; an `error` event raises (busy kinds as `EngineBusy`)."""
@@ -386,14 +363,6 @@ class _AnthropicErrors:
                                  status=529 if kind == "overloaded_error" else 429)
             raise StreamError(message, host=self.host)
         return data
-
-
-async def _failing(error: EngineError) -> AsyncIterator[Chunk]:
-    """A stream that raises `error` when first read (errors surface on iteration)."""
-    nothing: tuple[Chunk, ...] = ()
-    for chunk in nothing:
-        yield chunk
-    raise error
 
 
 def _error_parts(body: str) -> tuple[str, str, JsonDict]:

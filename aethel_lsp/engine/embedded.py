@@ -32,7 +32,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
@@ -44,6 +44,7 @@ from aethel_lsp.engine._http import (
     parse_json_object,
     request_timeout,
 )
+from aethel_lsp.engine._remote import failing_stream
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
     AuthenticationFailed,
@@ -202,9 +203,9 @@ def embedded_pull(reference: str, models_directory: Path | None = None
         try:
             file = parse_hf_reference(reference)
         except InvalidRequest as exc:
-            return _failing_stream(exc)
+            return failing_stream(exc)
         return fetch_hf_file(file, directory)
-    return _failing_stream(InvalidRequest(
+    return failing_stream(InvalidRequest(
         f"The embedded engine downloads its default model (`{PULL_HINT}`) and GGUF files from "
         f"Hugging Face (`aethel-lsp pull hf:OWNER/REPO/FILE.gguf`), not {reference}: pull it "
         f"with Ollama (`ollama pull {reference}`; once downloaded it is offered here even "
@@ -699,14 +700,6 @@ def _sse_data(line: str, host: str, model: str) -> JsonDict | None:
         raise StreamError(f"The embedded llama.cpp server reported an error while {model} was "
                           f"generating: {error_text(payload)}", host=host)
     return data
-
-
-async def _failing_stream(error: EngineError) -> AsyncIterator[Any]:
-    """A stream that fails on its first item, like an HTTP stream answered with an error."""
-    nothing: tuple[Any, ...] = ()
-    for item in nothing:
-        yield item
-    raise error
 
 
 def _messages(system: str | None, prompt: str) -> list[JsonDict]:

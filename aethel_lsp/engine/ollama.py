@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-from aethel_lsp import __version__
 from aethel_lsp.engine._http import (
     BUSY_STATUSES,
     PULL_IDLE_S,
@@ -25,8 +24,8 @@ from aethel_lsp.engine._http import (
     StreamClock,
     drain,
     error_text,
-    request_timeout,
 )
+from aethel_lsp.engine._remote import api_client, json_dict, json_int
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
     AuthenticationFailed,
@@ -84,12 +83,7 @@ class OllamaEngine(Engine):
         self.retry = retry or RetryPolicy()
         self._errors = _OllamaErrors(self.host)
         self._show_cache: dict[str, ModelInfo] = {}
-        self._client = httpx.AsyncClient(
-            base_url=self.host,
-            transport=transport,
-            timeout=request_timeout(self.timeouts, streaming=False),
-            headers={"User-Agent": f"aethel-lsp/{__version__}"},
-        )
+        self._client = api_client(self.host, self.timeouts, transport)
         self._http = HttpSession(self._client, host=self.host, timeouts=self.timeouts,
                                  retry=self.retry, errors=self._errors)
 
@@ -399,12 +393,12 @@ def _chat_fragment(data: JsonDict) -> tuple[str, str]:
 
 def metrics_from_final(data: JsonDict, model: str, clock: StreamClock) -> Metrics:
     """Metrics from Ollama's own final line; only TTFT and latency come from the client."""
-    eval_count = _int(data.get("eval_count"))
-    eval_ns = _int(data.get("eval_duration"))
+    eval_count = json_int(data.get("eval_count"))
+    eval_ns = json_int(data.get("eval_duration"))
     tokens_per_second = eval_count / eval_ns * 1e9 if eval_count is not None and eval_ns else None
     return Metrics(
         model=model,
-        prompt_tokens=_int(data.get("prompt_eval_count")),
+        prompt_tokens=json_int(data.get("prompt_eval_count")),
         tokens_generated=eval_count,
         time_to_first_token_ms=clock.ttft_ms(),
         latency_ms=clock.elapsed_ms(),
@@ -418,11 +412,11 @@ def metrics_from_final(data: JsonDict, model: str, clock: StreamClock) -> Metric
 
 def model_from_tags(entry: JsonDict) -> ModelInfo:
     """One `/api/tags` entry (capabilities only on Ollama >= 0.12-ish, else empty)."""
-    details = _dict(entry.get("details"))
+    details = json_dict(entry.get("details"))
     return ModelInfo(
         name=_str(entry.get("name") or entry.get("model")),
-        size_bytes=_int(entry.get("size")),
-        context_length=_int(details.get("context_length")),
+        size_bytes=json_int(entry.get("size")),
+        context_length=json_int(details.get("context_length")),
         family=_opt_str(details.get("family")),
         quantization=_opt_str(details.get("quantization_level")),
         capabilities=_capabilities(entry.get("capabilities")),
@@ -435,14 +429,14 @@ def model_from_tags(entry: JsonDict) -> ModelInfo:
 
 def model_from_show(name: str, data: JsonDict) -> ModelInfo:
     """`/api/show`: exact parameter count and context length from `model_info`."""
-    details = _dict(data.get("details"))
-    info = _dict(data.get("model_info"))
+    details = json_dict(data.get("details"))
+    info = json_dict(data.get("model_info"))
     arch = info.get("general.architecture")
-    context = _int(info.get(f"{arch}.context_length")) if isinstance(arch, str) else None
+    context = json_int(info.get(f"{arch}.context_length")) if isinstance(arch, str) else None
     return ModelInfo(
         name=name,
-        parameters=_int(info.get("general.parameter_count")),
-        context_length=context if context is not None else _int(details.get("context_length")),
+        parameters=json_int(info.get("general.parameter_count")),
+        context_length=context if context is not None else json_int(details.get("context_length")),
         family=_opt_str(details.get("family")) or (arch if isinstance(arch, str) else None),
         quantization=_opt_str(details.get("quantization_level")),
         capabilities=_capabilities(data.get("capabilities")),
@@ -455,10 +449,10 @@ def model_from_show(name: str, data: JsonDict) -> ModelInfo:
 def running_from_ps(entry: JsonDict) -> RunningModel:
     return RunningModel(
         name=_str(entry.get("name") or entry.get("model")),
-        size_bytes=_int(entry.get("size")),
-        size_vram=_int(entry.get("size_vram")),
+        size_bytes=json_int(entry.get("size")),
+        size_vram=json_int(entry.get("size_vram")),
         expires_at=_opt_str(entry.get("expires_at")),
-        context_length=_int(entry.get("context_length")),
+        context_length=json_int(entry.get("context_length")),
     )
 
 
@@ -466,8 +460,8 @@ def progress_from_line(data: JsonDict) -> PullProgress:
     return PullProgress(
         status=_str(data.get("status")),
         digest=_opt_str(data.get("digest")),
-        total=_int(data.get("total")),
-        completed=_int(data.get("completed")),
+        total=json_int(data.get("total")),
+        completed=json_int(data.get("completed")),
     )
 
 
@@ -492,8 +486,6 @@ def _capabilities(value: object) -> tuple[str, ...]:
     return tuple(str(item) for item in value if isinstance(item, str))
 
 
-def _dict(value: object) -> JsonDict:
-    return value if isinstance(value, dict) else {}
 
 
 def _str(value: object) -> str:
@@ -504,12 +496,6 @@ def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value)
-
-
 def _ns_to_ms(value: object) -> float | None:
-    ns = _int(value)
+    ns = json_int(value)
     return None if ns is None else ns / 1e6

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from aethel_lsp import __version__
 from aethel_lsp.engine._http import (
     BUSY_STATUSES,
     HttpSession,
@@ -40,7 +38,16 @@ from aethel_lsp.engine._http import (
     StreamClock,
     drain,
     error_text,
-    request_timeout,
+)
+from aethel_lsp.engine._remote import (
+    KeyFromEnv,
+    api_client,
+    failed_status,
+    failing_stream,
+    json_dict,
+    json_int,
+    key_advice,
+    scrub_key,
 )
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
@@ -118,13 +125,8 @@ class OpenAIEngine(Engine):
         self.api_key_env = api_key_env
         self.timeouts = timeouts or EngineTimeouts()
         self._errors = _OpenAIErrors(self.host, api_key_env)
-        self._client = httpx.AsyncClient(
-            base_url=self.host,
-            transport=transport,
-            timeout=request_timeout(self.timeouts, streaming=False),
-            headers={"User-Agent": f"aethel-lsp/{__version__}"},
-            auth=_BearerFromEnv(api_key_env),
-        )
+        self._client = api_client(self.host, self.timeouts, transport,
+                                  auth=KeyFromEnv(api_key_env))
         self._http = HttpSession(self._client, host=self.host, timeouts=self.timeouts,
                                  retry=retry or RetryPolicy(), errors=self._errors)
         # The ids and aliases `/models` listed, as `normalize_name` spells them (Ollama's
@@ -144,13 +146,8 @@ class OpenAIEngine(Engine):
         """Never raises."""
         try:
             entries = await self._model_entries()
-        except EngineError as exc:
-            offline = isinstance(exc, EngineOffline) or (
-                isinstance(exc, EngineTimeout) and exc.phase == "connect")
-            return EngineStatus(False, self.host, self.kind, error=str(exc), offline=offline)
         except Exception as exc:  # a health check reports, it does not crash its caller
-            return EngineStatus(False, self.host, self.kind,
-                                error=f"Checking {self.host} failed unexpectedly: {exc!r}")
+            return failed_status(self.kind, self.host, exc)
         loaded = _loaded_models(entries)
         return EngineStatus(True, self.host, self.kind, version="openai-compatible",
                             models=tuple(_model_from_openai(e) for e in entries),
@@ -209,14 +206,11 @@ class OpenAIEngine(Engine):
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         return self._generation(request)
 
-    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+    def pull(self, model: str) -> AsyncIterator[PullProgress]:
         """Raises on first use: the OpenAI API has no download endpoint."""
-        nothing: tuple[PullProgress, ...] = ()
-        for progress in nothing:  # makes this an async generator, so errors surface on use
-            yield progress
-        raise InvalidRequest(
+        return failing_stream(InvalidRequest(
             f"{self.host} is an OpenAI-compatible server, which cannot download models: "
-            f"install '{model}' on that server itself.", host=self.host)
+            f"install '{model}' on that server itself.", host=self.host))
 
     async def _generation(self, request: GenerateRequest | ChatRequest) -> AsyncIterator[Chunk]:
         model = request.model
@@ -281,23 +275,10 @@ class OpenAIEngine(Engine):
             self._can_tokenize = False
             return None
         tokens = data.get("tokens")
-        return len(tokens) if isinstance(tokens, list) else _int(data.get("count"))
+        return len(tokens) if isinstance(tokens, list) else json_int(data.get("count"))
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-class _BearerFromEnv(httpx.Auth):
-    """Adds `Authorization: Bearer $ENV` at send time; the key lives only in the environment."""
-
-    def __init__(self, env_name: str) -> None:
-        self.env_name = env_name
-
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        key = os.environ.get(self.env_name, "") if self.env_name else ""
-        if key:
-            request.headers["Authorization"] = f"Bearer {key}"
-        yield request
 
 
 @dataclass
@@ -334,19 +315,19 @@ class _SseState:
 
     def generated_tokens(self) -> int | None:
         """The server's count: `usage`, else llama.cpp's `timings`; 0 for an empty answer."""
-        count = _int(self.usage.get("completion_tokens"))
+        count = json_int(self.usage.get("completion_tokens"))
         if count is None:
-            count = _int(self.timings.get("predicted_n"))
+            count = json_int(self.timings.get("predicted_n"))
         if count is None and not self.text:
             return 0
         return count
 
     def prompt_tokens(self) -> int | None:
         """`usage.prompt_tokens`, else llama.cpp's evaluated plus cached prompt tokens."""
-        count = _int(self.usage.get("prompt_tokens"))
-        evaluated = _int(self.timings.get("prompt_n"))
+        count = json_int(self.usage.get("prompt_tokens"))
+        evaluated = json_int(self.timings.get("prompt_n"))
         if count is None and evaluated is not None:
-            count = evaluated + (_int(self.timings.get("cache_n")) or 0)
+            count = evaluated + (json_int(self.timings.get("cache_n")) or 0)
         return count
 
     def metrics(self, model: str, clock: StreamClock, counted: int | None = None) -> Metrics:
@@ -401,10 +382,10 @@ def _loaded_models(entries: list[JsonDict]) -> list[RunningModel] | None:
                 continue
         elif entry.get("owned_by") not in SERVES_LOADED_MODELS:
             return None
-        meta = _dict(entry.get("meta"))
+        meta = json_dict(entry.get("meta"))
         loaded.append(RunningModel(name=str(entry.get("id", "")),
-                                   size_bytes=_int(meta.get("size")),
-                                   context_length=_int(meta.get("n_ctx"))))
+                                   size_bytes=json_int(meta.get("size")),
+                                   context_length=json_int(meta.get("n_ctx"))))
     return loaded
 
 
@@ -420,9 +401,7 @@ class _OpenAIErrors:
                 "(vLLM, llama.cpp server, LM Studio) or fix `openai.baseUrl`.")
 
     def scrub(self, text: str) -> str:
-        """Servers sometimes echo the key they rejected; never let it reach a message."""
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        return text.replace(key, "***") if key else text
+        return scrub_key(text, self.api_key_env)
 
     def from_status(
         self, status: int, body: str, *, model: str | None, attempts: int, path: str
@@ -466,8 +445,8 @@ class _OpenAIErrors:
         if not (_CONTEXT_TEXT.search(text) or "exceed_context_size" in kind
                 or "context_length_exceeded" in kind):
             return None
-        prompt = _int(detail.get("n_prompt_tokens"))
-        context = _int(detail.get("n_ctx"))
+        prompt = json_int(detail.get("n_prompt_tokens"))
+        context = json_int(detail.get("n_ctx"))
         if prompt is None or context is None:
             numbers = [int(n) for n in re.findall(r"(\d+) tokens", text)]
             if len(numbers) >= 2:
@@ -484,12 +463,7 @@ class _OpenAIErrors:
             prompt_tokens=prompt, context_size=context, host=self.host)
 
     def _auth_advice(self, status: int, text: str) -> str:
-        if not self.api_key_env:
-            fix = "name the environment variable holding the key in `openai.apiKeyEnv`"
-        elif not os.environ.get(self.api_key_env):
-            fix = f"the environment variable {self.api_key_env} is not set: set it to the key"
-        else:
-            fix = f"check the key in the environment variable {self.api_key_env}"
+        fix = key_advice(self.api_key_env, "`openai.apiKeyEnv`")
         return f"{self.host} refused the request (HTTP {status}: {text}) — {fix}."
 
     def not_found(self, model: str, served: list[str] | None = None) -> ModelNotFound:
@@ -599,16 +573,11 @@ def _model_from_openai(entry: JsonDict) -> ModelInfo:
     """One `/models` entry; llama.cpp adds `meta` (exact parameters, file size, trained
     context), which other servers leave unknown."""
     name = entry.get("id")
-    meta = _dict(entry.get("meta"))
+    meta = json_dict(entry.get("meta"))
     return ModelInfo(name=name if isinstance(name, str) else "", capabilities=("completion",),
-                     parameters=_int(meta.get("n_params")), size_bytes=_int(meta.get("size")),
-                     context_length=_int(meta.get("n_ctx_train")))
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value)
+                     parameters=json_int(meta.get("n_params")),
+                     size_bytes=json_int(meta.get("size")),
+                     context_length=json_int(meta.get("n_ctx_train")))
 
 
 def _positive(value: object) -> float | None:
@@ -621,7 +590,3 @@ def _positive(value: object) -> float | None:
 def _sum_ms(*values: object) -> float | None:
     known = [v for v in (_positive(value) for value in values) if v is not None]
     return sum(known) if known else None
-
-
-def _dict(value: object) -> JsonDict:
-    return value if isinstance(value, dict) else {}

@@ -40,6 +40,7 @@ queries (`CheckCancelled` is raised).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
@@ -167,6 +168,18 @@ def analyze(
         error_offsets=result.error_offsets,
     )
     return Analysis(result, findings)
+
+
+async def analyze_in_thread(text: str) -> Analysis:
+    """`analyze` on a worker thread, so the event loop goes on; cancelling the caller
+    stops the checker at its next query (and raises `CancelledError`, not `CheckCancelled`)."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(analyze, text, cancel=stop)
+    except CheckCancelled:
+        raise asyncio.CancelledError from None
+    finally:
+        stop.set()
 
 
 def check(

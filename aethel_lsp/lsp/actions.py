@@ -11,7 +11,6 @@ as a message.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from aethel_lsp.engine import (
 from aethel_lsp.engine.recommend import SMALL_CODE_MODEL as SUGGESTED_MODEL
 from aethel_lsp.engine.recommend import install_advice, pick_model
 from aethel_lsp.language import Diagnostic, Severity
-from aethel_lsp.language.checker import CheckCancelled, analyze
+from aethel_lsp.language.checker import analyze_in_thread
 from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.lsp import documents
 from aethel_lsp.lsp.handlers import Args, UserError, require_str
@@ -498,13 +497,7 @@ async def check_aethel(text: str) -> list[Diagnostic]:
     """Errors in generated Aethel: syntax, then the z3 checker (conservation, overflow,
     consistency, vacuous guards).  Runs on a worker thread so other requests go on; a
     cancelled action stops the checker at its next query."""
-    stop = threading.Event()
-    try:
-        analysis = await asyncio.to_thread(analyze, text, cancel=stop)
-    except CheckCancelled:
-        raise asyncio.CancelledError from None
-    finally:
-        stop.set()
+    analysis = await analyze_in_thread(text)
     return [d for d in analysis.diagnostics if d.severity == Severity.ERROR]
 
 

@@ -37,10 +37,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
 import string
-import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,15 +45,13 @@ from typing import Any
 from tests.fakes.hosted import (
     JSON_CT,
     SSE_CT,
-    Abort,
     FakeHostedApi,
     Fault,
     RecordedRequest,
-    RecordedStream,
     Reply,
     compact,
 )
-from tests.fakes.http import Exchange
+from tests.fakes.http import Exchange, serve_until_signal
 
 CURRENT_VERSION = "2026-10-21"
 LEGACY_VERSION = "2023-06-01"
@@ -181,20 +176,17 @@ class FakeAnthropic(FakeHostedApi):
             return False
         return True
 
-    async def _pre_fault(self, ex: Exchange, fault: Fault) -> bool:
-        if fault.kind == "status":
-            kind = fault.error_type or ERROR_TYPES.get(fault.status, "api_error")
-            headers = {"retry-after": fault.retry_after} if fault.retry_after else None
-            await self.error(ex, fault.status, kind,
-                             fault.message or DEFAULT_MESSAGES.get(kind, kind), headers,
-                             fault.details)
-            return True
-        if fault.kind == "disconnect" and fault.after_tokens == 0:
-            ex.abort()
-            return True
-        if fault.kind == "stall" and fault.after_tokens == 0:
-            await self.pause(ex, fault.seconds)
-        return False
+    async def _status_fault(self, ex: Exchange, fault: Fault) -> None:
+        kind = fault.error_type or ERROR_TYPES.get(fault.status, "api_error")
+        headers = {"retry-after": fault.retry_after} if fault.retry_after else None
+        await self.error(ex, fault.status, kind,
+                         fault.message or DEFAULT_MESSAGES.get(kind, kind), headers,
+                         fault.details)
+
+    def _error_event(self, fault: Fault) -> bytes:
+        kind = fault.error_type or "overloaded_error"
+        return sse_event("error", {"type": "error", "error": {
+            "type": kind, "message": fault.message or DEFAULT_MESSAGES.get(kind, kind)}})
 
     # -- responders -----------------------------------------------------------------------
     async def _json(self, ex: Exchange, body: Any, status: int = 200) -> None:
@@ -331,27 +323,6 @@ class FakeAnthropic(FakeHostedApi):
         finally:
             self.close_stream(ex, record)
 
-    async def _mid_stream_fault(self, ex: Exchange, record: RecordedStream,
-                                fault: Fault | None, index: int) -> None:
-        """Error event, drop or stall after `index` tokens (the index-0 drop and stall
-        happen before the response head, in `_pre_fault`)."""
-        if fault is None or fault.after_tokens != index or fault.kind == "status":
-            return
-        if index == 0 and fault.kind in ("disconnect", "stall"):
-            return
-        if fault.kind == "error_event":
-            kind = fault.error_type or "overloaded_error"
-            await self.send_event(ex, record, sse_event(
-                "error", {"type": "error", "error": {
-                    "type": kind, "message": fault.message or DEFAULT_MESSAGES.get(kind, kind)}}))
-            record.completed = True
-            await ex.end_stream()
-            raise Abort
-        if fault.kind == "disconnect":
-            ex.abort()
-            raise Abort
-        await self.pause(ex, fault.seconds)
-
 
 def _output(reply: Reply, tokens: list[str]) -> int:
     return len(tokens) if reply.output_tokens is None else reply.output_tokens
@@ -367,20 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeAnthropic(api_key=args.api_key, host=args.host, port=args.port,
                          token_delay=args.token_delay)
-    try:
-        url = fake.start()
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"fake Anthropic listening on {url}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    fake.stop()
-    return 0
-
+    return serve_until_signal(fake, "fake Anthropic listening on {url}")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,24 +1,21 @@
-"""What the fake hosted APIs (Anthropic, OpenAI-compatible) share: lifecycle, records, faults.
+"""What the fake hosted APIs (Anthropic, OpenAI-compatible) share: records and faults.
 
-Each fake is one HTTP server on 127.0.0.1 with its own thread and event loop, so a test can
-run several at once (one per endpoint of a provider) and take any of them offline.  The
+Each fake is one `tests.fakes.http.LoopbackServer`, so a test can run several at once (one
+per endpoint of a provider) and take any of them offline.  The
 wire format and the exact error bodies live in the subclasses (`tests.fakes.anthropic`,
 `tests.fakes.openai`); this module only knows HTTP, as `tests.fakes.http` does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.fakes.http import BadRequest, Exchange, HttpRequest, read_request
+from tests.fakes.http import Exchange, HttpRequest, RecordingServer, json_body
 
 JSON_CT = "application/json"
 SSE_CT = "text/event-stream; charset=utf-8"
@@ -130,120 +127,17 @@ class Abort(Exception):
     """The client went away or a fault ended the response: stop producing."""
 
 
-class FakeHostedApi:
-    """Lifecycle, recording and fault rules of one fake endpoint (thread-safe for tests)."""
+class FakeHostedApi(RecordingServer[RecordedRequest, RecordedStream]):
+    """Recording and fault rules of one fake endpoint (thread-safe for tests)."""
 
     label = "fake API"
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
                  token_delay: float = 0.0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.token_delay = token_delay
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._replies: list[Reply] = []
         self._faults: list[_FaultRule] = []
-        self._requests: list[RecordedRequest] = []
-        self._streams: list[RecordedStream] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> str:
-        if self._thread is not None:
-            return self.url
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, name=self.label, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10) or self._start_error is not None:
-            raise RuntimeError(f"{self.label} could not start: {self._start_error}")
-        return self.url
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close_listener(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        self._thread = self._loop = None
-
-    def __enter__(self) -> FakeHostedApi:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def go_offline(self) -> None:
-        """Stop listening and drop every connection: clients get "connection refused"."""
-        self._call(self._close_listener())
-
-    def go_online(self) -> None:
-        self._call(self._listen())
-
-    @contextlib.contextmanager
-    def offline(self) -> Iterator[None]:
-        self.go_offline()
-        try:
-            yield
-        finally:
-            self.go_online()
-
-    def _call(self, coro: Any) -> Any:
-        if self._loop is None:
-            coro.close()
-            raise RuntimeError(f"{self.label} is not started")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._listen())
-        except BaseException as exc:
-            self._start_error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-    async def _listen(self) -> None:
-        if self._server is not None:
-            return
-        self._server = await asyncio.start_server(self._serve_connection, self.host,
-                                                  self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _close_listener(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for writer in list(self._writers):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        if server is not None:
-            await server.wait_closed()
 
     # -- scripting ------------------------------------------------------------------------
     def enqueue(self, *replies: Reply) -> None:
@@ -276,67 +170,29 @@ class FakeHostedApi:
         return None
 
     # -- records --------------------------------------------------------------------------
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def streams(self) -> list[RecordedStream]:
-        with self._lock:
-            return list(self._streams)
-
-    def requests_to(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
-
-    def bodies(self, path: str) -> list[Any]:
-        return [r.json for r in self.requests_to(path)]
-
     def wait_for_request(self, path: str | None = None, timeout: float = 10.0,
                          count: int = 1) -> RecordedRequest:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [r for r in self._requests if path is None or r.path == path]
-                if len(hits) >= count:
-                    return hits[count - 1]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no request #{count} to {path} in {timeout} s")
-                self._changed.wait(remaining)
+        def found() -> RecordedRequest | None:
+            hits = [r for r in self._requests if path is None or r.path == path]
+            return hits[count - 1] if len(hits) >= count else None
+
+        return self._wait_until(found, timeout,
+                                lambda: f"no request #{count} to {path} in {timeout} s")
 
     def wait_for_stream_end(self, timeout: float = 10.0) -> RecordedStream:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                if self._streams and self._streams[-1].ended_at is not None:
-                    return self._streams[-1]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no finished stream in {timeout} s")
-                self._changed.wait(remaining)
+        def found() -> RecordedStream | None:
+            last = self._streams[-1] if self._streams else None
+            return last if last is not None and last.ended_at is not None else None
 
-    def notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+        return self._wait_until(found, timeout, lambda: f"no finished stream in {timeout} s")
 
     def _record(self, request: HttpRequest) -> RecordedRequest:
-        parsed: Any = None
-        if request.body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(request.body)
-        rec = RecordedRequest(request.method, request.path, dict(request.headers),
-                              request.body, parsed, time.monotonic())
-        with self._changed:
-            self._requests.append(rec)
-            self._changed.notify_all()
-        return rec
+        return self._add_request(RecordedRequest(
+            request.method, request.path, dict(request.headers), request.body,
+            json_body(request), time.monotonic()))
 
     def open_stream(self, rec: RecordedRequest) -> RecordedStream:
-        record = RecordedStream(rec)
-        with self._changed:
-            self._streams.append(record)
-        return record
+        return self._add_stream(RecordedStream(rec))
 
     def close_stream(self, ex: Exchange, record: RecordedStream) -> None:
         if not record.completed and ex.poll_closed():
@@ -357,33 +213,50 @@ class FakeHostedApi:
         if seconds > 0 and await ex.wait(seconds):
             raise Abort
 
-    # -- connection loop ------------------------------------------------------------------
-    async def _serve_connection(self, reader: asyncio.StreamReader,
-                                writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            while True:
-                try:
-                    request = await read_request(reader)
-                except BadRequest:
-                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    break
-                if request is None:
-                    break
-                exchange = Exchange(request, reader, writer)
-                rec = self._record(request)
-                with contextlib.suppress(Abort):
-                    await self.dispatch(exchange, rec)
-                if exchange.aborted or exchange.client_closed or not exchange.finished:
-                    break
-                if not request.keep_alive:
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.close()
+    # -- answering ------------------------------------------------------------------------
+    async def handle(self, exchange: Exchange) -> None:
+        rec = self._record(exchange.request)
+        with contextlib.suppress(Abort):
+            await self.dispatch(exchange, rec)
 
     async def dispatch(self, ex: Exchange, rec: RecordedRequest) -> None:
+        raise NotImplementedError
+
+    # -- faults ---------------------------------------------------------------------------
+    async def _pre_fault(self, ex: Exchange, fault: Fault) -> bool:
+        """Apply a fault that acts before the response head; True when it answered."""
+        if fault.kind == "status":
+            await self._status_fault(ex, fault)
+            return True
+        if fault.kind == "disconnect" and fault.after_tokens == 0:
+            ex.abort()
+            return True
+        if fault.kind == "stall" and fault.after_tokens == 0:
+            await self.pause(ex, fault.seconds)
+        return False
+
+    async def _mid_stream_fault(self, ex: Exchange, record: RecordedStream,
+                                fault: Fault | None, index: int) -> None:
+        """Error event, drop or stall after `index` tokens (the index-0 drop and stall
+        happen before the response head, in `_pre_fault`)."""
+        if fault is None or fault.after_tokens != index or fault.kind == "status":
+            return
+        if index == 0 and fault.kind in ("disconnect", "stall"):
+            return
+        if fault.kind == "error_event":
+            await self.send_event(ex, record, self._error_event(fault))
+            record.completed = True
+            await ex.end_stream()
+            raise Abort
+        if fault.kind == "disconnect":
+            ex.abort()
+            raise Abort
+        await self.pause(ex, fault.seconds)
+
+    async def _status_fault(self, ex: Exchange, fault: Fault) -> None:
+        """Answer a `status` fault in the protocol's error shape."""
+        raise NotImplementedError
+
+    def _error_event(self, fault: Fault) -> bytes:
+        """The protocol's in-stream error event for an `error_event` fault."""
         raise NotImplementedError

@@ -19,9 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 REASONS = {
@@ -39,6 +45,9 @@ REASONS = {
     503: "Service Unavailable",
     529: "Site Overloaded",
 }
+
+_ServerT = TypeVar("_ServerT", bound="LoopbackServer")
+_T = TypeVar("_T")
 
 POLL_INTERVAL = 0.005  # seconds between checks for a client that went away
 
@@ -230,3 +239,265 @@ class Exchange:
             self._mark_closed()
             return False
         return True
+
+
+class LoopbackServer:
+    """The lifecycle every fake shares: one server on loopback, its own thread and loop.
+
+    A test can run several at once, take one offline (`go_offline`/`offline`) and bring it
+    back on the same port.  Subclasses answer requests in `handle`; the connection loop
+    here keeps a connection alive while its responses finish and drops it otherwise.
+    """
+
+    label = "fake server"
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._online = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    def start(self) -> str:
+        """Start serving on a background thread; returns the base URL."""
+        if self._thread is not None:
+            return self.url
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name=self.label, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"{self.label} did not start within 10 s")
+        if self._start_error is not None:
+            self._thread.join(1)
+            self._thread = None
+            raise RuntimeError(f"{self.label} could not start: {self._start_error}")
+        return self.url
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._close_listener(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self: _ServerT) -> _ServerT:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def go_offline(self) -> None:
+        """Stop listening and drop every connection: clients get 'connection refused'."""
+        self._call(self._close_listener())
+
+    def go_online(self) -> None:
+        """Listen again on the same port."""
+        self._call(self._listen())
+
+    @contextlib.contextmanager
+    def offline(self) -> Iterator[None]:
+        self.go_offline()
+        try:
+            yield
+        finally:
+            self.go_online()
+
+    def _call(self, coro: Any) -> Any:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError(f"{self.label} is not started")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def _run(self) -> None:
+        self._start_error = None  # read by start() once `_ready` is set
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._listen())
+        except BaseException as exc:  # report bind errors to start()
+            self._start_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:  # open keep-alive connections
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    async def _listen(self) -> None:
+        if self._server is not None:
+            return
+        self._server = await asyncio.start_server(
+            self._serve_connection, self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._online = True
+
+    async def _close_listener(self) -> None:
+        server, self._server = self._server, None
+        self._online = False
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        if server is not None:
+            await server.wait_closed()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    request = await read_request(reader)
+                except BadRequest:
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    break
+                if request is None:
+                    break
+                exchange = Exchange(request, reader, writer)
+                await self.handle(exchange)
+                if exchange.aborted or exchange.client_closed or not exchange.finished:
+                    break
+                if not request.keep_alive:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def handle(self, exchange: Exchange) -> None:
+        """Answer one request (the subclass's protocol)."""
+        raise NotImplementedError
+
+
+class Recorded(Protocol):
+    """What a fake records of a request: at least its path and its parsed JSON body."""
+
+    path: str
+    json: Any
+
+
+RequestT = TypeVar("RequestT", bound=Recorded)
+StreamT = TypeVar("StreamT")
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request body parsed as JSON; None when empty or not JSON."""
+    if not request.body:
+        return None
+    with contextlib.suppress(ValueError):
+        return json.loads(request.body)
+    return None
+
+
+class RecordingServer(LoopbackServer, Generic[RequestT, StreamT]):
+    """A `LoopbackServer` that records requests and streams for a test to wait on.
+
+    Thread-safe: the server thread appends, the test thread reads and waits.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._requests: list[RequestT] = []
+        self._streams: list[StreamT] = []
+
+    @property
+    def requests(self) -> list[RequestT]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def streams(self) -> list[StreamT]:
+        with self._lock:
+            return list(self._streams)
+
+    def requests_to(self, path: str) -> list[RequestT]:
+        return [r for r in self.requests if r.path == path]
+
+    def bodies(self, path: str) -> list[Any]:
+        return [r.json for r in self.requests_to(path)]
+
+    def notify(self) -> None:
+        """Wake the waiters: a record changed."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def _add_request(self, record: RequestT) -> RequestT:
+        with self._changed:
+            self._requests.append(record)
+            self._changed.notify_all()
+        return record
+
+    def _add_stream(self, record: StreamT) -> StreamT:
+        with self._changed:
+            self._streams.append(record)
+            self._changed.notify_all()
+        return record
+
+    def _wait_until(self, found: Callable[[], _T | None], timeout: float,
+                    failure: Callable[[], str]) -> _T:
+        """Block until `found()` (called under the lock) is not None; TimeoutError with
+        `failure()` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = found()
+                if result is not None:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(failure())
+                self._changed.wait(remaining)
+
+
+def serve_until_signal(fake: LoopbackServer, banner: str) -> int:
+    """Run `fake` for people until SIGINT/SIGTERM; `banner` (may use `{url}`) says where."""
+    try:
+        url = fake.start()
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(banner.format(url=url), flush=True)
+    return wait_for_signal(fake)
+
+
+def wait_for_signal(fake: LoopbackServer) -> int:
+    """Keep a started `fake` serving until SIGINT/SIGTERM, then stop it."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    fake.stop()
+    return 0

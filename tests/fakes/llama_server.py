@@ -6,19 +6,16 @@ can count on (SmolLM2) has none. The fake answers `/infill`, `/completion`,
 event with `timings`), refuses requests without the right API key like
 `params.api_keys` does, refuses malformed bodies with llama.cpp's 400, answers 501 to
 `/infill` when told the model has no FIM tokens, and records every request and whether
-the client closed a stream before it ended. Built on `tests.fakes.http`.
+the client closed a stream before it ended. A `tests.fakes.http.LoopbackServer`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.http import BadRequest, Exchange, read_request
+from tests.fakes.http import Exchange, LoopbackServer
 
 Json = dict[str, Any]
 
@@ -41,8 +38,10 @@ class Recorded:
 
 
 @dataclass
-class FakeLlamaServer:
+class FakeLlamaServer(LoopbackServer):
     """Thread-hosted fake; `reply` is streamed as `pieces`, one event per piece."""
+
+    label = "fake llama.cpp server"
 
     api_key: str = "test-key"
     fim: bool = True
@@ -51,59 +50,11 @@ class FakeLlamaServer:
     error_event: str | None = None  # sent instead of the final event when set
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _server: asyncio.AbstractServer | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __post_init__(self) -> None:
+        LoopbackServer.__init__(self, port=self.port)
 
-    def __enter__(self) -> FakeLlamaServer:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        self._server = loop.run_until_complete(
-            asyncio.start_server(self._connection, "127.0.0.1", 0))
-        self.port = self._server.sockets[0].getsockname()[1]
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._server.close()
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:  # open keep-alive connections
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, BadRequest, asyncio.IncompleteReadError):
-            while True:
-                request = await read_request(reader)
-                if request is None:
-                    break
-                await self._answer(Exchange(request, reader, writer))
-                if not request.keep_alive:
-                    break
-        with contextlib.suppress(Exception):
-            writer.close()
-
-    async def _answer(self, exchange: Exchange) -> None:
+    async def handle(self, exchange: Exchange) -> None:
         request = exchange.request
         try:
             body = json.loads(request.body or b"{}")

@@ -41,18 +41,16 @@ import math
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from tests.fakes.http import BadRequest, Exchange, HttpRequest, read_request
+from tests.fakes.http import Exchange, HttpRequest, RecordingServer, json_body, wait_for_signal
 from tests.fakes.ollama_models import (
     AETHEL_ANSWER,
     CATALOG,
@@ -283,8 +281,10 @@ _GENERATION_PATHS = (
 )
 
 
-class FakeOllama:
+class FakeOllama(RecordingServer[RecordedRequest, RecordedStream]):
     """The fake server; thread-safe scripting and recording API for tests."""
+
+    label = "fake Ollama"
 
     def __init__(
         self,
@@ -306,8 +306,7 @@ class FakeOllama:
         for m in chosen:
             for model in resolve_models([m]) if isinstance(m, str) else [m]:
                 self._models[model.name] = model
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.token_delay = token_delay
         self.version = version
         self.pull_delay = pull_delay
@@ -320,130 +319,12 @@ class FakeOllama:
         self.max_queue = max_queue
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, int] = {}
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._queue: list[Reply] = []
         self._model_replies: dict[str, Reply] = {}
         self._faults: list[_FaultRule] = []
-        self._requests: list[RecordedRequest] = []
-        self._streams: list[RecordedStream] = []
         self._running: dict[str, str] = {}  # name -> expires_at
         for name in running:
             self._running[normalize_name(name)] = rfc3339_now(timedelta(minutes=5))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._online = False
-
-    # -- lifecycle ---------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def online(self) -> bool:
-        return self._online
-
-    def start(self) -> str:
-        """Start serving on a background thread; returns the base URL."""
-        if self._thread is not None:
-            return self.url
-        self._ready.clear()
-        self._start_error = None
-        self._thread = threading.Thread(target=self._run, name="fake-ollama", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake Ollama did not start within 10 s")
-        if self._start_error is not None:
-            self._thread.join(1)
-            self._thread = None
-            raise RuntimeError(f"fake Ollama could not start: {self._start_error}")
-        return self.url
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close_listener(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeOllama:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def go_offline(self) -> None:
-        """Stop listening and drop every connection: clients get 'connection refused'."""
-        self._call(self._close_listener())
-
-    def go_online(self) -> None:
-        """Listen again on the same port."""
-        self._call(self._listen())
-
-    @contextlib.contextmanager
-    def offline(self) -> Iterator[None]:
-        self.go_offline()
-        try:
-            yield
-        finally:
-            self.go_online()
-
-    def _call(self, coro: Any) -> Any:
-        if self._loop is None:
-            coro.close()
-            raise RuntimeError("fake Ollama is not started")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._listen())
-        except BaseException as exc:  # report bind errors to start()
-            self._start_error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-    async def _listen(self) -> None:
-        if self._server is not None:
-            return
-        self._server = await asyncio.start_server(
-            self._serve_connection, self.host, self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._online = True
-
-    async def _close_listener(self) -> None:
-        server, self._server = self._server, None
-        self._online = False
-        if server is not None:
-            server.close()
-        for writer in list(self._writers):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        if server is not None:
-            await server.wait_closed()
 
     # -- models ---------------------------------------------------------------------------
     @property
@@ -535,22 +416,6 @@ class FakeOllama:
         return None
 
     # -- recording ------------------------------------------------------------------------
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def streams(self) -> list[RecordedStream]:
-        with self._lock:
-            return list(self._streams)
-
-    def requests_to(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
-
-    def bodies(self, path: str) -> list[Any]:
-        return [r.json for r in self.requests_to(path)]
-
     def generate_requests(self) -> list[Any]:
         return self.bodies("/api/generate")
 
@@ -564,17 +429,16 @@ class FakeOllama:
         self, path: str | None = None, timeout: float = 5.0, count: int = 1
     ) -> RecordedRequest:
         """Block until `count` requests to `path` (any when None) arrived; return the last."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [r for r in self._requests if path is None or r.path == path]
-                if len(hits) >= count:
-                    return hits[count - 1]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    seen = [f"{r.method} {r.path}" for r in self._requests]
-                    raise TimeoutError(f"no request #{count} to {path} in {timeout} s; saw {seen}")
-                self._changed.wait(remaining)
+
+        def found() -> RecordedRequest | None:
+            hits = [r for r in self._requests if path is None or r.path == path]
+            return hits[count - 1] if len(hits) >= count else None
+
+        def failure() -> str:
+            seen = [f"{r.method} {r.path}" for r in self._requests]
+            return f"no request #{count} to {path} in {timeout} s; saw {seen}"
+
+        return self._wait_until(found, timeout, failure)
 
     async def wait_for_request_async(
         self, path: str | None = None, timeout: float = 5.0, count: int = 1
@@ -586,16 +450,13 @@ class FakeOllama:
         self, path: str | None = None, timeout: float = 5.0, index: int = -1
     ) -> RecordedStream:
         """Block until the chosen stream (default: the latest to `path`) has ended."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [s for s in self._streams if path is None or s.path == path]
-                if hits and hits[index].finished:
-                    return hits[index]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no finished stream to {path} in {timeout} s")
-                self._changed.wait(remaining)
+
+        def found() -> RecordedStream | None:
+            hits = [s for s in self._streams if path is None or s.path == path]
+            return hits[index] if hits and hits[index].finished else None
+
+        return self._wait_until(found, timeout,
+                                lambda: f"no finished stream to {path} in {timeout} s")
 
     async def wait_for_stream_end_async(
         self, path: str | None = None, timeout: float = 5.0, index: int = -1
@@ -608,55 +469,20 @@ class FakeOllama:
         return self._waiting.get(normalize_name(model), 0)
 
     def _record(self, request: HttpRequest) -> RecordedRequest:
-        parsed: Any = None
-        if request.body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(request.body)
-        rec = RecordedRequest(
+        return self._add_request(RecordedRequest(
             request.method,
             request.path,
             request.query,
             dict(request.headers),
             request.body,
-            parsed,
+            json_body(request),
             time.monotonic(),
-        )
-        with self._changed:
-            self._requests.append(rec)
-            self._changed.notify_all()
-        return rec
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+        ))
 
     # -- connection loop ------------------------------------------------------------------
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self._writers.add(writer)
-        try:
-            while True:
-                try:
-                    request = await read_request(reader)
-                except BadRequest:
-                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    break
-                if request is None:
-                    break
-                exchange = Exchange(request, reader, writer)
-                with contextlib.suppress(_Abort):
-                    await self._dispatch(exchange)
-                if exchange.aborted or exchange.client_closed or not exchange.finished:
-                    break
-                if not request.keep_alive:
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.close()
+    async def handle(self, exchange: Exchange) -> None:
+        with contextlib.suppress(_Abort):
+            await self._dispatch(exchange)
 
     async def _dispatch(self, ex: Exchange) -> None:
         req = ex.request
@@ -1122,7 +948,7 @@ class FakeOllama:
         record.lines.append(data)
         if token:
             record.tokens_sent += 1
-        self._notify()
+        self.notify()
 
     async def _whole_native(
         self,
@@ -1175,17 +1001,14 @@ class FakeOllama:
             started_at=time.monotonic(),
             fault=None if fault is None else fault.kind,
         )
-        with self._changed:
-            self._streams.append(record)
-            self._changed.notify_all()
-        return record
+        return self._add_stream(record)
 
     def _close_stream(self, ex: Exchange, record: RecordedStream) -> None:
         if not record.completed and ex.poll_closed():
             record.closed_early = True
             record.closed_at = ex.closed_at
         record.ended_at = time.monotonic()
-        self._notify()
+        self.notify()
 
     # -- pull --------------------------------------------------------------------------------
     async def _h_api_pull(self, ex: Exchange, rec: RecordedRequest, fault: Fault | None) -> None:
@@ -1850,13 +1673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"fake Ollama listening on {url} with {models}", flush=True)
     print("note: an editor using it records these canned answers in your usage statistics; "
           "`aethel-lsp stats --clear` removes them afterwards", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    fake.stop()
-    return 0
+    return wait_for_signal(fake)
 
 
 

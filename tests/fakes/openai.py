@@ -27,9 +27,6 @@ Flavours and what each is based on:
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -37,7 +34,6 @@ from typing import Any, Literal
 from tests.fakes.hosted import (
     JSON_CT,
     SSE_CT,
-    Abort,
     FakeHostedApi,
     Fault,
     RecordedRequest,
@@ -46,7 +42,7 @@ from tests.fakes.hosted import (
     compact,
     split_tokens,
 )
-from tests.fakes.http import Exchange
+from tests.fakes.http import Exchange, serve_until_signal
 
 Flavor = Literal["openai", "vllm", "deepseek", "llamacpp"]
 FLAVORS: tuple[Flavor, ...] = ("openai", "vllm", "deepseek", "llamacpp")
@@ -105,24 +101,20 @@ class FakeOpenAI(FakeHostedApi):
                          code="invalid_api_key")
         return False
 
-    async def _pre_fault(self, ex: Exchange, fault: Fault) -> bool:
-        if fault.kind == "status":
-            headers: dict[str, str] = {}
-            if fault.retry_after is not None:
-                headers["retry-after"] = fault.retry_after
-                headers["x-ratelimit-reset-requests"] = f"{fault.retry_after}s"
-            kind = fault.error_type or ("requests" if fault.status == 429 else "server_error")
-            code = "rate_limit_exceeded" if fault.status == 429 else None
-            message = fault.message or (RATE_LIMIT_MESSAGE if fault.status == 429
-                                        else "The server had an error processing your request.")
-            await self.error(ex, fault.status, kind, message, code=code, headers=headers)
-            return True
-        if fault.kind == "disconnect" and fault.after_tokens == 0:
-            ex.abort()
-            return True
-        if fault.kind == "stall" and fault.after_tokens == 0:
-            await self.pause(ex, fault.seconds)
-        return False
+    async def _status_fault(self, ex: Exchange, fault: Fault) -> None:
+        headers: dict[str, str] = {}
+        if fault.retry_after is not None:
+            headers["retry-after"] = fault.retry_after
+            headers["x-ratelimit-reset-requests"] = f"{fault.retry_after}s"
+        kind = fault.error_type or ("requests" if fault.status == 429 else "server_error")
+        code = "rate_limit_exceeded" if fault.status == 429 else None
+        message = fault.message or (RATE_LIMIT_MESSAGE if fault.status == 429
+                                    else "The server had an error processing your request.")
+        await self.error(ex, fault.status, kind, message, code=code, headers=headers)
+
+    def _error_event(self, fault: Fault) -> bytes:
+        return _data({"error": {"message": fault.message or "model crashed",
+                                "type": fault.error_type or "server_error", "code": 500}})
 
     def _model(self, name: str) -> dict[str, Any]:
         owner = {"llamacpp": "llamacpp", "vllm": "vllm", "deepseek": "deepseek"}.get(
@@ -212,24 +204,6 @@ class FakeOpenAI(FakeHostedApi):
         record.completed = True
         await ex.end_stream()
 
-    async def _mid_stream_fault(self, ex: Exchange, record: RecordedStream,
-                                fault: Fault | None, index: int) -> None:
-        if fault is None or fault.after_tokens != index or fault.kind == "status":
-            return
-        if index == 0 and fault.kind in ("disconnect", "stall"):
-            return
-        if fault.kind == "error_event":
-            error = {"error": {"message": fault.message or "model crashed",
-                               "type": fault.error_type or "server_error", "code": 500}}
-            await self.send_event(ex, record, _data(error))
-            record.completed = True
-            await ex.end_stream()
-            raise Abort
-        if fault.kind == "disconnect":
-            ex.abort()
-            raise Abort
-        await self.pause(ex, fault.seconds)
-
 
 def _data(obj: dict[str, Any]) -> bytes:
     return b"data: " + compact(obj) + b"\n\n"
@@ -275,20 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeOpenAI(flavor=args.flavor, models=args.models, api_key=args.api_key,
                       host=args.host, port=args.port, token_delay=args.token_delay)
-    try:
-        url = fake.start()
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"fake {args.flavor} server listening on {url}/v1", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    fake.stop()
-    return 0
-
+    return serve_until_signal(fake, f"fake {args.flavor} server listening on {{url}}/v1")
 
 if __name__ == "__main__":
     raise SystemExit(main())
