@@ -47,6 +47,7 @@ FIM_MODEL = "tinyfim:1b"  # `aethel.completion.model`: inline completion only
 CONTRACT = (ROOT / "tests" / "fixtures" / "aethel" / "examples" / "transfer.ae").read_text()
 DRIFT = (ROOT / "tests" / "fixtures" / "aethel" / "examples" / "drift.ae").read_text()
 COMMENT = "# transfer with a 1% fee to the treasury"  # new.ae: the last line, no newline
+BEST_COMMENT = "# move an amount between two accounts\n"  # best.ae: for the distiller
 SAMPLE_PY = "def total(items):\n    return \n"
 EXPLANATION = (
     "This intent moves amount from one account to another. The guard requires a positive "
@@ -148,6 +149,7 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Window]:
     (workspace / "contract.ae").write_text(CONTRACT)
     (workspace / "drift.ae").write_text(DRIFT)
     (workspace / "new.ae").write_text(COMMENT)
+    (workspace / "best.ae").write_text(BEST_COMMENT)
     (workspace / "sample.py").write_text(SAMPLE_PY)
     wrapper = _wrapper(work / "bin" / "aethel-lsp-wrapper")
     vsix = build_vsix(work / "aethel-lsp.vsix")
@@ -338,6 +340,21 @@ def test_generate_from_a_comment_on_the_last_line(window: Window) -> None:
     assert lines[1] == CONTRACT.splitlines()[0] or lines[1].startswith("# Move funds"), lines
     time.sleep(1.5)  # diagnostics of the new text
     assert window("squiggles")["error"] == 0, window("editorLines")
+
+
+def test_distill_shows_every_candidate_with_its_verdict(window: Window) -> None:
+    """Issue 17: best of N in the editor: the panel lists each candidate's verdict."""
+    window.fake.enqueue(*[Reply(text=CONTRACT)] * 4, model=AUTO_MODEL)
+    window("command", title="View: Close All Editors")
+    window("openFile", name="best.ae")
+    window("gotoLine", line=1, column=3)
+    window("command", title="Aethel: Distill Aethel contract (best of several candidates)")
+    panel = window("waitPanel", field="text", pattern="Best of 2: .* chosen", timeout=60000)
+    assert panel["text"].count("✓ valid") == 2, panel  # two agreed: the run stopped early
+    assert "2 valid candidates agree" in panel["text"], panel
+    assert "Chosen contract" in panel["text"] and "intent transfer(" in panel["text"], panel
+    lines = window("waitEditorText", pattern=r"^intent transfer\(", timeout=30000)
+    assert lines[0] == BEST_COMMENT.strip() and lines[1].startswith("# aethel-lsp: best of"), lines
 
 
 # -------------------------------------------------------------------------- completion

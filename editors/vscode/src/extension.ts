@@ -66,7 +66,15 @@ import {
   type StatusParams,
   type TextResult,
 } from './protocol';
-import { escapeHtml, genericResultMarkdown, metricsLine, modelStatusMarkdown, throughputMarkdown } from './render';
+import {
+  distillMarkdown,
+  escapeHtml,
+  genericResultMarkdown,
+  isDistillResult,
+  metricsLine,
+  modelStatusMarkdown,
+  throughputMarkdown,
+} from './render';
 import { findExecutable, launchCandidates, notFoundMessage, resolveLaunch, type LaunchResolution } from './serverLaunch';
 import {
   answerConfigurationItem,
@@ -900,7 +908,7 @@ function registerCommands(context: vscode.ExtensionContext): void {
     [CMD_PULL_MODEL]: pullModel,
     [CMD_EXPLAIN_SELECTION]: explainSelection,
     [CMD_GENERATE_CONTRACT]: () => generateContract(CMD_GENERATE_CONTRACT, 'Generating Aethel contract'),
-    [CMD_DISTILL_CONTRACT]: () => generateContract(CMD_DISTILL_CONTRACT, 'Distilling Aethel contract'),
+    [CMD_DISTILL_CONTRACT]: distillContract,
     [CMD_IMPROVE_SELECTION]: () => editingAction(CMD_IMPROVE_SELECTION, 'improve', 'Improving selection'),
     [CMD_DOCUMENT_SELECTION]: () => editingAction(CMD_DOCUMENT_SELECTION, 'document', 'Adding documentation'),
     [CMD_FIX_WITH_AI]: () => editingAction(CMD_FIX_WITH_AI, 'fix', 'Fixing with AI'),
@@ -1000,10 +1008,11 @@ async function explainSelection(): Promise<void> {
   }
 }
 
-/** Generate (or distill: several candidates, the best one kept) a contract at the cursor. */
-async function generateContract(command: ServerCommand, title: string): Promise<void> {
+/** Where a contract goes and what it should do: the cursor or selection, and a description
+ * asked for only when the server has none (no selection, no `#` comment line). */
+async function contractTarget(): Promise<{ uri: string; range: LspRange; description?: string } | undefined> {
   const ctx = activeSelection('plain');
-  if (ctx === undefined) return;
+  if (ctx === undefined) return undefined;
   const doc = ctx.editor.document;
   const sel = ctx.editor.selection;
   let description: string | undefined;
@@ -1013,11 +1022,35 @@ async function generateContract(command: ServerCommand, title: string): Promise<
       prompt: 'Describe the intent (or write it as a # comment line and run this command on it)',
       placeHolder: 'transfer with a 1% fee to the treasury',
     });
-    if (description === undefined) return;
+    if (description === undefined) return undefined;
   }
   const range = sel.isEmpty ? { start: toLsp(sel).start, end: toLsp(sel).start } : ctx.range;
+  return { uri: ctx.uri, range, description };
+}
+
+/** Best of N: the server checks every candidate; a panel shows each one's verdict. */
+async function distillContract(): Promise<void> {
+  const target = await contractTarget();
+  if (target === undefined) return;
+  const result = await withNotificationProgress('generate', 'Distilling Aethel contract', (token) =>
+    send<unknown>(CMD_DISTILL_CONTRACT, generateArgs(target.uri, target.range, target.description), token),
+  );
+  if (!isDistillResult(result)) return;
+  new StreamPanel(`Aethel: best of ${result.candidates.length}`).showMarkdown(distillMarkdown(result));
+  if (result.best?.valid) {
+    noteGeneration({ model: result.best.model });
+    void vscode.window.setStatusBarMessage(`Aethel: best of ${result.candidates.length}: ${result.best.model} chosen`, 6000);
+  } else {
+    void vscode.window.showWarningMessage(`Aethel: no candidate contract passed the checker. ${result.explanation.split('\n')[0]}`);
+  }
+}
+
+/** Generate a contract at the cursor. */
+async function generateContract(command: ServerCommand, title: string): Promise<void> {
+  const target = await contractTarget();
+  if (target === undefined) return;
   const result = await withNotificationProgress('generate', title, (token) =>
-    send<TextResult>(command, generateArgs(ctx.uri, range, description), token),
+    send<TextResult>(command, generateArgs(target.uri, target.range, target.description), token),
   );
   if (result === undefined) return;
   noteGeneration(result.metrics);

@@ -115,6 +115,50 @@ export function genericResultMarkdown(title: string, value: Json): string {
   return head + jsonBlock(value);
 }
 
+/** One candidate of `aethel.distillContract` (the pinned shape `C`). */
+export interface DistillCandidate {
+  model: string;
+  provider: string;
+  text: string;
+  valid: boolean;
+  score: number;
+  reason: string;
+  costUsd: number | null;
+}
+
+/** The result of `aethel.distillContract`: the best first, every candidate, and why. */
+export interface DistillResult {
+  best: DistillCandidate | null;
+  candidates: DistillCandidate[];
+  explanation: string;
+}
+
+export function isDistillResult(v: Json): v is DistillResult {
+  return isObject(v) && Array.isArray(v.candidates) && typeof v.explanation === 'string';
+}
+
+/** Every candidate with its verdict (best first), the explanation, the chosen contract. */
+export function distillMarkdown(result: DistillResult): string {
+  const rows = result.candidates.map((c, i) => {
+    const cost = typeof c.costUsd === 'number' ? ` · $${c.costUsd.toFixed(4)}` : '';
+    const reason = c.reason.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+    return `| ${i + 1} | ${c.valid ? '✓ valid' : '✗ rejected'} | \`${c.model}\` (${c.provider}) | ${c.score}${cost} | ${reason} |`;
+  });
+  const out = [
+    `# Best of ${result.candidates.length}: ${result.best?.valid ? `\`${result.best.model}\` chosen` : 'no valid candidate'}`,
+    '',
+    '| # | verdict | model | score | reason |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+    '## Why',
+    '',
+    ...result.explanation.split('\n').map((line) => `- ${line}`),
+  ];
+  if (result.best?.valid) out.push('', '## Chosen contract', '', '```aethel', result.best.text.trimEnd(), '```');
+  return out.join('\n') + '\n';
+}
+
 /** Escape text for HTML (the fallback when the Markdown renderer is unavailable). */
 export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');

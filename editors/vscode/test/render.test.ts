@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { escapeHtml, genericResultMarkdown, metricsLine, modelStatusMarkdown, throughputMarkdown } from '../src/render';
+import { type DistillCandidate, type DistillResult, distillMarkdown, escapeHtml, genericResultMarkdown, isDistillResult, metricsLine, modelStatusMarkdown, throughputMarkdown } from '../src/render';
 import { isPanelRequest, makeNonce, panelHtml } from '../src/panelHtml';
 
 test('metrics line', () => {
@@ -51,4 +51,27 @@ test('panel HTML: CSP with nonce, title escaped', () => {
   assert.equal(isPanelRequest({ type: 'stop' }), true);
   assert.equal(isPanelRequest({ type: 'rm' }), false);
   assert.equal(isPanelRequest(null), false);
+});
+
+test('distill result: every candidate with its verdict, the reasons, the chosen contract', () => {
+  const result: DistillResult = {
+    best: { model: 'coder', provider: 'local', text: 'intent pay() {}\n', valid: true, score: 79.3, reason: 'valid, 0 warnings', costUsd: null },
+    candidates: [
+      { model: 'coder', provider: 'local', text: 'intent pay() {}\n', valid: true, score: 79.3, reason: 'valid, 0 warnings', costUsd: null },
+      { model: 'chat', provider: 'claude', text: 'x', valid: false, score: 24.3, reason: 'syntax: line 1: a | b', costUsd: 0.0012 },
+    ],
+    explanation: 'Chose #1 (coder): valid.\n#2 (chat) rejected: syntax.',
+  };
+  assert.ok(isDistillResult(result));
+  assert.ok(!isDistillResult({ text: 'x' }));
+  const md = distillMarkdown(result);
+  assert.match(md, /^# Best of 2: `coder` chosen/);
+  assert.match(md, /\| 1 \| ✓ valid \| `coder` \(local\) \| 79\.3 \| valid, 0 warnings \|/);
+  assert.match(md, /\| 2 \| ✗ rejected \| `chat` \(claude\) \| 24\.3 · \$0\.0012 \| syntax: line 1: a \\\| b \|/);
+  assert.match(md, /- #2 \(chat\) rejected: syntax\./);
+  assert.match(md, /```aethel\nintent pay\(\) \{\}\n```/);
+  const rejected = result.candidates[1] as DistillCandidate;
+  const none = distillMarkdown({ ...result, best: rejected, candidates: [rejected] });
+  assert.match(none, /^# Best of 1: no valid candidate/);
+  assert.doesNotMatch(none, /Chosen contract/);
 });
