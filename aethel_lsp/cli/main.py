@@ -613,18 +613,9 @@ def serve(args: argparse.Namespace) -> int:
     server = create_server()
     install_stderr_log(server.redact)
     if args.tcp:
-        print(f"aethel-lsp: serving LSP on {args.bind}:{args.port}, one client at a time "
-              "(Ctrl-C stops).", file=sys.stderr)
-        if not _is_loopback_ip(args.bind):
-            print(f"aethel-lsp: warning: {args.bind} is reachable from other machines; "
-                  "anyone who can reach it can read your code through the server.",
-                  file=sys.stderr)
-        if token is None:
-            print("aethel-lsp: warning: any process on this machine can connect to this port "
-                  "and read your code through the server; prefer stdio (the default), or "
-                  "pass --token-file.", file=sys.stderr)
         try:
-            return serve_tcp(server, args.bind, args.port, token)
+            return serve_tcp(server, args.bind, args.port, token,
+                             on_listening=lambda: _announce_tcp(args.bind, args.port, token))
         except OSError as exc:  # port busy, address not on this machine, no permission
             reason = exc.strerror or str(exc)
             print(f"error: cannot serve LSP on {args.bind}:{args.port}: {reason}.",
@@ -637,6 +628,20 @@ def serve(args: argparse.Namespace) -> int:
                   "(status, generate, demo, ...).", file=sys.stderr)
         server.start_io()
     return 0
+
+
+def _announce_tcp(bind: str, port: int, token: str | None) -> None:
+    """Said once the port is bound: a busy port gets only its `error:` line."""
+    print(f"aethel-lsp: serving LSP on {bind}:{port}, one client at a time (Ctrl-C stops).",
+          file=sys.stderr)
+    if not _is_loopback_ip(bind):
+        print(f"aethel-lsp: warning: {bind} is reachable from other machines; "
+              "anyone who can reach it can read your code through the server.",
+              file=sys.stderr)
+    if token is None:
+        print("aethel-lsp: warning: any process on this machine can connect to this port "
+              "and read your code through the server; prefer stdio (the default), or "
+              "pass --token-file.", file=sys.stderr)
 
 
 def _is_loopback_ip(address: str) -> bool:

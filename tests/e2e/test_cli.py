@@ -460,13 +460,23 @@ def test_out_of_range_numbers_and_missing_folders_are_refused(
 
 
 def test_tcp_on_a_busy_port_is_one_error_line(isolated_env: dict[str, str]) -> None:
+    """Only the error: no "serving LSP on ..." (nor its warnings) about a port never bound."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli(isolated_env, "--tcp", "--port", str(port))
-    error = usage_error(result).strip().splitlines()[-1]
+    [error] = usage_error(result).strip().splitlines()
     assert error.startswith(f"error: cannot serve LSP on 127.0.0.1:{port}: "), result.stderr
+
+
+def test_tcp_on_an_address_not_on_this_machine_is_one_error_line(
+    isolated_env: dict[str, str],
+) -> None:
+    """192.0.2.1 (TEST-NET-1) is on no interface here: binding fails, nothing is sent."""
+    result = run_cli(isolated_env, "--tcp", "--bind", "192.0.2.1", "--port", "2087")
+    [error] = usage_error(result).strip().splitlines()
+    assert error.startswith("error: cannot serve LSP on 192.0.2.1:2087: "), result.stderr
 
 
 def test_a_mistyped_model_is_not_a_statistics_row(
