@@ -414,6 +414,9 @@ def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine.stats import UsageStats
     from aethel_lsp.engine.types import format_usd
 
+    if args.model and not args.clear:
+        raise CliUsageError("--model only applies with --clear (`aethel-lsp stats --clear "
+                            f"--model {args.model}`); `aethel-lsp stats` shows every model.")
     stats = UsageStats()
     if args.clear:
         return _clear_stats(ctx, stats, args.model)
@@ -450,8 +453,11 @@ def _clear_stats(ctx: CliContext, stats: UsageStats, model: str | None) -> int:
         ctx.out.json({"cleared": True, "model": model, "generations": gone,
                       "path": str(stats.path)})
     else:
-        what = f"{model}'s" if model else "every"
-        ctx.out.line(f"Deleted {what} recorded generation ({gone} rows) from {stats.path}.")
+        whose = f" of {model}" if model else ""
+        plural = "" if gone == 1 else "s"
+        probes = "its" if model else "all"
+        ctx.out.line(f"Deleted {gone} recorded generation{plural}{whose} and {probes} speed "
+                     f"measurements from {stats.path}.")
     return 0
 
 

@@ -499,6 +499,21 @@ def test_stats_clear_all_or_one_model(
     assert ok_json(run_cli(isolated_env, "stats", "--json")) == {"totalCostUsd": None}
 
 
+def test_stats_clear_says_what_went_and_model_needs_clear(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    run_cli(isolated_env, "generate", "x", "--model", CHAT, "--host", fake_ollama.url)
+    assert "--model only applies with --clear" in usage_error(
+        run_cli(isolated_env, "stats", "--model", CHAT))
+    cleared = run_cli(isolated_env, "stats", "--clear", "--model", CHAT)
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout.startswith(
+        f"Deleted 1 recorded generation of {CHAT} and its speed measurements from "), cleared.stdout
+    cleared = run_cli(isolated_env, "stats", "--clear", "--model", "nosuch")
+    assert cleared.stdout.startswith("Deleted 0 recorded generations of nosuch and its "), (
+        cleared.stdout)
+
+
 def test_the_fake_in_exec_mode_keeps_the_real_statistics_clean(
     fake_ollama: FakeOllama, isolated_env: dict[str, str]
 ) -> None:
