@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcomman
     from aethel_lsp.engine import (
         Chunk,
         Engine,
+        EngineError,
         EngineStatus,
         GenerateResult,
         UsageStats,
@@ -359,15 +360,36 @@ async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
         return explicit
     if ctx.settings.model:
         return ctx.settings.model
-    from aethel_lsp.engine.recommend import pick_model
+    from aethel_lsp.engine import EngineError
+    from aethel_lsp.engine.recommend import SMALL_CODE_MODEL, pick_model
 
-    picked = pick_model(await ctx.engine.list_models_detailed(), "chat")
+    try:
+        installed = await ctx.engine.list_models_detailed()
+    except EngineError as exc:
+        if not _local_falls_back(ctx, exc):
+            raise
+        # The local leg fails the same way and the chain moves on with each provider's
+        # own `model`; the name only has to be one the local engine would be asked for.
+        return SMALL_CODE_MODEL
+    picked = pick_model(installed, "chat")
     if picked:
         return picked
     raise CliError(
         f"No model that can generate text is installed. Install one ({_install_hint(ctx)}), "
         "or pass --model."
     )
+
+
+def _local_falls_back(ctx: CliContext, exc: EngineError) -> bool:
+    """The local engine cannot even list its models, but `fallback` goes on after it."""
+    from aethel_lsp.config.providers import LOCAL
+    from aethel_lsp.engine.providers.router import UNAVAILABLE, router_of
+
+    router = router_of(ctx.engine)
+    if router is None or not isinstance(exc, UNAVAILABLE):
+        return False
+    chain = router.config.fallback
+    return LOCAL in chain and chain.index(LOCAL) < len(chain) - 1
 
 
 def _install_hint(ctx: CliContext, model: str = "qwen2.5-coder:1.5b") -> str:
