@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # rich (cli_output) and the engine load only when a subcomman
     from aethel_lsp.engine import (
         Chunk,
         Engine,
+        EngineError,
         EngineStatus,
         GenerateResult,
         UsageStats,
@@ -359,15 +360,36 @@ async def _choose_model(ctx: CliContext, explicit: str | None) -> str:
         return explicit
     if ctx.settings.model:
         return ctx.settings.model
-    from aethel_lsp.engine.recommend import pick_model
+    from aethel_lsp.engine import EngineError
+    from aethel_lsp.engine.recommend import SMALL_CODE_MODEL, pick_model
 
-    picked = pick_model(await ctx.engine.list_models_detailed(), "chat")
+    try:
+        installed = await ctx.engine.list_models_detailed()
+    except EngineError as exc:
+        if not _local_falls_back(ctx, exc):
+            raise
+        # The local leg fails the same way and the chain moves on with each provider's
+        # own `model`; the name only has to be one the local engine would be asked for.
+        return SMALL_CODE_MODEL
+    picked = pick_model(installed, "chat")
     if picked:
         return picked
     raise CliError(
         f"No model that can generate text is installed. Install one ({_install_hint(ctx)}), "
         "or pass --model."
     )
+
+
+def _local_falls_back(ctx: CliContext, exc: EngineError) -> bool:
+    """The local engine cannot even list its models, but `fallback` goes on after it."""
+    from aethel_lsp.config.providers import LOCAL
+    from aethel_lsp.engine.providers.router import UNAVAILABLE, router_of
+
+    router = router_of(ctx.engine)
+    if router is None or not isinstance(exc, UNAVAILABLE):
+        return False
+    chain = router.config.fallback
+    return LOCAL in chain and chain.index(LOCAL) < len(chain) - 1
 
 
 def _install_hint(ctx: CliContext, model: str = "qwen2.5-coder:1.5b") -> str:
@@ -414,6 +436,9 @@ def _stats(args: argparse.Namespace, ctx: CliContext) -> int:
     from aethel_lsp.engine.stats import UsageStats
     from aethel_lsp.engine.types import format_usd
 
+    if args.model and not args.clear:
+        raise CliUsageError("--model only applies with --clear (`aethel-lsp stats --clear "
+                            f"--model {args.model}`); `aethel-lsp stats` shows every model.")
     stats = UsageStats()
     if args.clear:
         return _clear_stats(ctx, stats, args.model)
@@ -450,8 +475,11 @@ def _clear_stats(ctx: CliContext, stats: UsageStats, model: str | None) -> int:
         ctx.out.json({"cleared": True, "model": model, "generations": gone,
                       "path": str(stats.path)})
     else:
-        what = f"{model}'s" if model else "every"
-        ctx.out.line(f"Deleted {what} recorded generation ({gone} rows) from {stats.path}.")
+        whose = f" of {model}" if model else ""
+        plural = "" if gone == 1 else "s"
+        probes = "its" if model else "all"
+        ctx.out.line(f"Deleted {gone} recorded generation{plural}{whose} and {probes} speed "
+                     f"measurements from {stats.path}.")
     return 0
 
 
@@ -613,18 +641,9 @@ def serve(args: argparse.Namespace) -> int:
     server = create_server()
     install_stderr_log(server.redact)
     if args.tcp:
-        print(f"aethel-lsp: serving LSP on {args.bind}:{args.port}, one client at a time "
-              "(Ctrl-C stops).", file=sys.stderr)
-        if not _is_loopback_ip(args.bind):
-            print(f"aethel-lsp: warning: {args.bind} is reachable from other machines; "
-                  "anyone who can reach it can read your code through the server.",
-                  file=sys.stderr)
-        if token is None:
-            print("aethel-lsp: warning: any process on this machine can connect to this port "
-                  "and read your code through the server; prefer stdio (the default), or "
-                  "pass --token-file.", file=sys.stderr)
         try:
-            return serve_tcp(server, args.bind, args.port, token)
+            return serve_tcp(server, args.bind, args.port, token,
+                             on_listening=lambda: _announce_tcp(args.bind, args.port, token))
         except OSError as exc:  # port busy, address not on this machine, no permission
             reason = exc.strerror or str(exc)
             print(f"error: cannot serve LSP on {args.bind}:{args.port}: {reason}.",
@@ -637,6 +656,20 @@ def serve(args: argparse.Namespace) -> int:
                   "(status, generate, demo, ...).", file=sys.stderr)
         server.start_io()
     return 0
+
+
+def _announce_tcp(bind: str, port: int, token: str | None) -> None:
+    """Said once the port is bound: a busy port gets only its `error:` line."""
+    print(f"aethel-lsp: serving LSP on {bind}:{port}, one client at a time (Ctrl-C stops).",
+          file=sys.stderr)
+    if not _is_loopback_ip(bind):
+        print(f"aethel-lsp: warning: {bind} is reachable from other machines; "
+              "anyone who can reach it can read your code through the server.",
+              file=sys.stderr)
+    if token is None:
+        print("aethel-lsp: warning: any process on this machine can connect to this port "
+              "and read your code through the server; prefer stdio (the default), or "
+              "pass --token-file.", file=sys.stderr)
 
 
 def _is_loopback_ip(address: str) -> bool:

@@ -350,6 +350,11 @@ class _Doctor:
     def _model_origin(self, task: Task) -> str:
         if task in self.selected:
             return "the aethel.selectModel command"
+        own_completion_model = task == "completion" and self.settings.completion.model
+        if not own_completion_model and "chat" in self.selected:
+            return "the aethel.selectModel command (for actions; `completion.model` is not set)"
+        if not own_completion_model and not self.settings.model:
+            return "the automatic choice (no model is configured)"
         key = TASK_KEYS[task]
         if task == "completion" and not self.settings.completion.model:
             return (f"`model`, set by {describe_origin(self.config, 'model', self.env)} "
@@ -526,9 +531,8 @@ class _Doctor:
                      "cut at the deadline).", **data)
         elif estimate > deadline / 2:
             self.add("speed", "info", f"{model} is just fast enough for inline completion",
-                     numbers, "A busy machine will cut suggestions at the deadline; a smaller "
-                     f"model ({self._faster_model(model, deadline)}) would leave headroom.",
-                     **data)
+                     numbers, "A busy machine will cut suggestions at the deadline; for "
+                     f"headroom, use {self._faster_model(model, deadline)}.", **data)
         else:
             self.add("speed", "ok", f"{model} is fast enough for inline completion", numbers,
                      **data)

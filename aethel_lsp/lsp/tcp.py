@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,20 +58,24 @@ class _Slot:
     exit_code: int = 0  # what `exit` asked for (1 without `shutdown` first)
 
 
-def serve_tcp(server: AethelServer, bind: str, port: int, token: str | None) -> int:
+def serve_tcp(server: AethelServer, bind: str, port: int, token: str | None,
+              on_listening: Callable[[], None] | None = None) -> int:
     """Serve LSP on `bind:port` until the client exits (blocks, like `start_io`).
 
+    `on_listening` runs once the port is bound, so "serving on ..." is never said about a
+    port that then turns out busy (that is an `OSError` from here, and nothing else).
     Returns the exit status: what `exit` asks for (1 without `shutdown`), else 0.
     """
     server._stop_event = threading.Event()  # pygls' shutdown() sets it
     slot = _Slot()
     with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-        asyncio.run(_serve(server, bind, port, token, slot))
+        asyncio.run(_serve(server, bind, port, token, slot, on_listening))
     return slot.exit_code
 
 
 async def _serve(
-    server: AethelServer, bind: str, port: int, token: str | None, slot: _Slot
+    server: AethelServer, bind: str, port: int, token: str | None, slot: _Slot,
+    on_listening: Callable[[], None] | None,
 ) -> None:
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -97,6 +102,8 @@ async def _serve(
     tcp = await asyncio.start_server(on_connection, bind, port)
     server._server = tcp  # so pygls' shutdown() closes it
     log.info("Serving LSP on %s", ", ".join(str(s.getsockname()) for s in tcp.sockets))
+    if on_listening is not None:
+        on_listening()
     async with tcp:
         with contextlib.suppress(asyncio.CancelledError):
             await tcp.serve_forever()

@@ -460,13 +460,23 @@ def test_out_of_range_numbers_and_missing_folders_are_refused(
 
 
 def test_tcp_on_a_busy_port_is_one_error_line(isolated_env: dict[str, str]) -> None:
+    """Only the error: no "serving LSP on ..." (nor its warnings) about a port never bound."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli(isolated_env, "--tcp", "--port", str(port))
-    error = usage_error(result).strip().splitlines()[-1]
+    [error] = usage_error(result).strip().splitlines()
     assert error.startswith(f"error: cannot serve LSP on 127.0.0.1:{port}: "), result.stderr
+
+
+def test_tcp_on_an_address_not_on_this_machine_is_one_error_line(
+    isolated_env: dict[str, str],
+) -> None:
+    """192.0.2.1 (TEST-NET-1) is on no interface here: binding fails, nothing is sent."""
+    result = run_cli(isolated_env, "--tcp", "--bind", "192.0.2.1", "--port", "2087")
+    [error] = usage_error(result).strip().splitlines()
+    assert error.startswith("error: cannot serve LSP on 192.0.2.1:2087: "), result.stderr
 
 
 def test_a_mistyped_model_is_not_a_statistics_row(
@@ -487,6 +497,21 @@ def test_stats_clear_all_or_one_model(
     assert set(ok_json(run_cli(isolated_env, "stats", "--json"))) == {CODER, "totalCostUsd"}
     ok_json(run_cli(isolated_env, "stats", "--clear", "--json"))
     assert ok_json(run_cli(isolated_env, "stats", "--json")) == {"totalCostUsd": None}
+
+
+def test_stats_clear_says_what_went_and_model_needs_clear(
+    fake_ollama: FakeOllama, isolated_env: dict[str, str]
+) -> None:
+    run_cli(isolated_env, "generate", "x", "--model", CHAT, "--host", fake_ollama.url)
+    assert "--model only applies with --clear" in usage_error(
+        run_cli(isolated_env, "stats", "--model", CHAT))
+    cleared = run_cli(isolated_env, "stats", "--clear", "--model", CHAT)
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout.startswith(
+        f"Deleted 1 recorded generation of {CHAT} and its speed measurements from "), cleared.stdout
+    cleared = run_cli(isolated_env, "stats", "--clear", "--model", "nosuch")
+    assert cleared.stdout.startswith("Deleted 0 recorded generations of nosuch and its "), (
+        cleared.stdout)
 
 
 def test_the_fake_in_exec_mode_keeps_the_real_statistics_clean(

@@ -88,6 +88,21 @@ def test_local_offline_falls_back_and_says_why(
     assert KEY not in str(out)
 
 
+def test_local_offline_falls_back_without_a_model_named(
+        fake_ollama: FakeOllama, cluster: tuple[FakeOpenAI, FakeOpenAI], claude: FakeAnthropic,
+        isolated_env: dict[str, str]) -> None:
+    """docs/engines.md's `aethel-lsp generate "hi" --json`: no `--model`, no `model` set, so
+    the local engine cannot even be asked which model to use; the chain still serves."""
+    env = configure(isolated_env, fake_ollama.url, cluster, claude)
+    fake_ollama.go_offline()
+    cluster[0].go_offline()
+    cluster[1].go_offline()
+    out = ok_json(run_cli(env, "generate", "hi", "--json"))
+    assert out["provider"] == "claude" and out["model"] == "claude/claude-haiku-5-5"
+    assert [f["provider"] for f in out["fallbackFrom"]] == ["local", "team"]
+    assert "Ollama is not running" in out["fallbackFrom"][0]["reason"]
+
+
 def test_stats_json_has_costs(
         fake_ollama: FakeOllama, cluster: tuple[FakeOpenAI, FakeOpenAI], claude: FakeAnthropic,
         isolated_env: dict[str, str]) -> None:

@@ -353,6 +353,8 @@ def test_models_select(session: Session) -> None:
     s = session.steps
     assert any(ACTION_MODEL in item for item in s["models_menu"])
     assert s["models_menu"][-1] == "Pull a model…"
+    # the fake also has nomic-embed-text, which cannot generate: not offered
+    assert not any("nomic-embed-text" in item for item in s["models_menu"]), s["models_menu"]
     assert ACTION_MODEL in s["models_selected"]
 
 

@@ -424,3 +424,29 @@ async def test_openai_engine_gets_its_own_advice() -> None:
     assert not [f for f in report.findings if f.title.startswith("keepAlive =")]
     small = find(report, "warning", "512-token context, smaller than contextSize 4096", "models")
     assert "`contextSize = 512`" in small.fix and "--ctx-size" in small.fix
+
+
+async def test_an_automatically_chosen_model_is_not_said_to_come_from_a_setting(
+    tmp_path: Path,
+) -> None:
+    with FakeOllama([CODER]) as fake:
+        report = await diagnose(tmp_path, fake.url, probe=False)
+    find(report, "info", "No model set for actions", "models")
+    for task in ("Actions (explain, improve, generate…)", "Completion"):
+        finding = find(report, "ok", f"{task}: {CODER_NAME} is installed", "models")
+        assert "the automatic choice" in finding.detail, finding.detail
+        assert "set by the default" not in finding.detail, finding.detail
+
+
+async def test_just_fast_enough_names_the_faster_choice_in_one_sentence(
+    tmp_path: Path,
+) -> None:
+    """≈1000 ms for 24 tokens against a 1500 ms deadline: works, with little headroom."""
+    with FakeOllama([CODER]) as fake:
+        fake.set_reply(CODER_NAME, Reply(tokens=["x = 1\n"] * 4, eval_count=4,
+                                         eval_duration_ns=166_666_667))
+        report = await diagnose(tmp_path, fake.url, f'model = "{CODER_NAME}"\n')
+    finding = find(report, "info", "just fast enough for inline completion", "speed")
+    assert finding.fix.startswith("A busy machine will cut suggestions at the deadline; for "
+                                  "headroom, use "), finding.fix
+    assert "((" not in finding.fix and "))" not in finding.fix, finding.fix

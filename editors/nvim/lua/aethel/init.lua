@@ -306,6 +306,16 @@ local function human_size(bytes)
   return string.format('%.1f GB', bytes / 1e9)
 end
 
+--- Whether a listed model can write text: an engine that reports capabilities and leaves
+--- out `completion` (an embedding model such as nomic-embed-text) cannot serve any task.
+local function can_generate(model)
+  local caps = val(model.capabilities)
+  if type(caps) ~= 'table' or #caps == 0 then
+    return true -- nothing reported (OpenAI-compatible servers): do not guess
+  end
+  return vim.tbl_contains(caps, 'completion')
+end
+
 --- :AethelModels [task] — pick the model for actions (or `completion`).
 function M.select_model(opts)
   local task = opts and opts.args ~= '' and opts.args or nil
@@ -313,7 +323,9 @@ function M.select_model(opts)
     models = type(models) == 'table' and models or {}
     local items = {}
     for _, m in ipairs(models) do
-      items[#items + 1] = m
+      if can_generate(m) then
+        items[#items + 1] = m
+      end
     end
     items[#items + 1] = { name = 'Pull a model…', pull = true }
     vim.ui.select(items, {
