@@ -75,6 +75,9 @@ async def resolve_model(ls: AethelServer, task: Task) -> str:
             model="",
             host=engine.host,
         )
+    if task == "chat" and ls.session.auto_model != best:
+        ls.session.auto_model = best  # status bars show the model really used
+        ls.publish_status()
     return best
 
 

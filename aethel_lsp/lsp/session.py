@@ -152,6 +152,7 @@ class Session:
     last_cost_usd: float | None = None
     last_provider: str = "local"
     last_metrics: Metrics | None = None
+    auto_model: str = ""  # the model picked for actions when none is configured
     ready_message: str = ""  # what aethel/status says while the engine serves
     serving_engine: str = ""  # the backend actually serving (auto may switch)
     serving_host: str = ""  # normalized host of that backend
@@ -184,7 +185,7 @@ class Session:
             state=state,
             engine=self.serving_engine or self.settings.engine,
             host=self.serving_host or self.settings.host,
-            model=self.model_for("chat"),
+            model=self.model_for("chat") or self.auto_model,
             tokens_per_second=self.last_tokens_per_second,
             message=self.engine_message if state != "busy" else "Generating…",
             cost_usd=self.last_cost_usd,

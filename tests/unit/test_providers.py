@@ -263,6 +263,7 @@ async def test_code_never_goes_to_a_provider_fallback_does_not_list(
     with pytest.raises(EngineOffline) as caught:
         await generate(engine, "qwen2.5-coder:1.5b")
     assert "local:" in str(caught.value) and "team:" in str(caught.value)
+    assert ".;" not in str(caught.value) and str(caught.value).endswith(".")
     assert claude.requests == []
     unlisted = router(claude_provider(claude))  # no fallback at all: local only
     with pytest.raises(EngineOffline):

@@ -127,7 +127,7 @@ class ProviderRouter(DelegatingEngine):
         assert first_error is not None
         if len(notes) > 1:
             first_error.message = "No provider of the fallback chain could serve: " + "; ".join(
-                f"{note.provider}: {note.reason}" for note in notes)
+                f"{note.provider}: {note.reason.rstrip('.')}" for note in notes) + "."
         raise first_error
 
     @staticmethod
