@@ -197,6 +197,14 @@ class AethelProtocol(LanguageServerProtocol):
             return
         super().handle_message(message)
 
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        """A cancel for a request already answered is routine (editors send one whenever
+        the user moves on): a debug line, not pygls' warning in the editor's log."""
+        if msg_id not in self._request_futures:
+            log.debug("$/cancelRequest for %r, which is already answered", msg_id)
+            return
+        super()._handle_cancel_notification(msg_id)
+
     def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
         """Answer a finished request; an expected error is one log line, not a traceback."""
         exc = None if future.cancelled() else future.exception()

@@ -281,3 +281,23 @@ def test_lifecycle_order_before_and_after_initialize() -> None:
     protocol.handle_message(_message(protocol, {"id": 4, "method": "initialize", "params": init}))
     protocol.handle_message(_message(protocol, {"id": 5, "method": "initialize", "params": init}))
     assert captured.errors[-1][:2] == (5, -32600)
+
+
+def test_a_cancel_for_an_answered_request_is_not_a_warning(caplog: Any) -> None:
+    """VS Code cancels requests that were already answered, routinely: no warning line."""
+    import asyncio
+    import logging
+
+    protocol = _protocol()
+    assert callable(super(AethelProtocol, protocol)._handle_cancel_notification)
+    with caplog.at_level(logging.DEBUG):
+        protocol._handle_cancel_notification(404)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    loop = asyncio.new_event_loop()
+    try:
+        pending: asyncio.Future[Any] = loop.create_future()
+        protocol._request_futures[405] = pending
+        protocol._handle_cancel_notification(405)  # a live request is still cancelled
+        assert pending.cancelled()
+    finally:
+        loop.close()
