@@ -347,6 +347,10 @@ class _Doctor:
                      "`aethel-lsp recommend --measure`).", task=task, model=picked)
         return picked
 
+    def _user_chose_model(self, task: Task) -> bool:
+        return bool(self.selected.get(task) or self.selected.get("chat")
+                    or setting_value(self.settings, TASK_KEYS[task]) or self.settings.model)
+
     def _model_origin(self, task: Task) -> str:
         if task in self.selected:
             return "the aethel.selectModel command"
@@ -450,7 +454,11 @@ class _Doctor:
                      "`insert`).", model=model)
         elif plan.mode is not FimMode.CHAT and is_chat_tuned(info):
             kind = "an instruct/chat model" if is_code_model(info) else "a general chat model"
-            self.add("completion", "warning", f"'{model}' is {kind}, used for completion",
+            # nobody chose it when it is the only model there is (a fresh embedded install):
+            # worth knowing, with the same fix, but not the user's mistake
+            only_choice = not self._user_chose_model("completion") and len(self.installed) <= 1
+            self.add("completion", "info" if only_choice else "warning",
+                     f"'{model}' is {kind}, used for completion",
                      "Chat-tuned models answer rather than continue code: expect "
                      "explanations, Markdown fences or repeated lines in suggestions.",
                      f"Prefer a base code model with `insert`, e.g. {SMALL_CODE_MODEL}.",

@@ -312,6 +312,16 @@ async def test_instruct_model_for_completion_is_a_warning(tmp_path: Path) -> Non
     assert CODER_NAME in finding.fix
 
 
+async def test_the_only_model_of_a_fresh_install_is_not_a_warning(tmp_path: Path) -> None:
+    """Nobody chose the one chat model there is: said as information, with the fix."""
+    instruct = CODER.renamed("qwen2.5-coder:7b-instruct")
+    with FakeOllama([instruct]) as fake:
+        report = await diagnose(tmp_path, fake.url, probe=False)
+    finding = find(report, "info", "is an instruct/chat model, used for completion")
+    assert CODER_NAME in finding.fix
+    assert not [f for f in report.findings if f.severity == "warning"], report.to_lines()
+
+
 class _Embedded(ScriptedEngine):
     kind = "embedded"
     host = "embedded:tiny.gguf"
