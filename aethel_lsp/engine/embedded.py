@@ -624,21 +624,24 @@ class EmbeddedEngine(Engine):
         load_ms, running.load_ms_pending = running.load_ms_pending, None
         final: JsonDict | None = None
         reason: str | None = None
-        lines = running.http.stream_lines(path, body(), model=entry.name, clock=clock,
-                                          what=f"{entry.name}'s answer")
-        async for line in lines:
-            data = _sse_data(line, self.host, entry.name)
-            if data is None:
-                continue
-            event = read_event(data)
-            if event.progress is not None:
-                self._prompt_progress(entry.name, event.progress)
-            reason = event.finish_reason or reason
-            if event.text:
-                clock.mark_token()
-                yield Chunk(text=event.text)
-            if event.final is not None:
-                final = event.final
+        # Closed explicitly, like the other backends' streams (see `HttpSession.stream_lines`):
+        # a reader that stops early must close the response now, not at garbage collection.
+        async with contextlib.aclosing(running.http.stream_lines(
+                path, body(), model=entry.name, clock=clock,
+                what=f"{entry.name}'s answer")) as lines:
+            async for line in lines:
+                data = _sse_data(line, self.host, entry.name)
+                if data is None:
+                    continue
+                event = read_event(data)
+                if event.progress is not None:
+                    self._prompt_progress(entry.name, event.progress)
+                reason = event.finish_reason or reason
+                if event.text:
+                    clock.mark_token()
+                    yield Chunk(text=event.text)
+                if event.final is not None:
+                    final = event.final
         if final is None:
             raise MalformedResponse(f"The embedded llama.cpp server ended {entry.name}'s answer "
                                     "without its final timings; try again.", host=self.host)

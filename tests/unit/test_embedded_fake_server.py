@@ -13,9 +13,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from aethel_lsp.engine._http import HttpSession
 from aethel_lsp.engine.embedded import EmbeddedEngine, EmbeddedProgress
 from aethel_lsp.engine.errors import CapabilityMissing, StreamError
 from aethel_lsp.engine.llama_server import LlamaServer, ServerSettings
@@ -149,6 +152,34 @@ async def test_closing_the_stream_closes_the_request(fake: FakeLlamaServer, tmp_
     finally:
         await engine.aclose()
     assert fake.requests[0].client_closed_early
+
+
+async def test_closing_the_stream_closes_the_response_at_once(
+    fake: FakeLlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at garbage collection: a stopping event loop destroys that clean-up task."""
+    opened: list[httpx.Response] = []
+    open_stream = HttpSession._open_stream
+
+    async def recording(self: HttpSession, *args: Any, **kwargs: Any) -> httpx.Response:
+        response = await open_stream(self, *args, **kwargs)
+        opened.append(response)
+        return response
+
+    monkeypatch.setattr(HttpSession, "_open_stream", recording)
+    fake.pieces = ["x"] * 200
+    fake.piece_delay = 0.05
+    engine = engine_for(fake, write_gguf(tmp_path / "m.gguf", TINY_METADATA, TINY_TENSORS))
+    try:
+        stream = engine.stream_generate(GenerateRequest("", "go", raw=True))
+        async for chunk in stream:
+            if chunk.text:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        closed = [response.is_closed for response in opened]
+    finally:
+        await engine.aclose()
+    assert closed == [True]
 
 
 async def test_an_error_event_raises(fake: FakeLlamaServer, tmp_path: Path) -> None:
