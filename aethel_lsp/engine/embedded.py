@@ -361,7 +361,6 @@ class _Running:
     server: LlamaServer
     client: httpx.AsyncClient
     http: HttpSession
-    fim: bool
     load_ms_pending: float | None  # reported once, by the first generation after the load
 
 
@@ -581,8 +580,7 @@ class EmbeddedEngine(Engine):
         )
         http = HttpSession(client, host=self.host, timeouts=self.timeouts,
                            retry=RetryPolicy(), errors=_LlamaErrors(self.host))
-        fim = header is not None and header.has_fill_in_the_middle
-        self._running = _Running(entry, server, client, http, fim, server.load_ms)
+        self._running = _Running(entry, server, client, http, server.load_ms)
         return self._running
 
     def _report(self, progress: EmbeddedProgress) -> None:
