@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
@@ -252,7 +252,6 @@ class _StreamState:
     output_tokens: int | None = None
     stop_reason: str | None = None
     stopped: bool = False
-    usage: JsonDict = field(default_factory=dict)
 
     def absorb(self, event: JsonDict) -> str:
         kind = event.get("type")
