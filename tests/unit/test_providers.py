@@ -285,6 +285,18 @@ async def test_status_lists_providers_with_endpoint_health(
     await engine.aclose()
 
 
+async def test_provider_status_asks_each_endpoint_once(
+        gpus: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    gpu1, gpu2 = gpus
+    engine = router(team(gpu1, gpu2))
+    status = await engine.provider("team").status()
+    await engine.aclose()
+    assert status.available
+    assert status.reason == "provider 'team': 2 of 2 endpoints healthy"
+    assert [r.path for r in gpu1.requests] == ["/v1/models"]
+    assert [r.path for r in gpu2.requests] == ["/v1/models"]
+
+
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ProviderSettings("x", "openai").name = "y"  # type: ignore[misc]

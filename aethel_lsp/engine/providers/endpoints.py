@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aethel_lsp.engine.base import Engine
-from aethel_lsp.engine.types import JsonDict
+from aethel_lsp.engine.types import EngineStatus, JsonDict
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 MAX_STICKY_DOCUMENTS = 1000
@@ -80,14 +80,16 @@ class EndpointPool:
         endpoint.last_error = reason
         endpoint.down_until = self._clock() + self.cooldown_s
 
-    async def check(self) -> None:
-        """Ask every endpoint at once whether it answers (`Engine.status`, which never raises)."""
+    async def check(self) -> list[EngineStatus]:
+        """Ask every endpoint at once whether it answers (`Engine.status`, which never raises);
+        their statuses, in the endpoints' order."""
         statuses = await asyncio.gather(*(e.engine.status() for e in self.endpoints))
         for endpoint, status in zip(self.endpoints, statuses, strict=True):
             if status.available:
                 self.succeeded(endpoint, None)
             else:
                 self.failed(endpoint, status.error or "it does not answer")
+        return statuses
 
     def to_json(self) -> list[JsonDict]:
         return [e.to_json() for e in self.endpoints]

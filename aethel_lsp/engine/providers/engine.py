@@ -114,15 +114,14 @@ class ProviderEngine(Engine):
         raise last
 
     async def status(self) -> EngineStatus:
-        await self.pool.check()
-        healthy = [e for e in self.pool.endpoints if e.health == "healthy"]
+        healthy = [status for status in await self.pool.check() if status.available]
         if not healthy:
             errors = "; ".join(f"{e.url}: {e.last_error}" for e in self.pool.endpoints)
             return EngineStatus(False, self.host, self.kind, offline=True,
                                 error=f"No endpoint of provider '{self.name}' answers ({errors}).")
-        first = await healthy[0].engine.status()
-        return dataclasses.replace(first, reason=f"provider '{self.name}': {len(healthy)} of "
-                                                 f"{len(self.pool.endpoints)} endpoints healthy")
+        return dataclasses.replace(healthy[0], reason=f"provider '{self.name}': {len(healthy)} "
+                                                      f"of {len(self.pool.endpoints)} endpoints "
+                                                      "healthy")
 
     async def version(self) -> str:
         return await self._on_any(lambda engine: engine.version())
