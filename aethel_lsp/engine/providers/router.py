@@ -11,6 +11,7 @@ did not choose.  The final metrics say who served (`provider`, and `model` as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -154,10 +155,10 @@ class ProviderRouter(DelegatingEngine):
 
     async def providers_json(self, *, check: bool = True) -> list[JsonDict]:
         """`status --json`'s `providers`: each with kind, endpoints and their health."""
+        if check:  # all at once: each check may wait for its connect timeout
+            await asyncio.gather(*(engine.pool.check() for engine in self.providers.values()))
         out: list[JsonDict] = []
         for engine in self.providers.values():
-            if check:
-                await engine.pool.check()
             entry = engine.to_json()
             entry["inFallback"] = engine.name in self.config.fallback
             out.append(entry)
