@@ -96,35 +96,36 @@ async def fetch_hf_file(
         return
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     partial = directory / f".{file.file_name}.partial"
-    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0),
-                                 follow_redirects=False) as client:
-        expected = await _published_sha256(client, url)
-        status = f"downloading {file.file_name}"
-        yield PullProgress(status)
-        digest = hashlib.sha256()
-        try:
-            async with client.stream("GET", url, follow_redirects=True) as response:
-                _raise_for(response.status_code, url)
-                total = int(response.headers.get("content-length", 0)) or None
-                done = 0
-                with partial.open("wb") as out:
-                    async for chunk in response.aiter_bytes(_CHUNK):
-                        await asyncio.to_thread(out.write, chunk)
-                        digest.update(chunk)
-                        done += len(chunk)
-                        yield PullProgress(status, digest=f"sha256:{expected or '?'}",
-                                           total=total, completed=done)
-        except httpx.HTTPError as exc:
-            partial.unlink(missing_ok=True)
-            raise HfFetchError(f"Downloading {url} failed: {exc}. Try again.",
-                               host="embedded") from exc
-    yield PullProgress("verifying sha256 digest" if expected else
-                       "no SHA-256 published for this file: not verified")
-    if expected and digest.hexdigest() != expected:
+    try:  # however this ends (error, mismatch, closed or cancelled), no partial file stays
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0),
+                                     follow_redirects=False) as client:
+            expected = await _published_sha256(client, url)
+            status = f"downloading {file.file_name}"
+            yield PullProgress(status)
+            digest = hashlib.sha256()
+            try:
+                async with client.stream("GET", url, follow_redirects=True) as response:
+                    _raise_for(response.status_code, url)
+                    total = int(response.headers.get("content-length", 0)) or None
+                    done = 0
+                    with partial.open("wb") as out:
+                        async for chunk in response.aiter_bytes(_CHUNK):
+                            await asyncio.to_thread(out.write, chunk)
+                            digest.update(chunk)
+                            done += len(chunk)
+                            yield PullProgress(status, digest=f"sha256:{expected or '?'}",
+                                               total=total, completed=done)
+            except httpx.HTTPError as exc:
+                raise HfFetchError(f"Downloading {url} failed: {exc}. Try again.",
+                                   host="embedded") from exc
+        yield PullProgress("verifying sha256 digest" if expected else
+                           "no SHA-256 published for this file: not verified")
+        if expected and digest.hexdigest() != expected:
+            raise HfFetchError(f"{file.file_name} does not match the SHA-256 the Hub "
+                               f"published ({expected}); it was not kept.", host="embedded")
+        os.replace(partial, target)
+    finally:
         partial.unlink(missing_ok=True)
-        raise HfFetchError(f"{file.file_name} does not match the SHA-256 the Hub published "
-                           f"({expected}); it was not kept.", host="embedded")
-    os.replace(partial, target)
     yield PullProgress("success")
 
 

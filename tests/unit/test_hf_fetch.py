@@ -64,6 +64,16 @@ async def test_a_hash_mismatch_keeps_nothing(hub: FakeHub, tmp_path: Path) -> No
     assert names(models) == []
 
 
+async def test_a_download_closed_midway_keeps_nothing(hub: FakeHub, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    stream = fetch_hf_file(parse_hf_reference(REF), models, endpoint=hub.url)
+    async for progress in stream:
+        if progress.completed:
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert names(models) == []
+
+
 async def test_missing_and_gated_files_say_what_to_do(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(HfFetchError, match="does not exist"):
         await drain(fetch_hf_file(parse_hf_reference("hf:acme/none/x.gguf"), tmp_path,
