@@ -23,6 +23,7 @@ import httpx
 
 from aethel_lsp.engine.errors import EngineError, InvalidRequest
 from aethel_lsp.engine.types import PullProgress
+from aethel_lsp.paths import MODELS_DIR_ENV
 
 __all__ = ["HfFetchError", "HfFile", "fetch_hf_file", "parse_hf_reference"]
 
@@ -94,7 +95,10 @@ async def fetch_hf_file(
     if await asyncio.to_thread(target.is_file):
         yield PullProgress("success")
         return
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    try:
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(directory, exc) from exc
     partial = directory / f".{file.file_name}.partial"
     try:  # however this ends (error, mismatch, closed or cancelled), no partial file stays
         async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0),
@@ -118,6 +122,8 @@ async def fetch_hf_file(
             except httpx.HTTPError as exc:
                 raise HfFetchError(f"Downloading {url} failed: {exc}. Try again.",
                                    host="embedded") from exc
+            except OSError as exc:  # the disk is full, or the directory read-only
+                raise _cannot_write(partial, exc) from exc
         yield PullProgress("verifying sha256 digest" if expected else
                            "no SHA-256 published for this file: not verified")
         if expected and digest.hexdigest() != expected:
@@ -139,6 +145,11 @@ async def _published_sha256(client: httpx.AsyncClient, url: str) -> str | None:
         _raise_for(response.status_code, url)
     etag = response.headers.get("x-linked-etag", "").strip('"').lower()
     return etag if _SHA256.match(etag) else None
+
+
+def _cannot_write(path: Path, exc: OSError) -> HfFetchError:
+    return HfFetchError(f"Cannot write {path}: {exc.strerror or exc}. Free some disk space, or "
+                        f"set {MODELS_DIR_ENV} to a writable directory.", host="embedded")
 
 
 def _raise_for(status: int, url: str) -> None:

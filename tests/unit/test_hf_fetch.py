@@ -74,6 +74,15 @@ async def test_a_download_closed_midway_keeps_nothing(hub: FakeHub, tmp_path: Pa
     assert names(models) == []
 
 
+async def test_an_unwritable_model_directory_says_what_to_do(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    occupied = tmp_path / "models"
+    occupied.write_text("a file where the directory should be")
+    with pytest.raises(HfFetchError, match="set AETHEL_LSP_MODELS_DIR to a writable directory"):
+        await drain(fetch_hf_file(parse_hf_reference(REF), occupied, endpoint=hub.url))
+
+
 async def test_missing_and_gated_files_say_what_to_do(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(HfFetchError, match="does not exist"):
         await drain(fetch_hf_file(parse_hf_reference("hf:acme/none/x.gguf"), tmp_path,
