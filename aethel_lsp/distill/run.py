@@ -133,6 +133,7 @@ class _Run:
     cost_of: CostOf
     on_event: Callable[[DistillEvent], None]
     finished: list[Candidate] = field(default_factory=list)
+    failures: list[EngineError] = field(default_factory=list)  # of candidates with no answer
     limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     agreed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -186,6 +187,7 @@ class _Run:
                 result = await self._ask(model, prompt, temperature, seed=index * 101 + attempts)
             except EngineError as exc:
                 if attempts == 1:
+                    self.failures.append(exc)
                     return Candidate(index, model, provider, "", (), attempts, error=str(exc))
                 break  # keep the last checked answer
             metrics = result.metrics
@@ -287,8 +289,8 @@ async def distill(
 def _result(run: _Run) -> DistillResult:
     finished = run.finished
     answered = [c for c in finished if c.error is None]
-    if finished and not answered:
-        raise EngineError(finished[0].error or "no candidate got an answer")
+    if finished and not answered:  # the engine's own error: offline stays offline
+        raise run.failures[0]
     ranked = scoring.rank(finished, run.description)
     stopped = ""
     if run.agreed.is_set() and len(finished) < run.options.candidates:

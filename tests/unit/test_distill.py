@@ -15,7 +15,7 @@ import pytest
 from aethel_lsp.distill.candidate import Candidate
 from aethel_lsp.distill.run import DistillEvent, DistillOptions, distill
 from aethel_lsp.distill.scoring import name_match, rank, words
-from aethel_lsp.engine import EngineError, OllamaEngine
+from aethel_lsp.engine import EngineOffline, OllamaEngine
 from aethel_lsp.engine.types import Metrics
 from aethel_lsp.language import Diagnostic, Severity
 from aethel_lsp.language.spans import Position, Range
@@ -132,7 +132,8 @@ async def test_no_valid_candidate_is_said_plainly(
 async def test_an_engine_that_answers_nobody_is_an_error_not_a_verdict() -> None:
     engine = OllamaEngine("http://127.0.0.1:9")
     try:
-        with pytest.raises(EngineError, match="not running"):
+        # The engine's own error (aethel/status then says "offline"), not a bare EngineError.
+        with pytest.raises(EngineOffline, match="not running"):
             await distill(engine, DESCRIPTION, options(models=(CODER,), candidates=2))
     finally:
         await engine.aclose()
