@@ -118,7 +118,7 @@ def local_provider(_model: str) -> str:
     return "local"
 
 
-def _no_cost(result: GenerateResult) -> float | None:
+def _reported_cost(result: GenerateResult) -> float | None:
     """The provider's price of the generation (issue 19), None when unknown."""
     return result.metrics.cost_usd
 
@@ -253,7 +253,7 @@ async def distill(
     *,
     draft: str = "",
     provider_of: ProviderOf = local_provider,
-    cost_of: CostOf = _no_cost,
+    cost_of: CostOf = _reported_cost,
     on_event: Callable[[DistillEvent], None] | None = None,
 ) -> DistillResult:
     """Generate `options.candidates` contracts for `description`, check and rank them.
