@@ -31,7 +31,7 @@ from aethel_lsp.config.provider_settings import (
     ProviderKind,
     ProviderSettings,
 )
-from aethel_lsp.config.schema import InvalidValue, p_env_name, p_host, p_url_or_empty
+from aethel_lsp.config.schema import InvalidValue, p_env_name, p_host, p_int, p_url_or_empty
 
 __all__ = ["BudgetSettings", "Price", "ProviderConfig", "ProviderKind", "ProviderSettings"]
 PROVIDER_KINDS: Final = ("ollama", "openai", "anthropic", "embedded")
@@ -119,10 +119,10 @@ def _provider(name: str, table: Mapping[str, Any], parse: _Parse) -> ProviderSet
                                DEFAULT_KEY_ENV.get(str(kind), ""), key),
             api_version=_api_version(str(kind), table.get("apiVersion"), key),
             model=_field(table, "model", _model_name, "", key),
-            requests_per_minute=_field(table, "requestsPerMinute", _positive_int, None, key),
-            tokens_per_minute=_field(table, "tokensPerMinute", _positive_int, None, key),
+            requests_per_minute=_field(table, "requestsPerMinute", p_int(1), None, key),
+            tokens_per_minute=_field(table, "tokensPerMinute", p_int(1), None, key),
             prices=_prices(table.get("prices"), key),
-            max_retries=_field(table, "maxRetries", _retries, 3, key),
+            max_retries=_field(table, "maxRetries", p_int(0, 10), 3, key),
         )
     except _BadField as exc:
         where = exc.key if exc.key.startswith("providers.") else f"{key}.{exc.key}"
@@ -186,18 +186,6 @@ def _model_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue(f"expected a model name, got {value!r}")
     return value.strip()
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidValue(f"expected a whole number >= 1, got {value!r}")
-    return value
-
-
-def _retries(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
-        raise InvalidValue(f"expected a whole number between 0 and 10, got {value!r}")
-    return value
 
 
 def _usd(value: Any) -> float:
