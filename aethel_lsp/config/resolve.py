@@ -154,7 +154,7 @@ def _machine_scoped(key: str, source: ConfigSource, path: Path | None,
     return ConfigIssue(
         f"`{key}` is ignored in {where}: providers, the fallback chain and the budget decide "
         "where your code is sent and what it costs, so only your user config "
-        "(~/.config/aethel-lsp/config.toml) may set them.",
+        f"({USER_CONFIG_DISPLAY}) may set them.",
         source, key, path, line, "warning")
 
 

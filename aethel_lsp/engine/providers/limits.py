@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from aethel_lsp.engine.errors import EngineBusy, EngineError
 from aethel_lsp.engine.types import format_usd
+from aethel_lsp.paths import USER_CONFIG_DISPLAY
 
 Clock = Callable[[], float]
 WaitReporter = Callable[[str], None]
@@ -179,7 +180,7 @@ class BudgetGuard:
                 f"The daily budget of {format_usd(self.daily_usd)} is spent "
                 f"({format_usd(spent)} today), so paid requests to {who} are refused until "
                 "midnight; local models still work. Raise `budget.dailyUsd` in "
-                "~/.config/aethel-lsp/config.toml to allow more.", status=402)
+                f"{USER_CONFIG_DISPLAY} to allow more.", status=402)
 
     def add(self, cost: float | None) -> None:
         if cost:

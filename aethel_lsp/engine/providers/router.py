@@ -43,6 +43,7 @@ from aethel_lsp.engine.types import (
     ModelInfo,
     PullProgress,
 )
+from aethel_lsp.paths import USER_CONFIG_DISPLAY
 
 log = logging.getLogger(__name__)
 # A provider that fails like this did not serve, and the next in `fallback` may.
@@ -80,7 +81,7 @@ class ProviderRouter(DelegatingEngine):
         if engine is None:
             known = ", ".join([LOCAL, *self.providers])
             raise EngineError(f"There is no provider named {name!r} (known: {known}); "
-                              "providers are defined in ~/.config/aethel-lsp/config.toml.")
+                              f"providers are defined in {USER_CONFIG_DISPLAY}.")
         return engine
 
     def chain(self, model: str) -> list[Leg]:
