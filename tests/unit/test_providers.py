@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +23,12 @@ from aethel_lsp.engine import (
     StreamError,
 )
 from aethel_lsp.engine.factory import EngineConfig, create_engine
-from aethel_lsp.engine.providers.limits import BudgetExceeded, RateLimited, report_waits
+from aethel_lsp.engine.providers.limits import (
+    BudgetExceeded,
+    BudgetGuard,
+    RateLimited,
+    report_waits,
+)
 from aethel_lsp.engine.providers.router import ProviderRouter
 from aethel_lsp.engine.types import EngineTimeouts, GenerateResult
 from tests.fakes.anthropic import FakeAnthropic
@@ -236,6 +242,24 @@ async def test_daily_budget_refuses_paid_requests_and_falls_back(
         await generate(alone, "claude/claude-haiku-5-5")
     await engine.aclose()
     await alone.aclose()
+
+
+async def test_the_daily_spend_is_read_off_the_event_loop(claude: FakeAnthropic) -> None:
+    """It is a read of the statistics file, which may wait for the writer or a lock."""
+    released = threading.Event()
+
+    def spent_today() -> float:
+        assert released.wait(10), "the budget check blocked the event loop"
+        return 0.0
+
+    engine = router(claude_provider(claude), daily_usd=1.0)
+    provider = engine.providers["claude"]
+    provider.budget = BudgetGuard(1.0, spent_today)
+    claude.enqueue(Reply(text="x", input_tokens=10, output_tokens=1))
+    asyncio.get_running_loop().call_soon(released.set)  # runs only while the loop is free
+    result = await generate(engine, "claude/claude-haiku-5-5")
+    await engine.aclose()
+    assert result.metrics.provider == "claude"
 
 
 async def test_local_offline_falls_back_in_order_with_every_reason(

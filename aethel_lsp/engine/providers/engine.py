@@ -154,7 +154,9 @@ class ProviderEngine(Engine):
     async def _serve(self, start: Callable[[Engine], AsyncIterator[Chunk]], model: str,
                      estimate: int, affinity: str | None) -> AsyncIterator[Chunk]:
         if self.budget is not None and self.is_paid(model):
-            self.budget.check(f"'{self.name}'")
+            # Off the loop: today's spend is a read of the statistics file, which first
+            # waits for queued rows and may wait for another process's lock.
+            await asyncio.to_thread(self.budget.check, f"'{self.name}'")
         deadline = self._clock() + self.timeouts.first_token_s
         await self.limiter.acquire(estimate, max_wait_s=self.timeouts.first_token_s,
                                    who=f"Provider '{self.name}'")
