@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from aethel_lsp.engine._http import HttpSession, RetryPolicy, StreamClock
+from aethel_lsp.engine._http import MAX_ERROR_TEXT, HttpSession, RetryPolicy, StreamClock
 from aethel_lsp.engine._remote import (
     KeyFromEnv,
     api_client,
@@ -369,10 +369,10 @@ def _error_parts(body: str) -> tuple[str, str, JsonDict]:
     try:
         data = json.loads(body)
     except ValueError:
-        return "error", body.strip()[:400], {}
+        return "error", body.strip()[:MAX_ERROR_TEXT], {}
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
-        return "error", body.strip()[:400], {}
+        return "error", body.strip()[:MAX_ERROR_TEXT], {}
     details = error.get("details")
     return (str(error.get("type") or "error"), str(error.get("message") or ""),
             details if isinstance(details, dict) else {})
