@@ -18,7 +18,7 @@ import importlib.metadata
 import importlib.util
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class LlamaServer:
 
     settings: ServerSettings
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a log line or an error message
     load_ms: float
     native: Any
 

@@ -104,6 +104,13 @@ async def test_the_servers_501_is_capability_missing(fake: FakeLlamaServer, tmp_
         await engine.aclose()
 
 
+def test_the_servers_key_is_not_in_its_repr(tmp_path: Path) -> None:
+    """A repr reaches logs and error messages; the key must not."""
+    server = LlamaServer(ServerSettings(tmp_path / "m.gguf", 512, 1), "http://127.0.0.1:1",
+                         "secret-key-of-this-process", 1.0, None)
+    assert "secret-key-of-this-process" not in repr(server)
+
+
 async def test_raw_prompt_goes_to_completion(fake: FakeLlamaServer, tmp_path: Path) -> None:
     engine = engine_for(fake, write_gguf(tmp_path / "m.gguf", TINY_METADATA, TINY_TENSORS))
     try:
