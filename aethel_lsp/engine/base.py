@@ -112,15 +112,16 @@ async def show_with_listing(engine: Engine, name: str) -> ModelInfo:
     """`show` plus what only the listing knows (size on disk): the same model shape as
     `list_models_detailed`, so an installed model never reads "size unknown"."""
     from aethel_lsp.engine.errors import EngineError
+    from aethel_lsp.engine.ollama_store import canonical_name
 
     shown = await engine.show(name)
     try:
         listed = await engine.list_models()
     except EngineError:
         return shown
-    wanted = {name, name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"}
+    wanted = canonical_name(name)
     for entry in listed:
-        if entry.name in wanted:
+        if canonical_name(entry.name) == wanted:
             return dataclasses.replace(merge_model_info(entry, shown), name=shown.name)
     return shown
 
