@@ -210,9 +210,7 @@ class ProviderEngine(Engine):
         finally:
             endpoint.outstanding -= 1
 
-    def _priced(self, metrics: Metrics | None, model: str) -> Metrics | None:
-        if metrics is None:
-            return None
+    def _priced(self, metrics: Metrics, model: str) -> Metrics:
         cost = cost_of(metrics, price_of(self.settings, model))
         if self.budget is not None:
             self.budget.add(cost)
