@@ -99,8 +99,6 @@ def _secret_key(key: object) -> bool:
         re.fullmatch(r"(?i)(authorization|api[_-]?key|apikey|password|secret|token)", key))
 
 
-
-
 def _cut_prefixes(text: str, secret: str) -> str:
     """Replace each run of `secret`'s first characters (at least MIN_PREFIX of them)."""
     out: list[str] = []
