@@ -8,9 +8,10 @@ that the engine stops generating tokens nobody will read.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TypeVar
 
 from aethel_lsp.engine.types import (
@@ -161,3 +162,12 @@ async def closing_stream(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def close_all(engines: Sequence[Engine]) -> None:
+    """`aclose()` each engine, all of them even if one fails; then raise the first failure."""
+    failures = [r for r in await asyncio.gather(*(e.aclose() for e in engines),
+                                                return_exceptions=True)
+                if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]

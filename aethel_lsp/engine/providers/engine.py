@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from aethel_lsp.config.provider_settings import ProviderSettings
-from aethel_lsp.engine.base import Engine, closing_stream
+from aethel_lsp.engine.base import Engine, close_all, closing_stream
 from aethel_lsp.engine.errors import (
     EngineBusy,
     EngineError,
@@ -242,8 +242,7 @@ class ProviderEngine(Engine):
         return {"name": self.name, "kind": self.kind, "endpoints": self.pool.to_json()}
 
     async def aclose(self) -> None:
-        for endpoint in self.pool.endpoints:
-            await endpoint.engine.aclose()
+        await close_all([endpoint.engine for endpoint in self.pool.endpoints])
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aethel_lsp.config.provider_settings import ProviderConfig
 from aethel_lsp.config.providers import LOCAL, split_model
-from aethel_lsp.engine.base import Engine, closing_stream
+from aethel_lsp.engine.base import Engine, close_all, closing_stream
 from aethel_lsp.engine.delegating import DelegatingEngine
 from aethel_lsp.engine.errors import (
     EngineBusy,
@@ -166,9 +166,9 @@ class ProviderRouter(DelegatingEngine):
         return out
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
-        for engine in self.providers.values():
-            await engine.aclose()
+        """Close every engine, even when one of them fails to close (the first failure is
+        raised once all have been tried)."""
+        await close_all([self.inner, *self.providers.values()])
 
 
 def router_of(engine: Engine) -> ProviderRouter | None:
