@@ -17,6 +17,8 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
 
+from aethel_lsp.prompts.context import line_span
+
 
 def document_key(uri: str) -> str:
     """The key pygls files `uri` under (equal for every spelling of one document).
@@ -71,20 +73,3 @@ def column_index(line: str, units: int, encoding: object) -> int:
     if len(decoded.encode(codec, "surrogatepass")) < len(taken) and index < len(content):
         index += 1  # a character cut in half
     return index
-
-
-def line_span(text: str, line: int) -> tuple[int, str]:
-    """Offset where `line` (0-based) starts in `text`, and that line with its newline.
-
-    >>> line_span("a\\nbc\\n", 1), line_span("a", 5)
-    ((2, 'bc\\n'), (1, ''))
-    """
-    if line <= 0:
-        start = 0
-    else:
-        parts = text.split("\n", line)
-        if len(parts) <= line:
-            return len(text), ""
-        start = len(text) - len(parts[-1])
-    end = text.find("\n", start)
-    return start, text[start:] if end == -1 else text[start : end + 1]
