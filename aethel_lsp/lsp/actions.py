@@ -37,7 +37,7 @@ from aethel_lsp.language.checker import analyze_in_thread
 from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.lsp import documents
 from aethel_lsp.lsp.handlers import Args, UserError, require_str
-from aethel_lsp.lsp.open_documents import open_document
+from aethel_lsp.lsp.open_documents import offset_at, open_document
 from aethel_lsp.lsp.progress import Progress, stream_into
 from aethel_lsp.lsp.session import AethelServer, Task
 from aethel_lsp.paths import private_dir, write_private_text
@@ -190,15 +190,9 @@ class EditTarget:
 
 def edit_target(document: TextDocument, uri: str, rng: types.Range) -> EditTarget:
     """Capture `rng` of `document` now (call before the generation starts)."""
-    source = document.source
-
-    def offset(position: types.Position) -> int:
-        if position.line >= len(document.lines):
-            return len(source)
-        return min(document.offset_at_position(position), len(source))
-
-    start = offset(rng.start)
-    return EditTarget(uri, document.version, source, start, max(start, offset(rng.end)))
+    start = offset_at(document, rng.start)
+    end = max(start, offset_at(document, rng.end))
+    return EditTarget(uri, document.version, document.source, start, end)
 
 
 def locate(target: EditTarget, current: str) -> tuple[int, int] | None:
