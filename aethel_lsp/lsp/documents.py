@@ -17,7 +17,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from aethel_lsp.lsp.handlers import Args, UserError
-from aethel_lsp.lsp.open_documents import open_document
+from aethel_lsp.lsp.open_documents import offset_at, open_document
 from aethel_lsp.lsp.session import AethelServer
 
 _LANGUAGE_BY_SUFFIX = {
@@ -161,22 +161,12 @@ def selection(
                 f"Invalid range: {name} line {pos.line} is past the end of {uri} "
                 f"({len(lines)} lines)."
             )
-    start = _offset(document, rng.start)
-    end = _offset(document, rng.end)
+    start = offset_at(document, rng.start)
+    end = offset_at(document, rng.end)
     chosen = Selection(uri, document, rng, start, end, language_of(document))
     if not allow_empty and chosen.empty:
         raise UserError("The selection is empty: select the code first, then run the action.")
     return chosen
-
-
-def _offset(document: TextDocument, position: types.Position) -> int:
-    lines = document.lines
-    if position.line >= len(lines):
-        return len(document.source)
-    line_text = lines[position.line]
-    clamp = document.position_codec.client_num_units(line_text.rstrip("\r\n"))
-    clamped = types.Position(line=position.line, character=min(position.character, clamp))
-    return document.offset_at_position(clamped)
 
 
 def full_range(document: TextDocument) -> types.Range:

@@ -7,7 +7,7 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec
 
-from aethel_lsp.lsp.features.inline_completion import _offset
+from aethel_lsp.lsp.open_documents import offset_at
 from aethel_lsp.prompts.context import line_span
 
 TEXT = 'x = "😋"\nsecond line\r\n\nlast = 1'
@@ -30,4 +30,4 @@ def test_offset_matches_pygls(encoding: str, line: int, character: int) -> None:
     document = TextDocument("file:///t.py", TEXT, position_codec=codec)
     position = types.Position(line=line, character=character)
     expected = document.offset_at_position(types.Position(line=line, character=character))
-    assert _offset(document, position) == expected
+    assert offset_at(document, position) == expected

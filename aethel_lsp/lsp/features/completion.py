@@ -15,7 +15,6 @@ import re
 from typing import Any
 
 from lsprotocol import types
-from pygls.workspace import TextDocument
 
 from aethel_lsp.completion.requests import InlineRequest, SchedulerSettings
 from aethel_lsp.completion.scheduler import CompletionScheduler, ModelChoice, scheduler_settings
@@ -74,7 +73,7 @@ def register(server: AethelServer) -> None:
         if document is None:
             return types.CompletionList(is_incomplete=False, items=[])
         language = document.language_id or ""
-        offset = _offset(document, params.position)
+        offset = offset_at(document, params.position)
         before = document.source[:offset]
         word = _word_before(before)
         items: list[types.CompletionItem] = []
@@ -113,7 +112,7 @@ def register(server: AethelServer) -> None:
                 uri=uri,
                 language_id=document.language_id or "",
                 text=document.source,
-                offset=_offset(document, position),
+                offset=offset_at(document, position),
                 invoked=True,
                 lane="resolve",
             )
@@ -282,10 +281,6 @@ def _snippet_support(ls: AethelServer) -> bool:
     completion = text.completion if text else None
     item = completion.completion_item if completion else None
     return bool(item and item.snippet_support)
-
-
-def _offset(document: TextDocument, position: types.Position) -> int:
-    return offset_at(document, position)
 
 
 def _word_before(before: str) -> str:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 
 from lsprotocol import types
-from pygls.workspace import TextDocument
 
 from aethel_lsp.completion.requests import InlineRequest, Outcome, SchedulerSettings, Source
 from aethel_lsp.completion.scheduler import CompletionScheduler, ModelChoice, scheduler_settings
@@ -60,13 +59,13 @@ def register(server: AethelServer) -> None:
             return EMPTY
         current[0] = scheduler_settings(settings, model)
         text = document.source
-        offset = _offset(document, params.position)
+        offset = offset_at(document, params.position)
         # With the suggest widget open, editors (VS Code) only show ghost text that
         # extends the selected item: complete as if it were already inserted.
         selected = params.context.selected_completion_info
         if selected is not None:
-            start = _offset(document, selected.range.start)
-            end = _offset(document, selected.range.end)
+            start = offset_at(document, selected.range.start)
+            end = offset_at(document, selected.range.end)
             text = text[:start] + selected.text + text[end:]
             offset = start + len(selected.text)
         request = InlineRequest(
@@ -141,7 +140,3 @@ def _log_outcome(ls: AethelServer, outcome: Outcome, entered: float) -> None:
         f"partial={outcome.partial} chars={len(outcome.text)}",
         types.MessageType.Debug,
     )
-
-
-def _offset(document: TextDocument, position: types.Position) -> int:
-    return offset_at(document, position)
