@@ -28,8 +28,8 @@ for days would grow by kilobytes per message:
   own tokens when the progress ends.
 
 Uses pygls private members (`_send_response`, `_shutdown`, `_send_handler_result`,
-`_send_data`, `_execute_handler`, `_request_futures`, `_result_types`), all only here
-and in `cancellation.py`;
+`_send_data`, `_execute_handler`, `_request_futures`, `_result_types`, and the server's
+`_stop_event`, `_server`, `_report_server_error`), all only here and in `cancellation.py`;
 `tests/unit/test_rpc.py` fails if a pygls release renames or reshapes them.
 """
 
@@ -520,17 +520,28 @@ async def serve_frames(
         protocol.receive(item)
 
 
+def new_stop_event(server: JsonRPCServer) -> threading.Event:
+    """An event that pygls' `shutdown()` sets (its private `_stop_event`): our own serving
+    loops (stdio here, `tcp.py`) stop on it."""
+    stop = threading.Event()
+    server._stop_event = stop
+    return stop
+
+
+def close_on_shutdown(server: JsonRPCServer, listener: asyncio.Server) -> None:
+    """Have pygls' `shutdown()` close `listener` (its private `_server`)."""
+    server._server = listener
+
+
 def run_stdio(server: JsonRPCServer, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Serve LSP over a byte stream pair until `exit` or end of input; the exit code.
 
     pygls' own loop swallows the code `exit` asks for (LSP: 1 without `shutdown`).
-    Sets pygls' private `_stop_event`, which its `shutdown()` sets.
     """
     protocol = server.protocol
     if not isinstance(protocol, AethelProtocol):
         raise TypeError("run_stdio needs an AethelProtocol")
-    stop = threading.Event()
-    server._stop_event = stop
+    stop = new_stop_event(server)
     protocol.set_writer(StdoutWriter(stdout))
     code = 0
     try:

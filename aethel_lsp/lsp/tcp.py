@@ -29,6 +29,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from aethel_lsp.lsp.rpc import close_on_shutdown, new_stop_event
 from aethel_lsp.lsp.session import AethelServer
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,16 @@ def serve_tcp(server: AethelServer, bind: str, port: int, token: str | None,
     port that then turns out busy (that is an `OSError` from here, and nothing else).
     Returns the exit status: what `exit` asks for (1 without `shutdown`), else 0.
     """
-    server._stop_event = threading.Event()  # pygls' shutdown() sets it
+    stop = new_stop_event(server)
     slot = _Slot()
     with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-        asyncio.run(_serve(server, bind, port, token, slot, on_listening))
+        asyncio.run(_serve(server, bind, port, token, slot, stop, on_listening))
     return slot.exit_code
 
 
 async def _serve(
     server: AethelServer, bind: str, port: int, token: str | None, slot: _Slot,
-    on_listening: Callable[[], None] | None,
+    stop: threading.Event, on_listening: Callable[[], None] | None,
 ) -> None:
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,7 +89,7 @@ async def _serve(
         slot.busy = True
         client = _Client()
         try:
-            await _serve_client(server, reader, writer, token, client)
+            await _serve_client(server, reader, writer, token, client, stop)
         except SystemExit as exc:  # pygls' `exit` handler: end the server, not the loop
             slot.exit_code = exc.code if isinstance(exc.code, int) else 1
         except NotLsp as exc:
@@ -100,7 +101,7 @@ async def _serve(
             server.shutdown()  # type: ignore[no-untyped-call]
 
     tcp = await asyncio.start_server(on_connection, bind, port)
-    server._server = tcp  # so pygls' shutdown() closes it
+    close_on_shutdown(server, tcp)
     log.info("Serving LSP on %s", ", ".join(str(s.getsockname()) for s in tcp.sockets))
     if on_listening is not None:
         on_listening()
@@ -115,11 +116,11 @@ async def _serve_client(
     writer: asyncio.StreamWriter,
     token: str | None,
     client: _Client,
+    stop: threading.Event,
 ) -> None:
     """Pump messages until the end of the stream (or the server stops)."""
     protocol = server.protocol
-    stop = server._stop_event
-    while stop is None or not stop.is_set():
+    while not stop.is_set():
         if client.started:
             body = await read_message(reader)
         else:

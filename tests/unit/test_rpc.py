@@ -35,6 +35,9 @@ def test_private_members_still_exist() -> None:
     assert callable(protocol._send_response)
     assert protocol._shutdown is False
     assert callable(protocol._send_data)
+    server = protocol._server
+    assert server._stop_event is None and server._server is None
+    assert callable(server._report_server_error)
 
 
 def test_every_outgoing_message_loses_known_key_values() -> None:
