@@ -139,8 +139,8 @@ async def _serve_client(
             protocol.set_writer(writer)
             client.started = True
         try:
-            message = json.loads(json.dumps(data), object_hook=protocol.structure_message)
-            protocol.handle_message(message)
+            # Decoded once above; only the envelope is structured (its inner dicts are data).
+            protocol.handle_message(protocol.structure_message(data))
         except Exception as exc:  # as pygls' own loop: one bad message never ends the session
             log.exception("Unable to handle message")
             server.report_server_error(exc, JsonRpcException)
