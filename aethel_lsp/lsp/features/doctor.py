@@ -46,11 +46,10 @@ def register(server: AethelServer) -> None:
 
     def inspector() -> Inspector:
         """The ring, configured from the current settings (created on first use)."""
-        from aethel_lsp.engine.inspector import Inspector, Redactor
+        from aethel_lsp.engine.inspector import Inspector
 
         settings = server.session.settings
-        redactor = Redactor.from_env(server.session.env, settings.openai.api_key_env,
-                                     *(p.api_key_env for p in settings.providers.providers))
+        redactor = server.redactor()  # cached: this runs for every engine request
         if not ring:
             ring.append(Inspector(size=settings.inspector.size, redactor=redactor))
         else:
