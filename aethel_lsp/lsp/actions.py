@@ -11,10 +11,8 @@ as a message.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -37,10 +35,10 @@ from aethel_lsp.language.checker import analyze_in_thread
 from aethel_lsp.language.grammar_prompt import extract_aethel
 from aethel_lsp.lsp import documents
 from aethel_lsp.lsp.handlers import Args, UserError, require_str
+from aethel_lsp.lsp.markdown_view import show_markdown
 from aethel_lsp.lsp.open_documents import offset_at, open_document
 from aethel_lsp.lsp.progress import Progress, stream_into
 from aethel_lsp.lsp.session import AethelServer, Task
-from aethel_lsp.paths import private_dir, write_private_text
 from aethel_lsp.prompts import actions as prompts
 from aethel_lsp.prompts.context import estimate_tokens
 
@@ -324,40 +322,17 @@ async def show_explanation(
     ls: AethelServer, chosen: documents.Selection, result: GenerateResult
 ) -> str | None:
     """A Markdown document where the client can show one, else a message."""
-    folder = ls.writable_state_dir()
-    if ls.session.client.show_document and folder is not None:
-        path = write_explanation(folder, chosen, result, ls.redact)
-        try:
-            shown = await asyncio.wait_for(
-                ls.window_show_document_async(
-                    types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
-                ),
-                SHOW_TIMEOUT_S,
-            )
-        except (asyncio.TimeoutError, Exception) as exc:
-            ls.log(f"Could not show {path}: {exc}", types.MessageType.Warning)
-        else:
-            if shown.success:
-                return path.as_uri()
-    ls.show(result.text, types.MessageType.Info)
-    return None
-
-
-def write_explanation(
-    state: Path, chosen: documents.Selection, result: GenerateResult,
-    redact: Callable[[str], str],
-) -> Path:
-    folder = private_dir(state / "explanations")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / f"explain-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
     where = f"{chosen.uri} lines {chosen.range.start.line + 1}-{chosen.range.end.line + 1}"
-    write_private_text(path, redact(
+    text = (
         f"# Explanation\n\n_{where}_\n\n{result.text.strip()}\n\n---\n"
         f"_{result.metrics.model} · {result.metrics.summary()}_\n"
-    ))
-    for old in sorted(folder.glob("explain-*.md"))[:-EXPLANATIONS_KEPT]:
-        old.unlink(missing_ok=True)
-    return path
+    )
+    shown = await show_markdown(
+        ls, "explanations", "explain", text, keep=EXPLANATIONS_KEPT, timeout_s=SHOW_TIMEOUT_S
+    )
+    if shown is None:
+        ls.show(result.text, types.MessageType.Info)
+    return shown
 
 
 # -- improve / document / fix --------------------------------------------------------

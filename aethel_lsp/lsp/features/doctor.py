@@ -14,19 +14,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from aethel_lsp.engine.recommend import pick_model
 from aethel_lsp.lsp.handlers import Args, UserError, command
+from aethel_lsp.lsp.markdown_view import show_markdown
 from aethel_lsp.lsp.progress import Progress
 from aethel_lsp.lsp.session import AethelServer
-from aethel_lsp.paths import private_dir, write_private_text
 from aethel_lsp.protocol import CMD_DOCTOR, CMD_INSPECT_LAST, CMD_RECOMMEND_MODELS
 
 # The doctor, the measurements and the inspector are imported when first used (the engine
@@ -118,21 +114,12 @@ async def _show_report(ls: AethelServer, report: DoctorReport) -> str | None:
     """The report as a Markdown document where the client can show one, else a message."""
     kind = types.MessageType.Error if not report.ok else (
         types.MessageType.Warning if report.counts()["warning"] else types.MessageType.Info)
-    folder = ls.writable_state_dir()
-    if ls.session.client.show_document and folder is not None:
-        path = _write_report(folder, report, ls.redact)
-        try:
-            shown = await asyncio.wait_for(
-                ls.window_show_document_async(
-                    types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)),
-                SHOW_TIMEOUT_S)
-        except Exception as exc:  # a client that cannot show it still gets the message
-            ls.log(f"Could not show {path}: {exc}", types.MessageType.Warning)
-        else:
-            if shown.success:
-                return path.as_uri()
-    ls.show(_message(report), kind)
-    return None
+    shown = await show_markdown(
+        ls, "doctor", "doctor", report.to_markdown(), keep=REPORTS_KEPT, timeout_s=SHOW_TIMEOUT_S
+    )
+    if shown is None:
+        ls.show(_message(report), kind)
+    return shown
 
 
 def _message(report: DoctorReport) -> str:
@@ -144,12 +131,3 @@ def _message(report: DoctorReport) -> str:
             lines.append(f"{finding.severity.upper()}: {finding.title}.{fix}")
     return "\n".join(lines)
 
-
-def _write_report(state: Path, report: DoctorReport, redact: Callable[[str], str]) -> Path:
-    folder = private_dir(state / "doctor")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / f"doctor-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
-    write_private_text(path, redact(report.to_markdown()))
-    for old in sorted(folder.glob("doctor-*.md"))[:-REPORTS_KEPT]:
-        old.unlink(missing_ok=True)
-    return path
