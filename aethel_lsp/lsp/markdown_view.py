@@ -40,11 +40,13 @@ async def show_markdown(
 
 
 def write_rotated(folder: Path, prefix: str, text: str, keep: int) -> Path:
-    """Write `text` to a new private `<prefix>-<stamp>.md` in `folder`; keep the newest
-    `keep` of them."""
+    """Write `text` to a new private `<prefix>-<stamp>.md` in `folder`; keep it and the
+    newest `keep - 1` others (names sort by time only to the second: the suffix that
+    keeps them apart wraps, so the file just written is never a candidate)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"{prefix}-{stamp}-{time.monotonic_ns() % 1_000_000:06d}.md"
     write_private_text(path, text)
-    for old in sorted(folder.glob(f"{prefix}-*.md"))[:-keep]:
+    others = [p for p in sorted(folder.glob(f"{prefix}-*.md")) if p != path]
+    for old in others[: max(0, len(others) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return path
