@@ -182,17 +182,12 @@ class AethelDiagnostics:
             f"The Aethel {stage} failed on {snap.uri}: {type(exc).__name__}: {exc}",
             types.MessageType.Warning,
         )
-        start = types.Position(line=0, character=0)
-        notice = types.Diagnostic(
-            range=types.Range(start=start, end=start),
-            message=(
-                f"The Aethel {stage} failed on this file ({type(exc).__name__}); "
-                + ("syntax diagnostics are still shown. " if keep else "")
-                + "Please report it with the file."
-            ),
-            severity=types.DiagnosticSeverity.Warning,
-            code=f"{stage}-failed",
-            source="aethel",
+        notice = file_notice(
+            f"The Aethel {stage} failed on this file ({type(exc).__name__}); "
+            + ("syntax diagnostics are still shown. " if keep else "")
+            + "Please report it with the file.",
+            types.DiagnosticSeverity.Warning,
+            f"{stage}-failed",
         )
         self.publish(snap, [*(keep or []), notice])
 
@@ -209,23 +204,14 @@ class AethelDiagnostics:
         )
 
     def publish_too_large(self, document: TextDocument, reason: str) -> None:
-        start = types.Position(line=0, character=0)
-        self.publish(
-            Snapshot.of(document),
-            [
-                types.Diagnostic(
-                    range=types.Range(start=start, end=start),
-                    message=(
-                        f"Aethel analysis is off for this file: {reason}. Syntax checks, "
-                        "the checker and the other Aethel features need it smaller, so "
-                        "that the editor stays responsive."
-                    ),
-                    severity=types.DiagnosticSeverity.Information,
-                    code="too-large",
-                    source="aethel",
-                )
-            ],
+        notice = file_notice(
+            f"Aethel analysis is off for this file: {reason}. Syntax checks, the checker "
+            "and the other Aethel features need it smaller, so that the editor stays "
+            "responsive.",
+            types.DiagnosticSeverity.Information,
+            "too-large",
         )
+        self.publish(Snapshot.of(document), [notice])
 
     def publish(self, snap: Snapshot, diagnostics: list[types.Diagnostic]) -> None:
         self.server.text_document_publish_diagnostics(
@@ -246,6 +232,18 @@ class AethelDiagnostics:
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
             )
+
+
+def file_notice(message: str, severity: types.DiagnosticSeverity, code: str) -> types.Diagnostic:
+    """A diagnostic about the whole file, at its start."""
+    start = types.Position(line=0, character=0)
+    return types.Diagnostic(
+        range=types.Range(start=start, end=start),
+        message=message,
+        severity=severity,
+        code=code,
+        source="aethel",
+    )
 
 
 def checker_options(settings: CheckerSettings) -> CheckOptions:
