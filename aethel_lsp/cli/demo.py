@@ -25,7 +25,12 @@ from aethel_lsp.engine import (
     collect,
 )
 from aethel_lsp.engine.errors import LoadedModelsUnknown
-from aethel_lsp.engine.recommend import install_advice, pick_model, recommend_all
+from aethel_lsp.engine.recommend import (
+    SMALL_CODE_MODEL,
+    install_advice,
+    pick_model,
+    recommend_all,
+)
 
 if TYPE_CHECKING:
     from aethel_lsp.cli.context import CliContext
@@ -38,7 +43,6 @@ BASIC_TOKENS = 64
 STREAM_TOKENS = 96
 AETHEL_TOKENS = 400
 STREAM_PROMPT = "Write three short lines about running language models locally."
-SUGGESTED_CODE_MODEL = "qwen2.5-coder:1.5b"
 AETHEL_TASK = "move an amount between two accounts without changing the total supply"
 
 
@@ -67,7 +71,7 @@ async def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
         from aethel_lsp.cli.context import CliError
 
         raise CliError("No model that can generate text is installed; install one: "
-                       f"{install_advice(engine.kind, SUGGESTED_CODE_MODEL)}.")
+                       f"{install_advice(engine.kind, SMALL_CODE_MODEL)}.")
     report: dict[str, Any] = {}
 
     # 1. Basic inference
@@ -150,7 +154,7 @@ async def _aethel(ctx: CliContext, model: str) -> dict[str, Any]:
                 "Small models often fail here. In the editor, *Generate Aethel contract* "
                 "feeds these diagnostics back to the model for repair rounds; for real "
                 "use, run a code model: "
-                f"{install_advice(ctx.engine.kind, SUGGESTED_CODE_MODEL)}."
+                f"{install_advice(ctx.engine.kind, SMALL_CODE_MODEL)}."
             )
     return {**result.to_json(), "code": code, "valid": parsed.ok, "problems": problems}
 

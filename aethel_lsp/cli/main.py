@@ -392,13 +392,13 @@ def _local_falls_back(ctx: CliContext, exc: EngineError) -> bool:
     return LOCAL in chain and chain.index(LOCAL) < len(chain) - 1
 
 
-def _install_hint(ctx: CliContext, model: str = "qwen2.5-coder:1.5b") -> str:
+def _install_hint(ctx: CliContext) -> str:
     """`aethel-lsp pull` where the engine downloads models (Ollama); else what to do."""
-    from aethel_lsp.engine.recommend import install_advice
+    from aethel_lsp.engine.recommend import SMALL_CODE_MODEL, install_advice
 
     if ctx.engine.kind == "ollama":
-        return f"`aethel-lsp pull {model}`"
-    return install_advice(ctx.engine.kind, model)
+        return f"`aethel-lsp pull {SMALL_CODE_MODEL}`"
+    return install_advice(ctx.engine.kind, SMALL_CODE_MODEL)
 
 
 def _recommend_arguments(parser: argparse.ArgumentParser) -> None:
