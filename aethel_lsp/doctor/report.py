@@ -7,9 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aethel_lsp.engine.measure import (
-    ProbeMeasurement,
-)
+from aethel_lsp.engine.measure import ProbeMeasurement
 from aethel_lsp.engine.types import JsonDict
 
 Severity = Literal["ok", "info", "warning", "error"]
@@ -85,15 +83,21 @@ class DoctorReport:
             "elapsedMs": round(self.elapsed_ms, 1),
         }
 
+    def by_area(self) -> list[tuple[str, list[Finding]]]:
+        """The findings of each area that has any, in `AREAS` order, worst first."""
+        grouped = []
+        for area in AREAS:
+            found = [f for f in self.findings if f.area == area]
+            if found:
+                grouped.append((area, sorted(found, key=lambda f: SEVERITIES.index(f.severity))))
+        return grouped
+
     def to_markdown(self) -> str:
         """The report as a document for the editor (and for bug reports)."""
         lines = ["# aethel-lsp doctor", "", f"**{self.summary()}**", ""]
-        for area in AREAS:
-            found = [f for f in self.findings if f.area == area]
-            if not found:
-                continue
+        for area, found in self.by_area():
             lines += [f"## {area.capitalize()}", ""]
-            for f in sorted(found, key=lambda f: SEVERITIES.index(f.severity)):
+            for f in found:
                 lines.append(f"- {_ICONS[f.severity]} **{f.severity.upper()}** — {f.title}")
                 if f.detail:
                     lines.append(f"  - {f.detail}")
@@ -112,9 +116,8 @@ class DoctorReport:
     def to_lines(self) -> list[str]:
         """The report for a terminal: worst first within each area."""
         out: list[str] = []
-        for area in AREAS:
-            for f in sorted((f for f in self.findings if f.area == area),
-                            key=lambda f: SEVERITIES.index(f.severity)):
+        for area, found in self.by_area():
+            for f in found:
                 out.append(f"{_ICONS[f.severity]} [{area}] {f.title}")
                 if f.detail:
                     out.append(f"    {f.detail}")
