@@ -145,26 +145,28 @@ function M.run(command, opts, default, extra)
   return actions.execute(client, bufnr, command, { args })
 end
 
---- :AethelGenerate [description] — a contract from the description, the selection,
---- or the comment line under the cursor.
-function M.generate(opts)
+--- A contract command: from the description, the selection, or the comment line under
+--- the cursor.
+local function run_contract(command, opts)
   local description = opts and opts.args ~= '' and opts.args or nil
   if description and not (opts.range and opts.range > 0) then
     -- insert the contract at the cursor line (below it when the line has text),
     -- never replace what is there
-    return M.run(protocol.CMD_GENERATE_CONTRACT, opts, 'insert', { description = description })
+    return M.run(command, opts, 'insert', { description = description })
   end
-  return M.run(protocol.CMD_GENERATE_CONTRACT, opts, 'line', { description = description })
+  return M.run(command, opts, 'line', { description = description })
+end
+
+--- :AethelGenerate [description] — a contract from the description, the selection,
+--- or the comment line under the cursor.
+function M.generate(opts)
+  return run_contract(protocol.CMD_GENERATE_CONTRACT, opts)
 end
 
 --- :AethelDistill [description] — best of N: several candidate contracts, checked by the
 --- server, the best inserted; the preview lists every candidate with its verdict.
 function M.distill(opts)
-  local description = opts and opts.args ~= '' and opts.args or nil
-  if description and not (opts.range and opts.range > 0) then
-    return M.run(protocol.CMD_DISTILL_CONTRACT, opts, 'insert', { description = description })
-  end
-  return M.run(protocol.CMD_DISTILL_CONTRACT, opts, 'line', { description = description })
+  return run_contract(protocol.CMD_DISTILL_CONTRACT, opts)
 end
 
 function M.explain(opts)
