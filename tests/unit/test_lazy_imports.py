@@ -75,3 +75,17 @@ def test_the_checker_imports_z3_at_its_first_check() -> None:
         f"analyze({TRANSFER!r})"
     )
     assert _loaded_after(code) == ["z3"]
+
+
+
+def test_the_distiller_and_the_provider_router_load_at_their_first_use() -> None:
+    """Only `aethel.distillContract` and `aethel.modelStatus` need them."""
+    late = ("aethel_lsp.distill.run", "aethel_lsp.engine.providers.router")
+    code = (
+        "import json, sys\nfrom aethel_lsp.lsp.server import create_server\ncreate_server()\n"
+        f"print(json.dumps([m for m in {late!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

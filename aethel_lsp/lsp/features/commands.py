@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aethel_lsp.lsp import actions, distill_action
+from aethel_lsp.lsp import actions
 from aethel_lsp.lsp.handlers import Args, command
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.protocol import (
@@ -45,4 +45,6 @@ def register(server: AethelServer) -> None:
 
     @command(server, CMD_DISTILL_CONTRACT)
     async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
+        from aethel_lsp.lsp import distill_action  # the distiller loads at its first use
+
         return await distill_action.distill_contract(ls, args)

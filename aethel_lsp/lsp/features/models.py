@@ -8,7 +8,6 @@ from typing import Any
 from aethel_lsp.config.providers import split_model
 from aethel_lsp.engine import EngineError
 from aethel_lsp.engine.factory import unbuilt_status
-from aethel_lsp.engine.providers.router import router_of
 from aethel_lsp.engine.recommend import install_advice
 from aethel_lsp.engine.types import EngineKind
 from aethel_lsp.lsp.handlers import Args, UserError, command, require_str
@@ -38,6 +37,8 @@ def register(server: AethelServer) -> None:
             with contextlib.suppress(EngineError):
                 detailed = await ls.engine.list_models_detailed()
                 out["models"] = [m.to_json() for m in detailed]
+        from aethel_lsp.engine.providers.router import router_of  # loaded at first use
+
         try:
             router = router_of(ls.engine)
         except EngineError:  # no engine built, so no providers behind it
