@@ -123,7 +123,8 @@ class CompletionScheduler:
         self.stats = SchedulerStats()
         self.snippets = SnippetIndex()
         self._lanes: dict[tuple[str, str], _Lane] = {}
-        self._plans: dict[str, FimPlan] = {}
+        self._plans: dict[tuple[str, str], FimPlan] = {}  # (engine kind, model) -> plan
+        self._planned_engine: Engine | None = None  # the engine `_plans` were asked of
         self._warm: dict[str, float] = {}  # model -> last time it answered
         self._background: set[Generation] = set()
         self._empty_prefix_logged: set[str] = set()
@@ -338,10 +339,14 @@ class CompletionScheduler:
                 return fut.result()
 
     async def _plan(self, engine: Engine, model: str, budget_s: float) -> FimPlan:
-        """The FIM plan of `model`, from `/api/show` (cached per model).  The lookup is
-        bounded by the request's deadline; without an answer the mode is guessed from
-        the name for this request only."""
-        plan = self._plans.get(model)
+        """The FIM plan of `model`, from `/api/show` (cached per model and engine kind,
+        until the engine is rebuilt).  The lookup is bounded by the request's deadline;
+        without an answer the mode is guessed from the name for this request only."""
+        if engine is not self._planned_engine:  # new settings: ask the new engine
+            self.forget_models()
+            self._planned_engine = engine
+        key = (engine.kind, model)
+        plan = self._plans.get(key)
         if plan is not None:
             return plan
         info: ModelInfo | None
@@ -355,7 +360,7 @@ class CompletionScheduler:
             )
         plan = choose_mode(model, info, continuation=engine.kind == "embedded")
         if info is not None:
-            self._plans[model] = plan
+            self._plans[key] = plan
         self._log(plan.describe())
         return plan
 

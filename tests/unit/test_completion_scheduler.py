@@ -153,6 +153,28 @@ async def test_template_and_chat_modes() -> None:
     assert outcome.mode is FimMode.CHAT
 
 
+async def test_the_fim_plan_follows_the_engine_that_serves() -> None:
+    """A plan depends on the engine as well as the model: `auto` may switch to the
+    embedded engine (raw continuation), and new settings build a new engine."""
+    name = "llama3.2:1b"
+    engine = ScriptedEngine({name: ModelInfo(name, capabilities=("completion",))},
+                            manual=False, auto_tokens=lambda r: ["1"])
+    current: list[ScriptedEngine] = [engine]
+    settings = SchedulerSettings(model=name, deadline_ms=5000, other_documents=False)
+    scheduler = CompletionScheduler(lambda: current[0], lambda: settings)
+    first = await asyncio.wait_for(scheduler.complete(request("a = ")), 5)
+    assert first.mode is FimMode.CHAT
+    engine.kind = "embedded"  # auto now serves from the embedded engine
+    second = await asyncio.wait_for(scheduler.complete(request("b = ")), 5)
+    assert second.mode is FimMode.CONTINUE
+    current[0] = ScriptedEngine(
+        {name: ModelInfo(name, capabilities=("completion", "insert"))},
+        manual=False, auto_tokens=lambda r: ["1"],
+    )
+    third = await asyncio.wait_for(scheduler.complete(request("c = ")), 5)
+    assert third.mode is FimMode.NATIVE
+
+
 async def test_superseded_request_is_answered_at_once_and_its_stream_closed() -> None:
     engine = ScriptedEngine({MODEL: INSERT_MODEL})
     scheduler, _ = make(engine)
