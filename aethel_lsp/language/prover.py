@@ -679,10 +679,6 @@ def _binops(cond: Condition) -> Iterator[BinOp]:
             stack.append(node.inner)
 
 
-def _divisions(cond: Condition) -> Iterator[BinOp]:
-    return (node for node in _binops(cond) if node.op in ("/", "%"))
-
-
 def _binops_with_premise(cond: Condition) -> Iterator[tuple[BinOp, Comparison | None]]:
     """Each operation of `cond`, with the antecedent that must hold for it to be
     evaluated at all (an implication's consequent means nothing when it is false)."""
