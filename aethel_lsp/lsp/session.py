@@ -196,6 +196,8 @@ class Session:
 class AethelServer(LanguageServer):
     """The aethel-lsp language server; features are attached by `server.create_server()`."""
 
+    protocol: AethelProtocol  # what `protocol_cls` below makes it
+
     def __init__(self) -> None:
         super().__init__(SERVER_NAME, __version__, protocol_cls=AethelProtocol)
         self.session = Session()
@@ -211,8 +213,7 @@ class AethelServer(LanguageServer):
         # below the metering, each time the engine is (re)built.
         self.engine_wrappers: list[Callable[[Engine], Engine]] = []
         self._redactor: tuple[tuple[str, ...], Redactor] | None = None
-        if isinstance(self.protocol, AethelProtocol):
-            self.protocol.redactor_source = self.redactor
+        self.protocol.redactor_source = self.redactor
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdio (our framing, see `rpc.py`); exits with the code LSP asks for
@@ -223,13 +224,11 @@ class AethelServer(LanguageServer):
 
     def bookkeeping(self) -> dict[str, int]:
         """How many entries the long-lived maps hold (pygls' and ours)."""
-        sizes = (
-            self.protocol.bookkeeping_sizes() if isinstance(self.protocol, AethelProtocol) else {}
-        )
+        sizes = self.protocol.bookkeeping_sizes()
         return {
-            "requestFutures": sizes.get("request_futures", -1),
-            "resultTypes": sizes.get("result_types", -1),
-            "progressTokens": sizes.get("progress_tokens", -1),
+            "requestFutures": sizes["request_futures"],
+            "resultTypes": sizes["result_types"],
+            "progressTokens": sizes["progress_tokens"],
             "openDocuments": len(self.workspace.text_documents),
             "backgroundTasks": len(self._background),
         }
@@ -253,8 +252,7 @@ class AethelServer(LanguageServer):
         """Re-read every source; with `publish`, show new issues and the new status."""
         self._config_stamp = self._config_signature()
         config = self.session.reload()
-        if isinstance(self.protocol, AethelProtocol):
-            self.protocol.max_message_bytes = config.settings.max_message_mb * MIB
+        self.protocol.max_message_bytes = config.settings.max_message_mb * MIB
         if publish:
             self.publish_config_issues(config.issues)
             if self._engine is not None and engine_config(config.settings) != self._engine_config:
