@@ -683,7 +683,12 @@ def _read_token(path: str) -> str | None:
     try:
         token = Path(path).expanduser().read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"error: cannot read --token-file {path}: {exc.__class__.__name__}.",
+        # never str(exc) of a decode error: it quotes the file's bytes
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (
+            exc.strerror or exc.__class__.__name__)
+        print(f"error: cannot read --token-file {path}: {reason}. Point it at a readable "
+              "UTF-8 file holding the secret, e.g. one written by "
+              "`python -c 'import secrets; print(secrets.token_hex(24))' > FILE`.",
               file=sys.stderr)
         return None
     if len(token) < 16:
