@@ -89,12 +89,12 @@ local function check_engine(client)
     })
   end
   local models = val(s.models) or {}
+  local names = vim.tbl_map(function(m)
+    return m.name
+  end, models)
   if #models == 0 then
     vim.health.warn('no models installed', { 'Pull one: :AethelPull qwen2.5-coder:1.5b' })
   else
-    local names = vim.tbl_map(function(m)
-      return m.name
-    end, models)
     vim.health.ok('installed models: ' .. table.concat(names, ', '))
   end
   local installed = {}
@@ -110,7 +110,7 @@ local function check_engine(client)
         or ('The ' .. (val(s.engine) or '?') .. ' engine cannot pull it: remove `model` from your settings, or set it to one of the installed models')
       vim.health.error(string.format('%s model %s is not installed at %s', task, name, where), {
         fix,
-        'Installed: ' .. table.concat(vim.tbl_map(function(m) return m.name end, models), ', '),
+        'Installed: ' .. table.concat(names, ', '),
       })
     elseif name then
       vim.health.ok(string.format('%s model: %s', task, name))
