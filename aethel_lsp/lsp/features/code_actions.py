@@ -89,33 +89,17 @@ def list_actions(
     only = params.context.only
     offered: list[tuple[str, str, str, str, dict[str, Any]]] = []
 
-    if enabled.is_enabled("generateContract"):
-        where = "" if _is_aethel(ls, uri) else " block"
-        offered.append(
-            (
-                "generateContract",
-                f"{PREFIX}{TITLE_GENERATE_CONTRACT}{where}",
-                CMD_GENERATE_CONTRACT,
-                types.CodeActionKind.Source
-                if not has_selection
-                else types.CodeActionKind.RefactorRewrite,
-                base,
-            )
-        )
-    if enabled.is_enabled("distillContract"):
-        where = "" if _is_aethel(ls, uri) else " block"
-        best_of = TITLE_DISTILL_CONTRACT.format(n=ls.session.settings.distill.candidates)
-        offered.append(
-            (
-                "distillContract",
-                f"{PREFIX}{best_of}{where}",
-                CMD_DISTILL_CONTRACT,
-                types.CodeActionKind.Source
-                if not has_selection
-                else types.CodeActionKind.RefactorRewrite,
-                base,
-            )
-        )
+    where = "" if _is_aethel(ls, uri) else " block"
+    contract_kind = (
+        types.CodeActionKind.RefactorRewrite if has_selection else types.CodeActionKind.Source
+    )
+    best_of = TITLE_DISTILL_CONTRACT.format(n=ls.session.settings.distill.candidates)
+    for name, title, cmd in (
+        ("generateContract", TITLE_GENERATE_CONTRACT, CMD_GENERATE_CONTRACT),
+        ("distillContract", best_of, CMD_DISTILL_CONTRACT),
+    ):
+        if enabled.is_enabled(name):
+            offered.append((name, f"{PREFIX}{title}{where}", cmd, contract_kind, base))
     if has_selection:
         for name, title, cmd in (
             ("explain", TITLE_EXPLAIN, CMD_EXPLAIN_SELECTION),
