@@ -391,10 +391,12 @@ async def _rewrite_checked(
         applied = await apply_edit(ls, target, code, how.label)
     if not valid:
         listed_text = "; ".join(describe(d) for d in problems[:5])
-        verb = "applied anyway" if applied else "not applied"
+        verb, advice = (
+            ("applied anyway", "Fix the reported lines.") if applied else
+            ("not applied", "Set `generation.applyInvalid = true` to insert it anyway.")
+        )
         ls.show(f"{how.label}: the Aethel checker rejects the result after {attempts} "
-                f"attempt(s), so it was {verb}: {listed_text}. Set "
-                "`generation.applyInvalid = true` to insert it anyway.",
+                f"attempt(s), so it was {verb}: {listed_text}. {advice}",
                 types.MessageType.Warning)
     return {"text": code, "applied": applied, "metrics": result.metrics.to_json(),
             "valid": valid, "attempts": attempts,
@@ -574,11 +576,15 @@ async def generate_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
         )
     if not valid:
         listed = "; ".join(describe(d) for d in problems[:5])
-        verb = "applied, marked," if applied else "not applied"
+        outcome, advice = (
+            ("was applied with its problems marked", "Fix the marked lines, or edit the "
+             "description and try again.") if applied else
+            ("was not applied", "Edit the description and try again, or set "
+             "`generation.applyInvalid = true` to insert it anyway.")
+        )
         ls.show(
             f"The generated Aethel contract still has {len(problems)} problem(s) after "
-            f"{attempts} attempt(s) and was {verb}: {listed}. Edit the description and try "
-            "again, or set `generation.applyInvalid = true` to insert it anyway.",
+            f"{attempts} attempt(s) and {outcome}: {listed}. {advice}",
             types.MessageType.Warning,
         )
     return {

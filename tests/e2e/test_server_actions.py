@@ -351,3 +351,27 @@ async def test_selection_too_large_for_the_context_is_refused(lsp: Harness) -> N
         assert err.value.code == -32602
         assert "too large" in str(err.value) and "contextSize" in str(err.value)
     assert len(lsp.fake.chat_requests()) == before
+
+
+async def test_an_invalid_contract_applied_anyway_is_not_advised_to_be_applied(
+    tmp_path: Path,
+) -> None:
+    """With `generation.applyInvalid`, the warning says what was inserted, not how to
+    insert it."""
+    fake = FakeOllama(token_delay=0.002)
+    fake.start()
+    settings = {"engine": "ollama", "model": "qwen2.5-coder:1.5b",
+                "generation": {"applyInvalid": True}}
+    lsp = await start_server(tmp_path, fake, editor_settings=settings)
+    try:
+        bad = "intent broken( {"
+        fake.enqueue(Reply(text=bad), Reply(text=bad), Reply(text=bad))
+        uri = lsp.open("anyway.ae", "# a broken thing\n", language_id="aethel")
+        point = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}
+        result = await lsp.command(protocol.CMD_GENERATE_CONTRACT, {"uri": uri, "range": point})
+        assert result["valid"] is False and result["applied"] is True
+        warning = next(m.message for m in lsp.client.messages if "still has" in m.message)
+        assert "applied" in warning and "applyInvalid" not in warning
+    finally:
+        await lsp.stop()
+        fake.stop()
