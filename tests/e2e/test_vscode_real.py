@@ -442,3 +442,28 @@ def test_a_user_value_of_a_machine_setting_is_flagged_and_copied_to_remote(
     )
     window.wait_status(re.escape(AUTO_MODEL) + "|no model", 60000)
     assert marker.exists()
+
+
+def test_copying_a_user_host_to_remote_restarts_without_an_error(window: Window) -> None:
+    """The copy used to race the running client: "Sending notification ... failed"."""
+    session = window.session
+    remote = session.read_settings(session.remote_settings)
+    session.write_settings(session.remote_settings, {
+        k: v for k, v in remote.items() if k != "aethel.host"
+    })
+    session.write_settings(session.user_settings, {**window.user, "aethel.host": window.fake.url})
+    window("reload", url=session.url)
+    pattern = "aethel.host in your User settings is not applied in this remote window"
+    window("waitNotification", pattern=re.escape(pattern), timeout=60000)
+    window.wait_status("offline|no model|" + re.escape(AUTO_MODEL), 60000)  # the client runs
+    window("clickNotificationButton", pattern=re.escape(pattern), button="Copy to Remote settings")
+    _wait(
+        lambda: session.read_settings(session.remote_settings).get("aethel.host")
+        == window.fake.url,
+        "the host in the Remote settings",
+    )
+    status = window.wait_status(re.escape(AUTO_MODEL) + "|no model", 60000)
+    assert window.fake.url in status["label"], status
+    time.sleep(2)  # the notification would follow the restart
+    assert not [n for n in window("notifications") if "failed" in n["message"]]
+    assert "didChangeConfiguration failed" not in window.log()
