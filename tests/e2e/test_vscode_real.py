@@ -245,9 +245,13 @@ def test_explain_streams_into_a_panel_then_shows_the_final_text(window: Window) 
 
 
 def test_status_bar_shows_the_model_the_server_picked(window: Window) -> None:
-    """Issue 16: with `aethel.model` unset the status said "no model" after generating."""
+    """Issue 16: with `aethel.model` unset the status said "no model" after generating.
+
+    The server's `aethel/status` names the model it picked once used (or the extension
+    remembers it from the generation's metrics); either way the status bar shows it.
+    """
     status = window.wait_status(re.escape(AUTO_MODEL), 15000)
-    assert "picked automatically" in status["label"], status
+    assert f"Model: `{AUTO_MODEL}`" in status["label"], status
 
 
 def test_explain_from_the_light_bulb_reuses_the_tab_with_the_same_title(window: Window) -> None:
@@ -391,6 +395,17 @@ def test_ai_completion_item_previews_no_label_and_inserts_the_text(window: Windo
     lines = window("waitEditorText", pattern=re.escape(COMPLETION), timeout=15000)
     assert lines[1] == "    return " + COMPLETION, lines
     window("press", keys=["Control+z"])
+
+
+# -------------------------------------------------------------------------- help
+
+
+def test_how_to_install_opens_the_readme(window: Window) -> None:
+    """vsce packs the README as `readme.md`: the preview of `README.md` said "cannot be found"."""
+    window("command", title="Aethel: How to install the server")
+    text = window("waitFrameText", pattern="How to install the server.*pipx install")
+    assert "cannot be found" not in text, text
+    window("command", title="View: Close All Editors")
 
 
 # -------------------------------------------------------------------------- Remote settings

@@ -430,9 +430,19 @@ async function offerInstallHelp(message: string): Promise<void> {
   else if (pick === 'Show Log') output.show();
 }
 
+/** The extension's README: `vsce` packs it as `readme.md`, the source folder has `README.md`. */
 async function showInstallHelp(): Promise<void> {
-  const readme = vscode.Uri.joinPath(extensionContext.extensionUri, 'README.md');
-  await vscode.commands.executeCommand('markdown.showPreview', readme);
+  for (const name of ['readme.md', 'README.md']) {
+    const readme = vscode.Uri.joinPath(extensionContext.extensionUri, name);
+    try {
+      await vscode.workspace.fs.stat(readme);
+    } catch {
+      continue;
+    }
+    await vscode.commands.executeCommand('markdown.showPreview', readme);
+    return;
+  }
+  void vscode.window.showErrorMessage(`Aethel: the extension's README is missing from ${extensionContext.extensionUri.fsPath}.`);
 }
 
 /** Stop the server, run `whileStopped` (if any), start it again. */
