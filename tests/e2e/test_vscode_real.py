@@ -245,9 +245,13 @@ def test_explain_streams_into_a_panel_then_shows_the_final_text(window: Window) 
 
 
 def test_status_bar_shows_the_model_the_server_picked(window: Window) -> None:
-    """Issue 16: with `aethel.model` unset the status said "no model" after generating."""
+    """Issue 16: with `aethel.model` unset the status said "no model" after generating.
+
+    The server's `aethel/status` names the model it picked once used (or the extension
+    remembers it from the generation's metrics); either way the status bar shows it.
+    """
     status = window.wait_status(re.escape(AUTO_MODEL), 15000)
-    assert "picked automatically" in status["label"], status
+    assert f"Model: `{AUTO_MODEL}`" in status["label"], status
 
 
 def test_explain_from_the_light_bulb_reuses_the_tab_with_the_same_title(window: Window) -> None:
@@ -393,6 +397,17 @@ def test_ai_completion_item_previews_no_label_and_inserts_the_text(window: Windo
     window("press", keys=["Control+z"])
 
 
+# -------------------------------------------------------------------------- help
+
+
+def test_how_to_install_opens_the_readme(window: Window) -> None:
+    """vsce packs the README as `readme.md`: the preview of `README.md` said "cannot be found"."""
+    window("command", title="Aethel: How to install the server")
+    text = window("waitFrameText", pattern="How to install the server.*pipx install")
+    assert "cannot be found" not in text, text
+    window("command", title="View: Close All Editors")
+
+
 # -------------------------------------------------------------------------- Remote settings
 
 
@@ -442,3 +457,28 @@ def test_a_user_value_of_a_machine_setting_is_flagged_and_copied_to_remote(
     )
     window.wait_status(re.escape(AUTO_MODEL) + "|no model", 60000)
     assert marker.exists()
+
+
+def test_copying_a_user_host_to_remote_restarts_without_an_error(window: Window) -> None:
+    """The copy used to race the running client: "Sending notification ... failed"."""
+    session = window.session
+    remote = session.read_settings(session.remote_settings)
+    session.write_settings(session.remote_settings, {
+        k: v for k, v in remote.items() if k != "aethel.host"
+    })
+    session.write_settings(session.user_settings, {**window.user, "aethel.host": window.fake.url})
+    window("reload", url=session.url)
+    pattern = "aethel.host in your User settings is not applied in this remote window"
+    window("waitNotification", pattern=re.escape(pattern), timeout=60000)
+    window.wait_status("offline|no model|" + re.escape(AUTO_MODEL), 60000)  # the client runs
+    window("clickNotificationButton", pattern=re.escape(pattern), button="Copy to Remote settings")
+    _wait(
+        lambda: session.read_settings(session.remote_settings).get("aethel.host")
+        == window.fake.url,
+        "the host in the Remote settings",
+    )
+    status = window.wait_status(re.escape(AUTO_MODEL) + "|no model", 60000)
+    assert window.fake.url in status["label"], status
+    time.sleep(2)  # the notification would follow the restart
+    assert not [n for n in window("notifications") if "failed" in n["message"]]
+    assert "didChangeConfiguration failed" not in window.log()

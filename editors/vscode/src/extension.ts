@@ -312,16 +312,19 @@ async function offerCopyToRemote(ignored: Map<string, unknown>): Promise<void> {
     return;
   }
   if (pick !== 'Copy to Remote settings') return;
-  const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
-  copyingToRemote = true;
-  try {
-    // A machine setting written to Global in a remote window lands in the Remote settings.
-    for (const [key, value] of ignored) await cfg.update(key, value, vscode.ConfigurationTarget.Global);
-  } finally {
-    copyingToRemote = false;
-  }
-  output.info(`Copied ${names} to the Remote settings; restarting the language server.`);
-  await restartServer();
+  output.info(`Copying ${names} to the Remote settings and restarting the language server.`);
+  // Written while the server is stopped: a running client would push the change and race
+  // its own stop ("Sending notification workspace/didChangeConfiguration failed").
+  await restartServer(async () => {
+    const cfg = vscode.workspace.getConfiguration(CONFIG_SECTION);
+    copyingToRemote = true;
+    try {
+      // A machine setting written to Global in a remote window lands in the Remote settings.
+      for (const [key, value] of ignored) await cfg.update(key, value, vscode.ConfigurationTarget.Global);
+    } finally {
+      copyingToRemote = false;
+    }
+  });
 }
 
 /** A machine-scoped setting of the extension, with the Settings tab it came from. */
@@ -427,12 +430,23 @@ async function offerInstallHelp(message: string): Promise<void> {
   else if (pick === 'Show Log') output.show();
 }
 
+/** The extension's README: `vsce` packs it as `readme.md`, the source folder has `README.md`. */
 async function showInstallHelp(): Promise<void> {
-  const readme = vscode.Uri.joinPath(extensionContext.extensionUri, 'README.md');
-  await vscode.commands.executeCommand('markdown.showPreview', readme);
+  for (const name of ['readme.md', 'README.md']) {
+    const readme = vscode.Uri.joinPath(extensionContext.extensionUri, name);
+    try {
+      await vscode.workspace.fs.stat(readme);
+    } catch {
+      continue;
+    }
+    await vscode.commands.executeCommand('markdown.showPreview', readme);
+    return;
+  }
+  void vscode.window.showErrorMessage(`Aethel: the extension's README is missing from ${extensionContext.extensionUri.fsPath}.`);
 }
 
-async function restartServer(): Promise<void> {
+/** Stop the server, run `whileStopped` (if any), start it again. */
+async function restartServer(whileStopped?: () => Promise<void>): Promise<void> {
   const c = client;
   client = undefined;
   lastStatus = undefined;
@@ -443,6 +457,7 @@ async function restartServer(): Promise<void> {
       output.warn(`Stopping the server: ${errorText(err)}`);
     }
   }
+  if (whileStopped !== undefined) await whileStopped();
   await startServer();
 }
 
@@ -505,7 +520,7 @@ async function statusMenu(): Promise<void> {
     { label: '$(cloud-download) Pull a model…', action: pullModel },
     { label: '$(pulse) Show throughput', action: () => showResult(CMD_THROUGHPUT) },
     { label: '$(info) Show model status', action: () => showResult(CMD_MODEL_STATUS) },
-    { label: '$(debug-restart) Restart language server', action: restartServer },
+    { label: '$(debug-restart) Restart language server', action: () => restartServer() },
     { label: '$(output) Show server log', action: () => Promise.resolve(output.show()) },
   ];
   let modelItems: MenuItem[] = [];
@@ -920,7 +935,7 @@ function registerCommands(context: vscode.ExtensionContext): void {
     context.subscriptions.push(vscode.commands.registerCommand(forwardingId(id), guarded(handlers[id])));
   }
   context.subscriptions.push(
-    vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.restartServer, guarded(restartServer)),
+    vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.restartServer, guarded(() => restartServer())),
     vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.showLog, () => output.show()),
     vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.howToInstall, guarded(showInstallHelp)),
     vscode.commands.registerCommand(CLIENT_ONLY_COMMANDS.statusMenu, guarded(statusMenu)),
@@ -1032,8 +1047,11 @@ async function contractTarget(): Promise<{ uri: string; range: LspRange; descrip
 async function distillContract(): Promise<void> {
   const target = await contractTarget();
   if (target === undefined) return;
-  const result = await withNotificationProgress('generate', 'Distilling Aethel contract', (token) =>
-    send<unknown>(CMD_DISTILL_CONTRACT, generateArgs(target.uri, target.range, target.description), token),
+  const result = await withNotificationProgress(
+    'generate',
+    'Distilling Aethel contract',
+    (token) => send<unknown>(CMD_DISTILL_CONTRACT, generateArgs(target.uri, target.range, target.description), token),
+    true, // "3/6 checked, 2 valid · #4 qwen2.5-coder:1.5b valid": a count, not streamed tokens
   );
   if (!isDistillResult(result)) return;
   new StreamPanel(`Aethel: best of ${result.candidates.length}`).showMarkdown(distillMarkdown(result));
@@ -1087,16 +1105,21 @@ async function editingAction(command: ServerCommand, kind: 'improve' | 'document
   reportEdit(title, result);
 }
 
-/** Run a generation under a cancellable notification fed by the server's progress. */
+/**
+ * Run a generation under a cancellable notification fed by the server's progress. Its
+ * messages are shown only with `showMessages` (a count such as the distiller's): a plain
+ * generation's messages are the raw streamed text.
+ */
 async function withNotificationProgress<R>(
   kind: 'generate' | 'improve' | 'document' | 'fix',
   title: string,
   run: (token: vscode.CancellationToken) => Promise<R | undefined>,
+  showMessages = false,
 ): Promise<R | undefined> {
   return vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Aethel: ${title}`, cancellable: true },
     async (progress, token) => {
-      const ticket: NotificationTicket = { kind: 'notification', progress, reported: 0, showMessages: false };
+      const ticket: NotificationTicket = { kind: 'notification', progress, reported: 0, showMessages };
       const unwait = router.wait(kind, ticket, kind === 'generate');
       try {
         return await run(token);

@@ -217,6 +217,9 @@ test('server not found: a clear notification with "How to install"', { timeout: 
   assert.match(msg?.text ?? '', /language server command `\/nonexistent\/aethel-lsp` was not found \("aethel\.server\.command" in User settings\)/);
   assert.deepEqual(msg?.items, ['How to install', 'Open Settings', 'Show Log']);
   await waitFor('the README to open', () => state.executed.some((e) => e.command === 'markdown.showPreview'));
+  // A file that exists (a packed .vsix has `readme.md`, the source folder `README.md`).
+  const preview = state.executed.find((e) => e.command === 'markdown.showPreview');
+  assert.ok(fs.existsSync((preview?.args[0] as Uri).fsPath), String((preview?.args[0] as Uri)?.fsPath));
   assert.equal(state.statusItems[0]?.text, '$(circle-slash) Aethel: stopped');
   // A palette command now says what is wrong instead of failing silently.
   await state.commands.get('aethel-vscode.modelStatus')?.();

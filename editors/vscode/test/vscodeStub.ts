@@ -6,6 +6,7 @@
  * the client's many features can register themselves without a hand-written stub each.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument */
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 
@@ -384,7 +385,8 @@ export function createVscodeStub(): { vscode: unknown; state: StubState } {
       getWorkspaceFolder: () => undefined,
       openTextDocument: (arg: any) => Promise.resolve(arg instanceof Uri ? textDocument(arg.fsPath, 'markdown', '') : textDocument('/untitled', 'markdown', String(arg?.content ?? ''))),
       applyEdit: () => Promise.resolve(true),
-      fs: {},
+      // The real file system: a missing file rejects, as VS Code's FileSystemError does.
+      fs: { stat: (uri: Uri) => fsp.stat(uri.fsPath).then((st) => ({ type: st.isDirectory() ? 2 : 1, size: st.size })) },
     }),
     languages: namespace({
       match: (selector: any, doc: any): number => {

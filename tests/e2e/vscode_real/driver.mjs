@@ -414,6 +414,22 @@ const ops = {
     }, timeout, `panel ${field} matching /${pattern}/`);
   },
 
+  /** Text of any frame (a Markdown preview, a webview) matching `pattern`. */
+  async waitFrameText({ pattern, timeout = 20000 }) {
+    const re = new RegExp(pattern, 's');
+    return until(async () => {
+      for (const frame of page.frames()) {
+        try {
+          const text = clean(await frame.evaluate(() => document.body?.innerText ?? ''));
+          if (re.test(text)) return text.slice(0, 3000);
+        } catch {
+          // a frame being torn down
+        }
+      }
+      return false;
+    }, timeout, `a frame with text matching /${pattern}/`);
+  },
+
   async clickPanel({ id }) {
     for (const frame of page.frames()) {
       const el = await frame.$(`#${id}`).catch(() => null);
