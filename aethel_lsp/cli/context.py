@@ -29,8 +29,7 @@ class CliContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.out)
-            self.out.know_key_env(self._settings.openai.api_key_env,
-                                  *(p.api_key_env for p in self._settings.providers.providers))
+            self.out.know_key_env(*self._settings.api_key_envs)
         return self._settings
 
     @property

@@ -37,8 +37,7 @@ def _config(args: argparse.Namespace, ctx: CliContext) -> ResolvedConfig:
     the output learns the configured key variable, so the key never shows."""
     root = Path(getattr(args, "workspace", None) or Path.cwd())
     config = load_config(roots=[root], env=os.environ)
-    ctx.out.know_key_env(config.settings.openai.api_key_env,
-                         *(p.api_key_env for p in config.settings.providers.providers))
+    ctx.out.know_key_env(*config.settings.api_key_envs)
     return config
 
 

@@ -368,6 +368,11 @@ class Settings:
     max_message_mb: int = 64
 
     @property
+    def api_key_envs(self) -> tuple[str, ...]:
+        """Every environment variable that holds a key: what the redactors must hide."""
+        return (self.openai.api_key_env, *(p.api_key_env for p in self.providers.providers))
+
+    @property
     def completion_model(self) -> str:
         """The model for completion: `completion.model`, else the action model."""
         return self.completion.model or self.model

@@ -445,8 +445,7 @@ def inspector_for(settings: Settings, env: Mapping[str, str] | None = None) -> I
     environ = os.environ if env is None else env
     return Inspector(
         size=settings.inspector.size,
-        redactor=Redactor.from_env(environ, settings.openai.api_key_env,
-                                   *(p.api_key_env for p in settings.providers.providers)),
+        redactor=Redactor.from_env(environ, *settings.api_key_envs),
     )
 
 

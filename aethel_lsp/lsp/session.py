@@ -418,9 +418,7 @@ class AethelServer(LanguageServer):
         Every message the protocol sends passes it (`rpc.AethelProtocol`), so a key an
         upstream echoes can reach no progress, message, log or error.
         """
-        settings = self.session.settings
-        names = (settings.openai.api_key_env,
-                 *(p.api_key_env for p in settings.providers.providers))
+        names = self.session.settings.api_key_envs
         if self._redactor is None or self._redactor[0] != names:
             self._redactor = (names, Redactor.from_env(self.session.env, *names))
         return self._redactor[1]
