@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from aethel_lsp.config.schema import MAX_DISTILL_CANDIDATES
+
 if TYPE_CHECKING:  # the distiller (checker, engine) loads only when the command runs
     from aethel_lsp.cli.context import CliContext
     from aethel_lsp.distill.run import DistillEvent
 
-MAX_CANDIDATES = 32
 
 
 def model_list(text: str) -> tuple[str, ...]:
@@ -30,8 +31,8 @@ def candidate_count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= MAX_CANDIDATES:
-        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to {MAX_CANDIDATES}")
+    if not 1 <= value <= MAX_DISTILL_CANDIDATES:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to {MAX_DISTILL_CANDIDATES}")
     return value
 
 
@@ -66,12 +67,7 @@ async def run(args: argparse.Namespace, ctx: CliContext) -> int:
         if not chosen:
             raise CliUsageError("No model to ask: pass --models, or install one.")
         models = (chosen,)
-    options = DistillOptions(
-        models=tuple(models), candidates=args.candidates or settings.distill.candidates,
-        agree=settings.distill.agree, concurrency=settings.distill.concurrency,
-        repair_rounds=settings.generation.repair_rounds, max_tokens=settings.max_tokens,
-        context_size=settings.context_size, keep_alive=settings.keep_alive_value,
-    )
+    options = DistillOptions.from_settings(settings, models, args.candidates)
 
     try:
         ensure_fits(description, "", options)

@@ -34,6 +34,7 @@ ACTION_NAMES: Final = (
     "generateContract", "distillContract", "explain", "improve", "document", "fix"
 )
 DEFAULT_HOST: Final = "http://127.0.0.1:11434"
+MAX_DISTILL_CANDIDATES: Final = 32  # the setting, the LSP argument and the CLI flag
 
 
 class InvalidValue(ValueError):
@@ -202,7 +203,8 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("actions.enabled", ACTION_NAMES, p_actions, "code actions offered"),
     Field("generation.repairRounds", 2, p_int(0, 10), "repair rounds for generated contracts"),
     Field("generation.applyInvalid", False, p_bool, "apply a contract that still fails"),
-    Field("distill.candidates", 4, p_int(1, 32), "candidate contracts of the distiller"),
+    Field("distill.candidates", 4, p_int(1, MAX_DISTILL_CANDIDATES),
+          "candidate contracts of the distiller"),
     Field("distill.models", (), p_str_list, "models the distiller asks (empty: `model`)"),
     Field("distill.agree", 2, p_int(0, 32), "stop when this many valid candidates agree"),
     Field("distill.concurrency", 2, p_int(1, 16), "distiller candidates at once per provider"),

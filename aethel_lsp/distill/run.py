@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from aethel_lsp.config import Settings
 from aethel_lsp.distill import scoring
 from aethel_lsp.distill.candidate import Candidate
 from aethel_lsp.engine.base import Engine, collect
@@ -49,6 +50,18 @@ class DistillOptions:
     max_tokens: int | None = None
     context_size: int | None = None
     keep_alive: KeepAlive = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, models: Sequence[str], candidates: int | None = None
+    ) -> DistillOptions:
+        """The editor's and the CLI's options: the `distill.*` and generation settings."""
+        return cls(
+            models=tuple(models), candidates=candidates or settings.distill.candidates,
+            agree=settings.distill.agree, concurrency=settings.distill.concurrency,
+            repair_rounds=settings.generation.repair_rounds, max_tokens=settings.max_tokens,
+            context_size=settings.context_size, keep_alive=settings.keep_alive_value,
+        )
 
     def __post_init__(self) -> None:
         if not self.models:

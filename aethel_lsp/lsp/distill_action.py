@@ -13,6 +13,7 @@ from typing import Any
 from lsprotocol import types
 
 from aethel_lsp.config.providers import provider_name
+from aethel_lsp.config.schema import MAX_DISTILL_CANDIDATES
 from aethel_lsp.distill.candidate import Candidate
 from aethel_lsp.distill.run import (
     DescriptionTooLong,
@@ -27,7 +28,6 @@ from aethel_lsp.lsp.progress import Progress
 from aethel_lsp.lsp.session import AethelServer
 from aethel_lsp.protocol import TITLE_DISTILL_CONTRACT
 
-MAX_CANDIDATES = 32
 CHECKS = "parser, conservation, division by zero, overflow, consistency, satisfiable guard"
 
 
@@ -35,8 +35,8 @@ def _candidates(args: Args, default: int) -> int:
     raw = args.get("candidates")
     if raw is None:
         return default
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_CANDIDATES:
-        raise UserError(f"`candidates` must be a whole number from 1 to {MAX_CANDIDATES}.")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_DISTILL_CANDIDATES:
+        raise UserError(f"`candidates` must be a whole number from 1 to {MAX_DISTILL_CANDIDATES}.")
     return raw
 
 
@@ -67,12 +67,7 @@ async def distill_contract(ls: AethelServer, args: Args) -> dict[str, Any]:
     settings = ls.session.settings
     count = _candidates(args, settings.distill.candidates)
     models = _models(args) or settings.distill.models or (await actions.resolve_model(ls, "chat"),)
-    options = DistillOptions(
-        models=models, candidates=count, agree=settings.distill.agree,
-        concurrency=settings.distill.concurrency,
-        repair_rounds=settings.generation.repair_rounds, max_tokens=settings.max_tokens,
-        context_size=settings.context_size, keep_alive=settings.keep_alive_value,
-    )
+    options = DistillOptions.from_settings(settings, models, count)
     try:
         ensure_fits(target.description, target.draft, options)  # before progress begins
     except DescriptionTooLong as exc:
