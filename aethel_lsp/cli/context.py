@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # rich (output) and the engine load only when a subcommand runs
     from aethel_lsp.cli.output import Output
@@ -107,9 +107,11 @@ def cli_engine_config(
     An explicit `--host` names an Ollama, unless the engine is (or is configured as) an
     OpenAI-compatible server, whose base URL it then is.  One rule for every subcommand.
     """
-    from aethel_lsp.engine import EngineConfig, EngineTimeouts
+    import dataclasses
 
-    kind = engine_arg or settings.engine
+    from aethel_lsp.engine import EngineChoice, EngineConfig
+
+    kind = cast(EngineChoice, engine_arg or settings.engine)  # argparse's choices
     if host_arg and not engine_arg and kind != "openai":
         kind = "ollama"
     base_url = settings.openai.base_url
@@ -121,21 +123,8 @@ def cli_engine_config(
             "(e.g. --host http://127.0.0.1:8000/v1) or set `openai.baseUrl` in "
             "~/.config/aethel-lsp/config.toml."
         )
-    timeouts = EngineTimeouts(
-        connect_s=settings.timeouts.connect_ms / 1000,
-        first_token_s=settings.timeouts.first_token_ms / 1000,
-        between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
-        total_s=settings.timeouts.total_ms / 1000,
-    )
-    return EngineConfig(
-        kind=kind,  # type: ignore[arg-type]
-        host=host,
-        openai_base_url=base_url,
-        openai_api_key_env=settings.openai.api_key_env,
-        embedded_model_path=settings.embedded.model_path or None,
-        embedded_threads=settings.embedded.threads,
-        timeouts=timeouts,
-        providers=settings.providers,
+    return dataclasses.replace(
+        EngineConfig.from_settings(settings), kind=kind, host=host, openai_base_url=base_url
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from aethel_lsp.config import Settings
 from aethel_lsp.config.provider_settings import ProviderConfig
 from aethel_lsp.engine.errors import EngineError, EngineNotInstalled, InvalidRequest
 from aethel_lsp.engine.types import EngineKind, EngineStatus, EngineTimeouts
@@ -41,6 +42,25 @@ class EngineConfig:
     timeouts: EngineTimeouts = field(default_factory=EngineTimeouts)
     # Named providers, fallback chain and budget (user config only); empty = one engine.
     providers: ProviderConfig = field(default_factory=ProviderConfig)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineConfig:
+        """The engine part of the settings; the CLI overrides kind and host from its flags."""
+        return cls(
+            kind=settings.engine,
+            host=settings.host,
+            openai_base_url=settings.openai.base_url,
+            openai_api_key_env=settings.openai.api_key_env,
+            embedded_model_path=settings.embedded.model_path or None,
+            embedded_threads=settings.embedded.threads,
+            timeouts=EngineTimeouts(
+                connect_s=settings.timeouts.connect_ms / 1000,
+                first_token_s=settings.timeouts.first_token_ms / 1000,
+                between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
+                total_s=settings.timeouts.total_ms / 1000,
+            ),
+            providers=settings.providers,
+        )
 
 
 def create_engine(

@@ -32,7 +32,6 @@ from aethel_lsp.engine import (
     EngineOffline,
     EngineStatus,
     EngineTimeout,
-    EngineTimeouts,
     Metrics,
     NoEngineAvailable,
     create_engine,
@@ -486,21 +485,7 @@ class AethelServer(LanguageServer):
 
 def engine_config(settings: Settings) -> EngineConfig:
     """The engine part of the settings (compared to decide when to rebuild the engine)."""
-    return EngineConfig(
-        kind=settings.engine,
-        host=settings.host,
-        openai_base_url=settings.openai.base_url,
-        openai_api_key_env=settings.openai.api_key_env,
-        embedded_model_path=settings.embedded.model_path or None,
-        embedded_threads=settings.embedded.threads,
-        timeouts=EngineTimeouts(
-            connect_s=settings.timeouts.connect_ms / 1000,
-            first_token_s=settings.timeouts.first_token_ms / 1000,
-            between_tokens_s=settings.timeouts.between_tokens_ms / 1000,
-            total_s=settings.timeouts.total_ms / 1000,
-        ),
-        providers=settings.providers,
-    )
+    return EngineConfig.from_settings(settings)
 
 
 def _issue_diagnostic(issue: ConfigIssue) -> types.Diagnostic:
